@@ -1,0 +1,12 @@
+//! The pure core of Portcullis, compiled both into the proxy-wasm filter and
+//! into the companion: nothing here does I/O or reads a clock.
+
+pub mod authorization;
+pub mod challenge;
+pub mod check;
+pub mod scope;
+pub mod token;
+
+pub use check::{CheckAnswer, CheckRequest, Group, TokenType};
+pub use scope::{Satisfy, Scope};
+pub use token::{Token, TokenKey, TokenSecret};

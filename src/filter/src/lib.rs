@@ -1,0 +1,10 @@
+//! The Portcullis proxy-wasm filter. Every decision lives in plain Rust
+//! modules that are unit-tested natively; `plugin` is the only module that
+//! talks to the proxy, and it is built for wasm only.
+
+pub mod config;
+pub mod decision;
+pub mod request;
+
+#[cfg(target_arch = "wasm32")]
+mod plugin;

@@ -1,0 +1,154 @@
+//! The proxy-wasm glue: host calls in, pure decisions out. Nothing here
+//! decides anything that the pure modules could.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+
+use crate::config::FilterConfig;
+use crate::decision::{self, CheckReply, Decision, BAD_AUTHORIZATION_BODY, UNAVAILABLE_BODY};
+use crate::request;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+#[derive(Default)]
+struct Root {
+    config: Option<Rc<FilterConfig>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match FilterConfig::from_json(&bytes) {
+            Ok(config) => {
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                // Returning false makes Envoy refuse the filter, and so the
+                // listener: a bad configuration never serves.
+                log(LogLevel::Critical, &format!("portcullis: {e}"));
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let config = self.config.clone()?;
+        Some(Box::new(Check { config }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One request's check.
+struct Check {
+    config: Rc<FilterConfig>,
+}
+
+impl Check {
+    fn strip_identity_headers(&self) {
+        for (name, _) in self.get_http_request_headers_bytes() {
+            if request::is_identity_header(&name) {
+                self.set_http_request_header(&name, None);
+            }
+        }
+    }
+
+    fn dispatch_check(&self) -> Result<(), Action> {
+        let authorization = self.get_http_request_header_bytes("authorization");
+        let headers =
+            request::callout_headers(&self.config, authorization.as_deref()).map_err(|_| {
+                self.send_http_response(400, vec![JSON], Some(BAD_AUTHORIZATION_BODY));
+                Action::Pause
+            })?;
+        self.dispatch_http_call(
+            &self.config.cluster,
+            headers,
+            None,
+            vec![],
+            self.config.timeout,
+        )
+        .map(|_| ())
+        .map_err(|status| {
+            self.fail_closed(&format!("check callout not dispatched: {status:?}"));
+            Action::Pause
+        })
+    }
+
+    fn fail_closed(&self, reason: &str) {
+        log(
+            LogLevel::Warn,
+            &format!("portcullis: {reason}; answering 503"),
+        );
+        self.send_http_response(503, vec![JSON], Some(UNAVAILABLE_BODY));
+    }
+}
+
+impl Context for Check {
+    fn on_http_call_response(
+        &mut self,
+        _id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let status = self.get_http_call_response_header_bytes(":status");
+        let challenge = self.get_http_call_response_header_bytes("www-authenticate");
+        let body = match body_size {
+            0 => None,
+            n if n > decision::MAX_REPLY_BODY => {
+                return self.fail_closed(&format!("check reply of {n} bytes is too large"));
+            }
+            n => self.get_http_call_response_body(0, n),
+        };
+        let reply = CheckReply {
+            status: status.as_deref(),
+            www_authenticate: challenge.as_deref(),
+            body: body.as_deref().unwrap_or_default(),
+        };
+        match decision::decide(&reply) {
+            Decision::Allow(identity) => {
+                for (name, value) in &identity {
+                    self.set_http_request_header(name, Some(value));
+                }
+                // The upstream gets the identity, never the caller's credential.
+                self.set_http_request_header("authorization", None);
+                self.resume_http_request();
+            }
+            Decision::Refuse(refusal) => {
+                let mut headers = vec![JSON];
+                if let Some(challenge) = &refusal.www_authenticate {
+                    headers.push(("www-authenticate", challenge));
+                }
+                self.send_http_response(refusal.status, headers, Some(&refusal.body));
+            }
+            Decision::Unavailable(reason) => self.fail_closed(&reason),
+        }
+    }
+}
+
+impl HttpContext for Check {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.strip_identity_headers();
+        match self.dispatch_check() {
+            Ok(()) => Action::Pause,
+            Err(action) => action,
+        }
+    }
+}
+
+fn log(level: LogLevel, message: &str) {
+    // Logging can only fail if the host is gone; there is nowhere to report it.
+    let _ = proxy_wasm::hostcalls::log(level, message);
+}

@@ -1,0 +1,92 @@
+//! What the filter does with the caller's request before the check: which
+//! headers it removes and what the check callout carries.
+
+use portcullis_core::check::headers;
+
+use crate::config::FilterConfig;
+
+/// True for a header a client must never be able to set: the identity
+/// headers this filter alone writes for the upstream. Names arrive
+/// lower-cased from Envoy, but the comparison does not rely on it.
+pub fn is_identity_header(name: &str) -> bool {
+    name.len() >= headers::PREFIX.len()
+        && name.as_bytes()[..headers::PREFIX.len()].eq_ignore_ascii_case(headers::PREFIX.as_bytes())
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Authorization header is not valid UTF-8")]
+pub struct AuthorizationNotText;
+
+/// The headers of the check callout. The caller's `Authorization` is passed
+/// on as it came: the companion owns the parsing, so a malformed header and
+/// a malformed token get the companion's precise refusal.
+pub fn callout_headers<'a>(
+    config: &'a FilterConfig,
+    authorization: Option<&'a [u8]>,
+) -> Result<Vec<(&'a str, &'a str)>, AuthorizationNotText> {
+    let mut out = vec![
+        (":method", "GET"),
+        (":path", config.check_path.as_str()),
+        (":authority", config.authority.as_str()),
+    ];
+    if let Some(value) = authorization {
+        let value = std::str::from_utf8(value).map_err(|_| AuthorizationNotText)?;
+        out.push(("authorization", value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> FilterConfig {
+        FilterConfig::from_json(br#"{"cluster":"portcullis","scopes":["read:all"]}"#).unwrap()
+    }
+
+    #[test]
+    fn identity_headers_are_recognised_in_any_case() {
+        for name in [
+            "x-auth-request-user",
+            "X-Auth-Request-Email",
+            "x-auth-request-",
+            "x-auth-request-anything-new",
+        ] {
+            assert!(is_identity_header(name), "{name}");
+        }
+        for name in ["x-auth-request", "authorization", "x-auth", "cookie", ""] {
+            assert!(!is_identity_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn callout_carries_the_check_path_and_the_callers_authorization() {
+        let config = config();
+        let headers = callout_headers(&config, Some(b"Bearer abc")).unwrap();
+        assert_eq!(
+            headers,
+            vec![
+                (":method", "GET"),
+                (":path", "/ingress/auth?scope=read%3Aall&satisfy=all"),
+                (":authority", "portcullis"),
+                ("authorization", "Bearer abc"),
+            ]
+        );
+    }
+
+    #[test]
+    fn callout_without_authorization_sends_none() {
+        let config = config();
+        let headers = callout_headers(&config, None).unwrap();
+        assert!(headers.iter().all(|(name, _)| *name != "authorization"));
+    }
+
+    #[test]
+    fn non_utf8_authorization_is_refused() {
+        let config = config();
+        assert_eq!(
+            callout_headers(&config, Some(&[0x42, 0xff, 0x20])),
+            Err(AuthorizationNotText)
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! The `portcullis` command line.
+
+use std::fs::OpenOptions;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use portcullis_core::{Group, Scope, Token, TokenType};
+use tracing_subscriber::EnvFilter;
+
+use crate::app::App;
+use crate::config::{self, Config};
+use crate::services::NewToken;
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Portcullis companion: token storage and checks for the Envoy filter"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PORTCULLIS_CONFIG",
+        default_value = "portcullis.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the check endpoint and the API.
+    Serve,
+    /// Work with tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Work with the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it on standard output.
+    Create(CreateArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Write a new configuration file with a fresh key and bootstrap token.
+    Init {
+        /// Address the companion will listen on.
+        #[arg(long, default_value = "127.0.0.1:8300")]
+        listen: SocketAddr,
+        /// SQLite file, relative to the configuration file's folder.
+        #[arg(long, default_value = "portcullis.sqlite")]
+        database: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliTokenType {
+    User,
+    Service,
+    Session,
+}
+
+impl From<CliTokenType> for TokenType {
+    fn from(t: CliTokenType) -> Self {
+        match t {
+            CliTokenType::User => TokenType::User,
+            CliTokenType::Service => TokenType::Service,
+            CliTokenType::Session => TokenType::Session,
+        }
+    }
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Owner of the token.
+    #[arg(long)]
+    user: String,
+    /// A scope for the token; repeat for more.
+    #[arg(long = "scope")]
+    scopes: Vec<Scope>,
+    #[arg(long = "type", value_enum, default_value = "user")]
+    token_type: CliTokenType,
+    /// Time until the token expires, such as `30d` or `12h`; never if absent.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lifetime: Option<Duration>,
+    /// The token's name.
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    uid: Option<u32>,
+    #[arg(long)]
+    gid: Option<u32>,
+    /// A group as NAME or NAME:GID; repeat for more.
+    #[arg(long = "group", value_parser = parse_group)]
+    groups: Vec<Group>,
+}
+
+fn parse_group(s: &str) -> Result<Group, String> {
+    match s.split_once(':') {
+        None if !s.is_empty() => Ok(Group {
+            name: s.to_owned(),
+            id: None,
+        }),
+        Some((name, id)) if !name.is_empty() => id
+            .parse()
+            .map(|id| Group {
+                name: name.to_owned(),
+                id: Some(id),
+            })
+            .map_err(|_| format!("group id {id:?} is not a number")),
+        _ => Err("group name is empty".to_owned()),
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let result = match cli.command {
+        Command::Serve => serve(&cli.config).await,
+        Command::Token {
+            command: TokenCommand::Create(args),
+        } => create_token(&cli.config, args).await,
+        Command::Config {
+            command: ConfigCommand::Init { listen, database },
+        } => init_config(&cli.config, listen, &database),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config_path: &Path) -> CliResult {
+    let config = Config::load(config_path)?;
+    let app = App::from_config(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(listen = %config.listen, "portcullis companion serving");
+    axum::serve(listener, app.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("portcullis companion stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+async fn create_token(config_path: &Path, args: CreateArgs) -> CliResult {
+    let config = Config::load(config_path)?;
+    let app = App::from_config(&config).await?;
+    let token = app
+        .tokens
+        .create_token(NewToken {
+            username: args.user,
+            token_type: args.token_type.into(),
+            scopes: args.scopes,
+            lifetime: args.lifetime,
+            name: args.name,
+            email: args.email,
+            uid: args.uid,
+            gid: args.gid,
+            groups: args.groups,
+        })
+        .await?;
+    println!("{}", token.expose());
+    Ok(())
+}
+
+fn init_config(path: &Path, listen: SocketAddr, database: &Path) -> CliResult {
+    let mut key = [0u8; 32];
+    let (mut token_key, mut token_secret) = ([0u8; 16], [0u8; 16]);
+    for buf in [&mut key[..], &mut token_key, &mut token_secret] {
+        getrandom::fill(buf).map_err(|e| format!("system random source failed: {e}"))?;
+    }
+    let bootstrap = Token::from_random(token_key, token_secret);
+    let text = config::initial_toml(listen, database, key, &bootstrap);
+    // create_new: never overwrite a key someone depends on. 0600: the file
+    // holds the key and the bootstrap token.
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}

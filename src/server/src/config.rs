@@ -1,0 +1,355 @@
+//! The companion's configuration: one TOML file, typed and validated at load
+//! with errors that name the field. Defaults are given beside each field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use portcullis_core::challenge::is_valid_realm;
+use portcullis_core::Token;
+use serde::Deserialize;
+
+/// Longest key id; ids are stored beside every ciphertext.
+const MAX_KEY_ID_LEN: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration field `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// Address the HTTP server listens on. Default: 127.0.0.1:8300.
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    /// Realm named in every `WWW-Authenticate` challenge. Default: portcullis.
+    #[serde(default = "default_realm")]
+    realm: String,
+    /// Admin token for the API; never accepted at the ingress. Default: none.
+    bootstrap_token: Option<String>,
+    /// Longest time a check answer may be cached by the filter, in seconds.
+    /// Default: 300.
+    #[serde(default = "default_cache_ttl")]
+    check_cache_ttl_seconds: u64,
+    storage: RawStorage,
+    encryption: RawEncryption,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8300))
+}
+
+fn default_realm() -> String {
+    "portcullis".to_owned()
+}
+
+fn default_cache_ttl() -> u64 {
+    300
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
+enum RawStorage {
+    /// One SQLite file; a relative path is taken from the config file's folder.
+    Embedded { path: PathBuf },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncryption {
+    /// Id of the key new ciphertext is sealed with; must be in `keys`.
+    active_key: String,
+    /// Key id → 32 bytes in standard base64. Old keys stay listed until
+    /// everything sealed with them has been re-encrypted.
+    keys: BTreeMap<String, String>,
+}
+
+/// Where token data is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Embedded { path: PathBuf },
+}
+
+/// 32 bytes of AES-256 key. `Debug` prints a redaction.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyMaterial(pub [u8; 32]);
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyMaterial(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EncryptionConfig {
+    pub active_key: String,
+    pub keys: BTreeMap<String, KeyMaterial>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub realm: String,
+    pub bootstrap_token: Option<Token>,
+    pub check_cache_ttl: Duration,
+    pub storage: StorageConfig,
+    pub encryption: EncryptionConfig,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses configuration text; relative paths are resolved against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        raw.validate(base)
+    }
+}
+
+impl RawConfig {
+    fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        if !is_valid_realm(&self.realm) {
+            return Err(invalid("realm", "must be non-empty printable ASCII"));
+        }
+        let bootstrap_token = self
+            .bootstrap_token
+            .map(|t| {
+                // The parse error is safe to show; the value never is.
+                t.parse::<Token>()
+                    .map_err(|e| invalid("bootstrap_token", format!("not a Portcullis token: {e}")))
+            })
+            .transpose()?;
+        if self.check_cache_ttl_seconds == 0 {
+            return Err(invalid("check_cache_ttl_seconds", "must be at least 1"));
+        }
+        let storage = match self.storage {
+            RawStorage::Embedded { path } if path.as_os_str().is_empty() => {
+                return Err(invalid("storage.path", "must not be empty"));
+            }
+            RawStorage::Embedded { path } => StorageConfig::Embedded {
+                path: base.join(path),
+            },
+        };
+        Ok(Config {
+            listen: self.listen,
+            realm: self.realm,
+            bootstrap_token,
+            check_cache_ttl: Duration::from_secs(self.check_cache_ttl_seconds),
+            storage,
+            encryption: self.encryption.validate()?,
+        })
+    }
+}
+
+impl RawEncryption {
+    fn validate(self) -> Result<EncryptionConfig, ConfigError> {
+        let mut keys = BTreeMap::new();
+        for (id, encoded) in self.keys {
+            let field = format!("encryption.keys.{id}");
+            if !is_valid_key_id(&id) {
+                return Err(invalid(
+                    field,
+                    format!("key id must be 1 to {MAX_KEY_ID_LEN} of A-Z a-z 0-9 _ -"),
+                ));
+            }
+            let bytes: [u8; 32] = STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| invalid(&field, "must be 32 bytes in standard base64"))?;
+            keys.insert(id, KeyMaterial(bytes));
+        }
+        if !keys.contains_key(&self.active_key) {
+            return Err(invalid(
+                "encryption.active_key",
+                format!("{:?} is not one of encryption.keys", self.active_key),
+            ));
+        }
+        Ok(EncryptionConfig {
+            active_key: self.active_key,
+            keys,
+        })
+    }
+}
+
+fn is_valid_key_id(id: &str) -> bool {
+    (1..=MAX_KEY_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A fresh configuration with a new random key and bootstrap token, for
+/// `portcullis config init`.
+pub fn initial_toml(
+    listen: SocketAddr,
+    database: &Path,
+    key: [u8; 32],
+    bootstrap: &Token,
+) -> String {
+    format!(
+        r#"# Portcullis companion configuration. Keep this file private (mode 0600):
+# it holds the encryption key and the bootstrap token.
+
+# Address the companion listens on.
+listen = "{listen}"
+# Realm named in WWW-Authenticate challenges.
+realm = "portcullis"
+# Admin token for the token API. Never accepted at the ingress.
+bootstrap_token = "{bootstrap}"
+# Longest time the filter may cache a check answer.
+check_cache_ttl_seconds = 300
+
+[storage]
+backend = "embedded"
+# SQLite file; relative paths are taken from this file's folder.
+path = {database:?}
+
+[encryption]
+# Key that seals new token data. To rotate, add a key and make it active.
+active_key = "k1"
+
+[encryption.keys]
+k1 = "{key}"
+"#,
+        bootstrap = bootstrap.expose(),
+        database = database.display().to_string(),
+        key = STANDARD.encode(key),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("/etc/portcullis"))
+    }
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            "{extra}\n[storage]\nbackend = \"embedded\"\npath = \"db.sqlite\"\n\
+             [encryption]\nactive_key = \"k1\"\n[encryption.keys]\nk1 = \"{KEY}\"\n"
+        )
+    }
+
+    fn field_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("not a field error: {other}"),
+        }
+    }
+
+    #[test]
+    fn minimal_file_gets_documented_defaults() {
+        let config = parse(&minimal("")).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8300".parse().unwrap());
+        assert_eq!(config.realm, "portcullis");
+        assert!(config.bootstrap_token.is_none());
+        assert_eq!(config.check_cache_ttl, Duration::from_secs(300));
+        assert_eq!(
+            config.storage,
+            StorageConfig::Embedded {
+                path: "/etc/portcullis/db.sqlite".into()
+            }
+        );
+    }
+
+    #[test]
+    fn initial_toml_loads_back() {
+        let token = Token::from_random([3; 16], [4; 16]);
+        let text = initial_toml(
+            default_listen(),
+            Path::new("data/p.sqlite"),
+            [9; 32],
+            &token,
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.bootstrap_token.unwrap().key(), token.key());
+        assert_eq!(config.encryption.keys["k1"], KeyMaterial([9; 32]));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            (minimal("realm = \"a\\nb\""), "realm"),
+            (minimal("bootstrap_token = \"gt-nope\""), "bootstrap_token"),
+            (
+                minimal("check_cache_ttl_seconds = 0"),
+                "check_cache_ttl_seconds",
+            ),
+            (
+                minimal("").replace("active_key = \"k1\"", "active_key = \"k2\""),
+                "encryption.active_key",
+            ),
+            (minimal("").replace(KEY, "c2hvcnQ="), "encryption.keys.k1"),
+            (
+                minimal("").replace("k1 = ", "\"bad id\" = "),
+                "encryption.keys.bad id",
+            ),
+            (minimal("").replace("\"db.sqlite\"", "\"\""), "storage.path"),
+        ];
+        for (text, field) in cases {
+            assert_eq!(field_of(parse(&text).unwrap_err()), field, "{text}");
+        }
+    }
+
+    #[test]
+    fn syntax_and_type_errors_are_parse_errors_that_say_where() {
+        let e = parse(&minimal("listen = 8300")).unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = parse(&minimal("colour = \"red\"")).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+        let e = parse(&minimal("").replace("embedded", "etcd"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("etcd"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_redacts_keys_and_bootstrap_token() {
+        let token = Token::from_random([3; 16], [4; 16]);
+        let text = initial_toml(default_listen(), Path::new("p.sqlite"), [9; 32], &token);
+        let shown = format!("{:?}", parse(&text).unwrap());
+        assert!(!shown.contains(&token.secret().expose()), "{shown}");
+        assert!(!shown.contains(&STANDARD.encode([9u8; 32])), "{shown}");
+    }
+}

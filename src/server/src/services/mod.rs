@@ -1,0 +1,10 @@
+//! The token rules, over the stores. Services take their stores and a clock
+//! as values so that tests can drive time without sleeping.
+
+pub mod check;
+pub mod clock;
+pub mod tokens;
+
+pub use check::{CheckError, CheckService};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use tokens::{NewToken, TokenError, TokenService};

@@ -1,0 +1,99 @@
+//! Token data: everything known about a token, keyed by its public key and
+//! sealed at rest. This store is the truth for whether a token exists.
+
+use async_trait::async_trait;
+use portcullis_core::{Group, Scope, Token, TokenKey, TokenSecret, TokenType};
+use serde::{Deserialize, Serialize};
+
+use super::StorageError;
+
+#[derive(Debug, Clone)]
+pub struct TokenData {
+    /// Key and secret. The secret is kept (sealed) so that a stored token can
+    /// be handed back to its owner, as get-or-create of child tokens needs.
+    pub token: Token,
+    pub username: String,
+    pub token_type: TokenType,
+    pub scopes: Vec<Scope>,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Vec<Group>,
+}
+
+/// The sealed form: every field but the key, which is the row's name.
+#[derive(Serialize, Deserialize)]
+struct SealedFields {
+    secret: String,
+    username: String,
+    token_type: TokenType,
+    scopes: Vec<Scope>,
+    created: u64,
+    expires: Option<u64>,
+    name: Option<String>,
+    email: Option<String>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Vec<Group>,
+}
+
+impl TokenData {
+    /// The JSON that gets sealed.
+    pub fn to_plaintext(&self) -> Vec<u8> {
+        let fields = SealedFields {
+            secret: self.token.secret().expose(),
+            username: self.username.clone(),
+            token_type: self.token_type,
+            scopes: self.scopes.clone(),
+            created: self.created,
+            expires: self.expires,
+            name: self.name.clone(),
+            email: self.email.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        };
+        // Serializing plain fields to a Vec cannot fail.
+        serde_json::to_vec(&fields).unwrap_or_default()
+    }
+
+    /// Rebuilds token data from the key it was stored under and its opened
+    /// plaintext.
+    pub fn from_plaintext(key: &TokenKey, plaintext: &[u8]) -> Result<Self, StorageError> {
+        let corrupt = |reason: String| StorageError::Corrupt {
+            key: key.to_string(),
+            reason,
+        };
+        let f: SealedFields =
+            serde_json::from_slice(plaintext).map_err(|e| corrupt(e.to_string()))?;
+        let secret: TokenSecret = f.secret.parse().map_err(|_| corrupt("bad secret".into()))?;
+        Ok(Self {
+            token: Token::from_parts(key.clone(), secret),
+            username: f.username,
+            token_type: f.token_type,
+            scopes: f.scopes,
+            created: f.created,
+            expires: f.expires,
+            name: f.name,
+            email: f.email,
+            uid: f.uid,
+            gid: f.gid,
+            groups: f.groups,
+        })
+    }
+}
+
+#[async_trait]
+pub trait TokenDataStore: Send + Sync {
+    /// Stores (or replaces) the data of a token.
+    async fn store(&self, data: &TokenData) -> Result<(), StorageError>;
+    /// The data stored under `key`, without any check of a secret: callers
+    /// holding a user-supplied token must compare secrets themselves.
+    async fn get(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError>;
+    /// Succeeds when the store can be reached.
+    async fn ping(&self) -> Result<(), StorageError>;
+}

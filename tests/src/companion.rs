@@ -1,0 +1,99 @@
+//! The companion, started from its own binary on a fresh embedded store.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{answers_ok, free_port, wait_for, Process};
+use crate::Artifacts;
+
+pub struct Companion {
+    pub port: u16,
+    pub dir: PathBuf,
+    binary: PathBuf,
+    process: Option<Process>,
+}
+
+impl Companion {
+    /// Writes a fresh configuration in `dir` and starts serving.
+    pub async fn start(artifacts: &Artifacts, dir: &Path) -> Self {
+        let port = free_port();
+        let mut companion = Self {
+            port,
+            dir: dir.to_owned(),
+            binary: artifacts.companion.clone(),
+            process: None,
+        };
+        let listen = format!("127.0.0.1:{port}");
+        companion.cli(&[
+            "config",
+            "init",
+            "--listen",
+            &listen,
+            "--database",
+            "portcullis.sqlite",
+        ]);
+        companion.resume().await;
+        companion
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("portcullis.toml")
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.join("portcullis.sqlite")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Runs a `portcullis` command on this companion's configuration and
+    /// returns its standard output; panics with stderr if it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new(&self.binary)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .expect("run portcullis");
+        assert!(
+            output.status.success(),
+            "portcullis {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// A new user token with these scopes, as its bearer string.
+    pub fn create_token(&self, user: &str, scopes: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--user", user];
+        for scope in scopes {
+            args.extend(["--scope", scope]);
+        }
+        self.cli(&args).trim().to_owned()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    /// Starts serving (again) on the same port and store.
+    pub async fn resume(&mut self) {
+        let mut command = Command::new(&self.binary);
+        command.arg("--config").arg(self.config_path()).arg("serve");
+        self.process = Some(Process::spawn(
+            "companion",
+            command,
+            &self.dir.join("companion.log"),
+        ));
+        let health = self.url("/health");
+        wait_for("the companion's /health", Duration::from_secs(20), || {
+            answers_ok(&health)
+        })
+        .await;
+    }
+}

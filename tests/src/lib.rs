@@ -1,0 +1,14 @@
+//! The end-to-end harness: starts the companion, the echo upstream and the
+//! real Envoy loading the freshly built `.wasm`, each on a free port, and
+//! stops them all when dropped, failed test or not.
+
+pub mod artifacts;
+pub mod companion;
+pub mod envoy;
+pub mod process;
+pub mod stack;
+
+pub use artifacts::Artifacts;
+pub use companion::Companion;
+pub use envoy::Envoy;
+pub use stack::{Ports, Stack};

@@ -1,0 +1,111 @@
+//! The whole path: client → Envoy + filter → (companion) → echo upstream.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::process::{free_port, wait_for, Process};
+use crate::{Artifacts, Companion, Envoy};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub proxy: u16,
+    pub admin: u16,
+    pub upstream: u16,
+    pub companion: u16,
+}
+
+/// `envoy/demo.yaml` with its placeholders filled.
+pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports) -> String {
+    let template = std::fs::read_to_string(artifacts.root.join("envoy/demo.yaml"))
+        .expect("read envoy/demo.yaml");
+    template
+        .replace("{{ADMIN_PORT}}", &ports.admin.to_string())
+        .replace("{{PROXY_PORT}}", &ports.proxy.to_string())
+        .replace("{{UPSTREAM_PORT}}", &ports.upstream.to_string())
+        .replace("{{COMPANION_PORT}}", &ports.companion.to_string())
+        .replace("{{WASM_PATH}}", &artifacts.wasm.display().to_string())
+}
+
+pub struct Stack {
+    pub companion: Companion,
+    pub envoy: Envoy,
+    pub ports: Ports,
+    pub client: reqwest::Client,
+    _upstream: Process,
+    // Dropped last: the processes above are stopped before their files go.
+    _dir: TempDir,
+}
+
+impl Stack {
+    /// The demo configuration, as users get it.
+    pub async fn start() -> Self {
+        Self::start_with(|_, config| config).await
+    }
+
+    /// The demo configuration changed by `edit` before Envoy reads it.
+    pub async fn start_with(edit: impl FnOnce(&Ports, String) -> String) -> Self {
+        let artifacts = Artifacts::get();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let companion = Companion::start(&artifacts, dir.path()).await;
+        let ports = Ports {
+            proxy: free_port(),
+            admin: free_port(),
+            upstream: free_port(),
+            companion: companion.port,
+        };
+        let mut command = Command::new(&artifacts.echo);
+        command.arg(ports.upstream.to_string());
+        let upstream = Process::spawn("echo-upstream", command, &dir.path().join("upstream.log"));
+        let echo_url = format!("http://127.0.0.1:{}/", ports.upstream);
+        wait_for("the echo upstream", Duration::from_secs(10), || {
+            crate::process::answers_ok(&echo_url)
+        })
+        .await;
+        let config = edit(&ports, render_demo_config(&artifacts, &ports));
+        let envoy = Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path())
+            .await
+            .unwrap_or_else(|log| panic!("Envoy exited during start-up:\n{log}"));
+        Self {
+            companion,
+            envoy,
+            ports,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+            _upstream: upstream,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ports.proxy)
+    }
+
+    /// GET through Envoy with the given headers.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request through Envoy")
+    }
+
+    /// GET through Envoy with a bearer token.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.get(path, &[("authorization", &format!("Bearer {token}"))])
+            .await
+    }
+}
+
+/// The headers the echo upstream saw, from its JSON answer.
+pub async fn upstream_headers(response: reqwest::Response) -> serde_json::Map<String, Value> {
+    let body: Value = response.json().await.expect("echo answer is JSON");
+    body["headers"]
+        .as_object()
+        .cloned()
+        .expect("echo answer has headers")
+}
