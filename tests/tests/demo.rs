@@ -1,0 +1,197 @@
+//! The README's promise: its first commands are `./build.sh run` and
+//! `./build.sh test`, and the demo works as printed. (`./build.sh test`
+//! itself is proven by being the command that runs this.)
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis_e2e::process::free_port;
+use portcullis_e2e::Artifacts;
+use reqwest::StatusCode;
+
+trait SpawnWithDefaultSigint {
+    fn spawn_with_default_sigint(&mut self) -> std::io::Result<std::process::Child>;
+}
+
+impl SpawnWithDefaultSigint for Command {
+    /// A shell cannot trap a signal that was ignored when it started, and a
+    /// test runner may have been started with SIGINT ignored: restore the
+    /// default, as a terminal's shell does for its foreground job.
+    fn spawn_with_default_sigint(&mut self) -> std::io::Result<std::process::Child> {
+        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+        unsafe {
+            self.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        self.spawn()
+    }
+}
+
+#[test]
+fn readme_first_commands_are_run_and_test() {
+    let readme =
+        std::fs::read_to_string(Artifacts::get().root.join("README.md")).expect("README.md");
+    let commands: Vec<&str> = readme
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            line.starts_with("./") || line.starts_with("cargo ") || line.starts_with("curl ")
+        })
+        .take(2)
+        .collect();
+    assert_eq!(commands, ["./build.sh run", "./build.sh test"]);
+    // And they come before any other section of the README.
+    let first_heading_after_title = readme.lines().skip(1).position(|l| l.starts_with("## "));
+    let run_line = readme.lines().position(|l| l.trim() == "./build.sh run");
+    assert!(
+        run_line < first_heading_after_title.map(|h| h + 1),
+        "commands must open the README"
+    );
+}
+
+fn parse_env_file(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn port_open(url: &str) -> bool {
+    let addr = url.trim_start_matches("http://");
+    TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_millis(200)).is_ok()
+}
+
+#[tokio::test]
+async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
+    let artifacts = Artifacts::get();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env_file = dir.path().join("demo.env");
+    let out_file = dir.path().join("stdout");
+    // Its own process group, as a terminal's foreground job: Ctrl-C is a
+    // SIGINT to the whole group.
+    let mut demo = Command::new(artifacts.root.join("build.sh"))
+        .arg("run")
+        .env("PORTCULLIS_NO_BUILD", "1") // built by ./build.sh test already
+        .env("PORTCULLIS_PROXY_PORT", free_port().to_string())
+        .env("PORTCULLIS_ADMIN_PORT", free_port().to_string())
+        .env("PORTCULLIS_COMPANION_PORT", free_port().to_string())
+        .env("PORTCULLIS_UPSTREAM_PORT", free_port().to_string())
+        .env("PORTCULLIS_DEMO_DIR", dir.path().join("demo"))
+        .env("PORTCULLIS_DEMO_ENV_FILE", &env_file)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_file).expect("stdout file"))
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn_with_default_sigint()
+        .expect("start ./build.sh run");
+    let group = demo.id();
+    let interrupt = || {
+        Command::new("kill")
+            .args(["-INT", "--", &format!("-{group}")])
+            .status()
+            .expect("kill");
+    };
+
+    let start = Instant::now();
+    while !std::fs::read_to_string(&out_file).is_ok_and(|o| o.contains("press Ctrl-C")) {
+        if start.elapsed() > Duration::from_secs(90) || demo.try_wait().expect("wait").is_some() {
+            interrupt();
+            panic!("the demo did not start");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let printed = std::fs::read_to_string(&out_file).expect("stdout");
+    let env = parse_env_file(&std::fs::read_to_string(&env_file).expect("env file"));
+    for var in [
+        "PORTCULLIS_PROXY_URL",
+        "PORTCULLIS_SERVER_URL",
+        "PORTCULLIS_ENVOY_ADMIN_URL",
+        "PORTCULLIS_DEMO_TOKEN",
+        "PORTCULLIS_BOOTSTRAP_TOKEN",
+    ] {
+        assert!(env.contains_key(var), "{var} missing from the env file");
+        assert!(
+            printed.contains(&format!("{var}={}", env[var])),
+            "{var} not printed"
+        );
+    }
+
+    let client = reqwest::Client::new();
+    let proxy = &env["PORTCULLIS_PROXY_URL"];
+    let allowed = client
+        .get(format!("{proxy}/hello"))
+        .bearer_auth(&env["PORTCULLIS_DEMO_TOKEN"])
+        .send()
+        .await
+        .expect("demo request");
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let echoed: serde_json::Value = allowed.json().await.expect("echo JSON");
+    assert_eq!(echoed["headers"]["x-auth-request-user"][0], "demo");
+    assert_eq!(
+        echoed["headers"]["x-auth-request-email"][0],
+        "demo@example.org"
+    );
+
+    let anonymous = client
+        .get(format!("{proxy}/hello"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // The bootstrap token is an admin credential for the API, never an
+    // identity at the edge.
+    let bootstrap = client
+        .get(format!("{proxy}/hello"))
+        .bearer_auth(&env["PORTCULLIS_BOOTSTRAP_TOKEN"])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bootstrap.status(), StatusCode::UNAUTHORIZED);
+    let admin_ready = client
+        .get(format!("{}/ready", env["PORTCULLIS_ENVOY_ADMIN_URL"]))
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(admin_ready.status(), StatusCode::OK);
+
+    // The printed curl line for the demo token works when pasted.
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with("curl -s -H \"Authorization: Bearer"))
+        .expect("a curl line with the demo token");
+    let pasted = Command::new("bash")
+        .arg("-c")
+        .arg(line)
+        .output()
+        .expect("run curl line");
+    assert!(String::from_utf8_lossy(&pasted.stdout).contains(r#""x-auth-request-user":["demo"]"#));
+
+    interrupt();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = demo.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the demo ignored Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "Ctrl-C should stop the demo cleanly: {status}"
+    );
+    for url in [
+        "PORTCULLIS_PROXY_URL",
+        "PORTCULLIS_SERVER_URL",
+        "PORTCULLIS_ENVOY_ADMIN_URL",
+    ] {
+        assert!(!port_open(&env[url]), "{url} still answers after Ctrl-C");
+    }
+}
