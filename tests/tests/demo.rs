@@ -61,6 +61,14 @@ fn parse_env_file(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+async fn fetch(url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("request to the demo")
+}
+
 fn port_open(url: &str) -> bool {
     let addr = url.trim_start_matches("http://");
     TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_millis(200)).is_ok()
@@ -121,14 +129,12 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
         );
     }
 
-    let client = reqwest::Client::new();
     let proxy = &env["PORTCULLIS_PROXY_URL"];
-    let allowed = client
-        .get(format!("{proxy}/hello"))
-        .bearer_auth(&env["PORTCULLIS_DEMO_TOKEN"])
-        .send()
-        .await
-        .expect("demo request");
+    let allowed = fetch(
+        &format!("{proxy}/hello"),
+        Some(&env["PORTCULLIS_DEMO_TOKEN"]),
+    )
+    .await;
     assert_eq!(allowed.status(), StatusCode::OK);
     let echoed: serde_json::Value = allowed.json().await.expect("echo JSON");
     assert_eq!(echoed["headers"]["x-auth-request-user"][0], "demo");
@@ -136,27 +142,21 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
         echoed["headers"]["x-auth-request-email"][0],
         "demo@example.org"
     );
-
-    let anonymous = client
-        .get(format!("{proxy}/hello"))
-        .send()
-        .await
-        .expect("request");
+    let anonymous = fetch(&format!("{proxy}/hello"), None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     // The bootstrap token is an admin credential for the API, never an
     // identity at the edge.
-    let bootstrap = client
-        .get(format!("{proxy}/hello"))
-        .bearer_auth(&env["PORTCULLIS_BOOTSTRAP_TOKEN"])
-        .send()
-        .await
-        .expect("request");
+    let bootstrap = fetch(
+        &format!("{proxy}/hello"),
+        Some(&env["PORTCULLIS_BOOTSTRAP_TOKEN"]),
+    )
+    .await;
     assert_eq!(bootstrap.status(), StatusCode::UNAUTHORIZED);
-    let admin_ready = client
-        .get(format!("{}/ready", env["PORTCULLIS_ENVOY_ADMIN_URL"]))
-        .send()
-        .await
-        .expect("admin");
+    let admin_ready = fetch(
+        &format!("{}/ready", env["PORTCULLIS_ENVOY_ADMIN_URL"]),
+        None,
+    )
+    .await;
     assert_eq!(admin_ready.status(), StatusCode::OK);
 
     // The printed curl line for the demo token works when pasted.

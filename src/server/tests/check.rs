@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, Request, StatusCode};
 use portcullis::app::App;
 use portcullis::config::{self, Config};
 use portcullis::services::{CheckError, ManualClock, NewToken, TokenError};
-use portcullis_core::{CheckRequest, Satisfy, Token, TokenType};
+use portcullis_core::{CheckAnswer, CheckRequest, Satisfy, Token, TokenType};
 use tower::ServiceExt as _;
 
 const START: u64 = 1_900_000_000;
@@ -39,6 +39,20 @@ async fn fixture() -> Fixture {
         clock,
         bootstrap,
         _dir: dir,
+    }
+}
+
+impl Fixture {
+    async fn create(&self, new: NewToken) -> Result<Token, TokenError> {
+        self.app.tokens.create_token(new).await
+    }
+
+    async fn check(
+        &self,
+        token: &Token,
+        request: &CheckRequest,
+    ) -> Result<CheckAnswer, CheckError> {
+        self.app.check.check(Some(&bearer(token)), request).await
     }
 }
 
@@ -71,9 +85,7 @@ fn bearer(token: &Token) -> String {
 async fn token_is_valid_until_its_expiry_and_not_at_it() {
     let f = fixture().await;
     let token = f
-        .app
-        .tokens
-        .create_token(new_token(
+        .create(new_token(
             "alice",
             &["read:all"],
             Some(Duration::from_secs(600)),
@@ -83,22 +95,12 @@ async fn token_is_valid_until_its_expiry_and_not_at_it() {
     let need = requiring(&["read:all"], Satisfy::All);
 
     f.clock.advance(Duration::from_secs(599));
-    let answer = f
-        .app
-        .check
-        .check(Some(&bearer(&token)), &need)
-        .await
-        .unwrap();
+    let answer = f.check(&token, &need).await.unwrap();
     assert_eq!(answer.expires, Some(START + 600));
     assert_eq!(answer.cache_ttl, 1, "never cached past the expiry");
 
     f.clock.advance(Duration::from_secs(1));
-    let err = f
-        .app
-        .check
-        .check(Some(&bearer(&token)), &need)
-        .await
-        .unwrap_err();
+    let err = f.check(&token, &need).await.unwrap_err();
     assert!(
         matches!(err, CheckError::InvalidToken("Token is not valid")),
         "{err:?}"
@@ -108,18 +110,8 @@ async fn token_is_valid_until_its_expiry_and_not_at_it() {
 #[tokio::test]
 async fn cache_ttl_is_the_configured_maximum_for_long_lived_tokens() {
     let f = fixture().await;
-    let forever = f
-        .app
-        .tokens
-        .create_token(new_token("alice", &[], None))
-        .await
-        .unwrap();
-    let answer = f
-        .app
-        .check
-        .check(Some(&bearer(&forever)), &CheckRequest::default())
-        .await
-        .unwrap();
+    let forever = f.create(new_token("alice", &[], None)).await.unwrap();
+    let answer = f.check(&forever, &CheckRequest::default()).await.unwrap();
     assert_eq!(answer.cache_ttl, 300);
     assert_eq!(answer.expires, None);
 }
@@ -128,9 +120,7 @@ async fn cache_ttl_is_the_configured_maximum_for_long_lived_tokens() {
 async fn scopes_are_checked_with_satisfy_all_and_any() {
     let f = fixture().await;
     let token = f
-        .app
-        .tokens
-        .create_token(new_token("alice", &["read:all"], None))
+        .create(new_token("alice", &["read:all"], None))
         .await
         .unwrap();
     let auth = bearer(&token);
@@ -155,12 +145,7 @@ async fn scopes_are_checked_with_satisfy_all_and_any() {
 #[tokio::test]
 async fn wrong_secret_and_bootstrap_token_read_like_unknown_tokens() {
     let f = fixture().await;
-    let token = f
-        .app
-        .tokens
-        .create_token(new_token("alice", &[], None))
-        .await
-        .unwrap();
+    let token = f.create(new_token("alice", &[], None)).await.unwrap();
     let wrong = Token::from_parts(
         token.key().clone(),
         Token::from_random([0; 16], [1; 16]).secret().clone(),
@@ -168,9 +153,7 @@ async fn wrong_secret_and_bootstrap_token_read_like_unknown_tokens() {
     let unknown = Token::from_random([9; 16], [9; 16]);
     for presented in [&wrong, &unknown, &f.bootstrap] {
         let err = f
-            .app
-            .check
-            .check(Some(&bearer(presented)), &CheckRequest::default())
+            .check(presented, &CheckRequest::default())
             .await
             .unwrap_err();
         assert!(
@@ -185,64 +168,63 @@ async fn creation_rules_refuse_bad_tokens_and_store_nothing() {
     let f = fixture().await;
     let short = new_token("alice", &[], Some(Duration::from_secs(299)));
     assert!(matches!(
-        f.app.tokens.create_token(short).await,
+        f.create(short).await,
         Err(TokenError::LifetimeTooShort)
     ));
     let mut service = new_token("alice", &[], None);
     service.token_type = TokenType::Service;
     assert!(matches!(
-        f.app.tokens.create_token(service).await,
+        f.create(service).await,
         Err(TokenError::ServiceNeedsBotName)
     ));
     let bot_user = new_token("bot-ci", &[], None);
     assert!(matches!(
-        f.app.tokens.create_token(bot_user).await,
+        f.create(bot_user).await,
         Err(TokenError::BotNameNeedsService)
     ));
     let bad_name = new_token("Alice", &[], None);
     assert!(matches!(
-        f.app.tokens.create_token(bad_name).await,
+        f.create(bad_name).await,
         Err(TokenError::InvalidUsername(_))
     ));
     let mut bad_email = new_token("alice", &[], None);
     bad_email.email = Some("a@b\r\nx: y".into());
     assert!(matches!(
-        f.app.tokens.create_token(bad_email).await,
+        f.create(bad_email).await,
         Err(TokenError::InvalidEmail)
     ));
     let exactly_five_minutes = new_token("alice", &[], Some(Duration::from_secs(300)));
-    assert!(f
-        .app
-        .tokens
-        .create_token(exactly_five_minutes)
-        .await
-        .is_ok());
+    assert!(f.create(exactly_five_minutes).await.is_ok());
 }
 
-async fn get(
-    f: &Fixture,
-    uri: &str,
-    authorization: &[HeaderValue],
-) -> (StatusCode, Option<String>, serde_json::Value) {
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: serde_json::Value,
+}
+
+impl Reply {
+    fn challenge(&self) -> Option<&str> {
+        self.headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap())
+    }
+}
+
+async fn get(f: &Fixture, uri: &str, authorization: &[HeaderValue]) -> Reply {
     let mut request = Request::get(uri);
     for value in authorization {
         request = request.header("authorization", value.clone());
     }
-    let response = f
-        .app
-        .router()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-        .await
-        .unwrap();
-    (status, challenge, serde_json::from_slice(&body).unwrap())
+    let request = request.body(Body::empty()).unwrap();
+    let response = f.app.router().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: serde_json::from_slice(&body).unwrap(),
+    }
 }
 
 #[tokio::test]
@@ -250,29 +232,24 @@ async fn ingress_answers_with_identity_headers_and_body() {
     let f = fixture().await;
     let mut new = new_token("alice", &["read:all", "exec:x"], None);
     new.email = Some("alice@example.org".into());
-    let token = f.app.tokens.create_token(new).await.unwrap();
-    let request = Request::get("/ingress/auth?scope=read:all")
-        .header("authorization", bearer(&token))
-        .body(Body::empty())
-        .unwrap();
-    let response = f.app.router().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let h = response.headers();
+    let token = f.create(new).await.unwrap();
+    let auth = HeaderValue::from_str(&bearer(&token)).unwrap();
+    let reply = get(&f, "/ingress/auth?scope=read:all", &[auth]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let h = &reply.headers;
     assert_eq!(h["x-auth-request-user"], "alice");
     assert_eq!(h["x-auth-request-email"], "alice@example.org");
     assert_eq!(h["x-auth-request-token-scopes"], "read:all exec:x");
     assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(reply.body["username"], "alice");
+    assert_eq!(reply.body["token_type"], "user");
+    assert_eq!(reply.body["cache_ttl"], 300);
 }
 
 #[tokio::test]
 async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message() {
     let f = fixture().await;
-    let token = f
-        .app
-        .tokens
-        .create_token(new_token("alice", &[], None))
-        .await
-        .unwrap();
+    let token = f.create(new_token("alice", &[], None)).await.unwrap();
     let good = HeaderValue::from_str(&bearer(&token)).unwrap();
     let cases: Vec<(&str, Vec<HeaderValue>, &str)> = vec![
         (
@@ -303,11 +280,14 @@ async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message() {
         ("/ingress/auth?scope=", vec![good.clone()], "scope is empty"),
     ];
     for (uri, headers, message) in cases {
-        let (status, challenge, body) = get(&f, uri, &headers).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri} {message}");
-        assert!(challenge.unwrap().contains(r#"error="invalid_request""#));
-        assert_eq!(body["error"], "invalid_request");
-        let description = body["error_description"].as_str().unwrap();
+        let reply = get(&f, uri, &headers).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri} {message}");
+        assert!(reply
+            .challenge()
+            .unwrap()
+            .contains(r#"error="invalid_request""#));
+        assert_eq!(reply.body["error"], "invalid_request");
+        let description = reply.body["error_description"].as_str().unwrap();
         assert!(description.contains(message), "{description}");
     }
 }
@@ -317,17 +297,17 @@ async fn ingress_error_bodies_never_echo_the_token() {
     let f = fixture().await;
     let unknown = Token::from_random([9; 16], [9; 16]);
     let value = HeaderValue::from_str(&bearer(&unknown)).unwrap();
-    let (status, challenge, body) = get(&f, "/ingress/auth", &[value]).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let reply = get(&f, "/ingress/auth", &[value]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     let secret = unknown.secret().expose();
-    assert!(!challenge.unwrap().contains(&secret));
-    assert!(!body.to_string().contains(&secret));
+    assert!(!reply.challenge().unwrap().contains(&secret));
+    assert!(!reply.body.to_string().contains(&secret));
 }
 
 #[tokio::test]
 async fn health_is_ok_when_the_store_answers() {
     let f = fixture().await;
-    let (status, _, body) = get(&f, "/health", &[]).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["status"], "ok");
+    let reply = get(&f, "/health", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["status"], "ok");
 }
