@@ -79,7 +79,7 @@ run_demo() {
     --listen "127.0.0.1:$companion_port" --database portcullis.sqlite 2>/dev/null
   local demo_token bootstrap_token
   demo_token=$("$COMPANION" --config "$config" token create --user demo --scope read:all \
-    --email demo@example.org --name demo 2>/dev/null)
+    --email demo@example.org --name "Demo User" --token-name demo 2>/dev/null)
   bootstrap_token=$(sed -n 's/^bootstrap_token = "\(.*\)"$/\1/p' "$config")
 
   sed -e "s|{{ADMIN_PORT}}|$admin_port|" -e "s|{{PROXY_PORT}}|$proxy_port|" \
@@ -125,7 +125,7 @@ curl -s -H "Authorization: Bearer $demo_token" http://127.0.0.1:$proxy_port/hell
 # No token: 401 with a Bearer challenge.
 curl -si http://127.0.0.1:$proxy_port/hello
 # A token without scope read:all: 403 insufficient_scope.
-curl -si -H "Authorization: Bearer \$($COMPANION --config $config token create --user guest --scope other:thing)" http://127.0.0.1:$proxy_port/hello
+curl -si -H "Authorization: Bearer \$($COMPANION --config $config token create --user guest --scope write:all --token-name guest-\$RANDOM)" http://127.0.0.1:$proxy_port/hello
 # The companion's check endpoint, as the filter calls it.
 curl -si -H "Authorization: Bearer $demo_token" "http://127.0.0.1:$companion_port/ingress/auth?scope=read:all"
 

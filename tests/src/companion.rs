@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::process::{answers_ok, free_port, wait_for, Process};
@@ -66,9 +67,12 @@ impl Companion {
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
-    /// A new user token with these scopes, as its bearer string.
+    /// A new user token with these scopes, as its bearer string. Each gets
+    /// its own name, as user tokens must.
     pub fn create_token(&self, user: &str, scopes: &[&str]) -> String {
-        let mut args = vec!["token", "create", "--user", user];
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("test-{}", MADE.fetch_add(1, Ordering::Relaxed));
+        let mut args = vec!["token", "create", "--user", user, "--token-name", &name];
         for scope in scopes {
             args.extend(["--scope", scope]);
         }

@@ -44,6 +44,22 @@ impl TokenType {
     }
 }
 
+impl std::str::FromStr for TokenType {
+    type Err = UnknownTokenType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use TokenType::*;
+        [Session, User, Notebook, Internal, Service, Oidc]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownTokenType(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token type {0:?}")]
+pub struct UnknownTokenType(pub String);
+
 /// What a route requires of the caller's token.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckRequest {
@@ -194,6 +210,14 @@ mod tests {
             }],
             cache_ttl: 300,
         }
+    }
+
+    #[test]
+    fn token_types_parse_from_their_names_only() {
+        for t in [TokenType::Session, TokenType::Oidc, TokenType::Internal] {
+            assert_eq!(t.as_str().parse(), Ok(t));
+        }
+        assert!("admin".parse::<TokenType>().is_err());
     }
 
     #[test]

@@ -30,8 +30,24 @@ pub enum TokenParseError {
 }
 
 /// The public half of a token: safe to log, store in the clear and show.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TokenKey(String);
+
+impl TryFrom<String> for TokenKey {
+    type Error = TokenParseError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        decode_part(&s, "key")?;
+        Ok(Self(s))
+    }
+}
+
+impl From<TokenKey> for String {
+    fn from(key: TokenKey) -> String {
+        key.0
+    }
+}
 
 impl TokenKey {
     pub fn from_bytes(bytes: [u8; PART_BYTES]) -> Self {

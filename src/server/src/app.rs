@@ -7,8 +7,18 @@ use axum::Router;
 use crate::config::{Config, StorageConfig};
 use crate::handlers::{self, AppState};
 use crate::services::{CheckService, Clock, SystemClock, TokenService};
-use crate::storage::sqlite::{self, SqliteTokenDataStore};
-use crate::storage::{DataCipher, StorageError, TokenDataStore};
+use crate::storage::sqlite::{
+    self, SqliteHistoryStore, SqliteTokenDataStore, SqliteTokenMetadataStore,
+};
+use crate::storage::{
+    DataCipher, StorageError, TokenDataStore, TokenHistoryStore, TokenMetadataStore,
+};
+
+type Stores = (
+    Arc<dyn TokenDataStore>,
+    Arc<dyn TokenMetadataStore>,
+    Arc<dyn TokenHistoryStore>,
+);
 
 pub struct App {
     pub tokens: Arc<TokenService>,
@@ -23,12 +33,23 @@ impl App {
 
     pub async fn with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StorageError> {
         let cipher = Arc::new(DataCipher::new(&config.encryption));
-        let data: Arc<dyn TokenDataStore> = match &config.storage {
+        let (data, metadata, history): Stores = match &config.storage {
             StorageConfig::Embedded { path } => {
-                Arc::new(SqliteTokenDataStore::new(sqlite::open(path).await?, cipher))
+                let pool = sqlite::open(path).await?;
+                (
+                    Arc::new(SqliteTokenDataStore::new(pool.clone(), cipher)),
+                    Arc::new(SqliteTokenMetadataStore::new(pool.clone())),
+                    Arc::new(SqliteHistoryStore::new(pool)),
+                )
             }
         };
-        let tokens = Arc::new(TokenService::new(data, clock.clone()));
+        let tokens = Arc::new(TokenService::new(
+            data,
+            metadata,
+            history,
+            clock.clone(),
+            config.policy.clone(),
+        ));
         let check = Arc::new(CheckService::new(
             tokens.clone(),
             clock,

@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::app::App;
 use crate::config::{self, Config};
-use crate::services::NewToken;
+use crate::services::{Actor, AdminTokenRequest, UserInfo};
 
 #[derive(Parser)]
 #[command(
@@ -101,7 +101,10 @@ struct CreateArgs {
     /// Time until the token expires, such as `30d` or `12h`; never if absent.
     #[arg(long, value_parser = humantime::parse_duration)]
     lifetime: Option<Duration>,
-    /// The token's name.
+    /// The token's name, unique per user; required for user tokens.
+    #[arg(long)]
+    token_name: Option<String>,
+    /// The user's full name.
     #[arg(long)]
     name: Option<String>,
     #[arg(long)]
@@ -191,20 +194,42 @@ async fn shutdown_signal() {
 async fn create_token(config_path: &Path, args: CreateArgs) -> CliResult {
     let config = Config::load(config_path)?;
     let app = App::from_config(&config).await?;
-    let token = app
-        .tokens
-        .create_token(NewToken {
-            username: args.user,
-            token_type: args.token_type.into(),
-            scopes: args.scopes,
-            lifetime: args.lifetime,
-            name: args.name,
-            email: args.email,
-            uid: args.uid,
-            gid: args.gid,
-            groups: args.groups,
-        })
-        .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expires = args.lifetime.map(|l| now + l.as_secs());
+    let token = match args.token_type {
+        CliTokenType::Session => {
+            let user = UserInfo {
+                username: args.user,
+                name: args.name,
+                email: args.email,
+                uid: args.uid,
+                gid: args.gid,
+                groups: args.groups,
+            };
+            app.tokens
+                .create_session_token(&user, args.scopes, None)
+                .await?
+        }
+        CliTokenType::User | CliTokenType::Service => {
+            let request = AdminTokenRequest {
+                username: args.user,
+                token_type: args.token_type.into(),
+                token_name: args.token_name,
+                scopes: args.scopes,
+                expires,
+                name: args.name,
+                email: args.email,
+                uid: args.uid,
+                gid: args.gid,
+                groups: args.groups,
+            };
+            app.tokens
+                .create_token_from_admin_request(request, &Actor::Cli, None)
+                .await?
+        }
+    };
     println!("{}", token.expose());
     Ok(())
 }

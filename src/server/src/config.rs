@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use portcullis_core::challenge::is_valid_realm;
-use portcullis_core::Token;
+use portcullis_core::{Scope, Token};
 use serde::Deserialize;
 
 /// Longest key id; ids are stored beside every ciphertext.
@@ -51,8 +51,57 @@ struct RawConfig {
     /// Default: 300.
     #[serde(default = "default_cache_ttl")]
     check_cache_ttl_seconds: u64,
+    /// Lifetime of session tokens, in seconds. Default: 30 days.
+    #[serde(default = "default_session_lifetime")]
+    session_lifetime_seconds: u64,
+    /// Boundary's idle staleness: a token unused for longer is invalid and
+    /// removed. Default: none (tokens never go stale).
+    time_to_stale_seconds: Option<u64>,
+    /// `last_used` is written at most once per this many seconds. Default: 60.
+    #[serde(default = "default_last_used_interval")]
+    last_used_interval_seconds: u64,
+    /// History older than this many days is dropped by maintenance. Default: 365.
+    #[serde(default = "default_history_retention_days")]
+    history_retention_days: u64,
+    /// Seconds between the server's maintenance runs. Default: 300.
+    #[serde(default = "default_maintenance_interval")]
+    maintenance_interval_seconds: u64,
+    /// Known scopes and their descriptions; tokens may hold only these.
+    /// Default: the scopes listed in `default_scopes`.
+    #[serde(default = "default_scopes")]
+    scopes: BTreeMap<String, String>,
     storage: RawStorage,
     encryption: RawEncryption,
+}
+
+fn default_session_lifetime() -> u64 {
+    30 * 24 * 3600
+}
+
+fn default_last_used_interval() -> u64 {
+    60
+}
+
+fn default_history_retention_days() -> u64 {
+    365
+}
+
+fn default_maintenance_interval() -> u64 {
+    300
+}
+
+/// Scopes every installation starts with.
+pub fn default_scopes() -> BTreeMap<String, String> {
+    [
+        ("admin:token", "Create and manage any user's tokens"),
+        ("user:token", "Create and manage your own user tokens"),
+        ("read:all", "Read access to every service"),
+        ("write:all", "Write access to every service"),
+        ("exec:notebook", "Run notebooks"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 fn default_listen() -> SocketAddr {
@@ -106,12 +155,24 @@ pub struct EncryptionConfig {
     pub keys: BTreeMap<String, KeyMaterial>,
 }
 
+/// The token rules that configuration sets.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    pub known_scopes: BTreeMap<Scope, String>,
+    pub session_lifetime: u64,
+    pub time_to_stale: Option<u64>,
+    pub last_used_interval: u64,
+    pub history_retention: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub realm: String,
     pub bootstrap_token: Option<Token>,
     pub check_cache_ttl: Duration,
+    pub policy: TokenPolicy,
+    pub maintenance_interval: Duration,
     pub storage: StorageConfig,
     pub encryption: EncryptionConfig,
 }
@@ -158,6 +219,33 @@ impl RawConfig {
         if self.check_cache_ttl_seconds == 0 {
             return Err(invalid("check_cache_ttl_seconds", "must be at least 1"));
         }
+        let mut known_scopes = BTreeMap::new();
+        for (name, description) in self.scopes {
+            let scope: Scope = name
+                .parse()
+                .map_err(|e| invalid(format!("scopes.{name}"), format!("{e}")))?;
+            known_scopes.insert(scope, description);
+        }
+        for (field, value) in [
+            ("session_lifetime_seconds", self.session_lifetime_seconds),
+            (
+                "last_used_interval_seconds",
+                self.last_used_interval_seconds,
+            ),
+            ("history_retention_days", self.history_retention_days),
+            (
+                "maintenance_interval_seconds",
+                self.maintenance_interval_seconds,
+            ),
+            (
+                "time_to_stale_seconds",
+                self.time_to_stale_seconds.unwrap_or(1),
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
         let storage = match self.storage {
             RawStorage::Embedded { path } if path.as_os_str().is_empty() => {
                 return Err(invalid("storage.path", "must not be empty"));
@@ -171,6 +259,14 @@ impl RawConfig {
             realm: self.realm,
             bootstrap_token,
             check_cache_ttl: Duration::from_secs(self.check_cache_ttl_seconds),
+            policy: TokenPolicy {
+                known_scopes,
+                session_lifetime: self.session_lifetime_seconds,
+                time_to_stale: self.time_to_stale_seconds,
+                last_used_interval: self.last_used_interval_seconds,
+                history_retention: self.history_retention_days * 24 * 3600,
+            },
+            maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
             storage,
             encryption: self.encryption.validate()?,
         })
@@ -326,6 +422,14 @@ mod tests {
                 "encryption.keys.bad id",
             ),
             (minimal("").replace("\"db.sqlite\"", "\"\""), "storage.path"),
+            (
+                minimal("time_to_stale_seconds = 0"),
+                "time_to_stale_seconds",
+            ),
+            (
+                minimal("[scopes]\n\"bad scope\" = \"x\""),
+                "scopes.bad scope",
+            ),
         ];
         for (text, field) in cases {
             assert_eq!(field_of(parse(&text).unwrap_err()), field, "{text}");

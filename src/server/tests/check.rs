@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode};
 use portcullis::app::App;
 use portcullis::config::{self, Config};
-use portcullis::services::{CheckError, ManualClock, NewToken, TokenError};
+use portcullis::services::{Actor, AdminTokenRequest, CheckError, ManualClock, TokenError};
 use portcullis_core::{CheckAnswer, CheckRequest, Satisfy, Token, TokenType};
 use tower::ServiceExt as _;
 
@@ -43,8 +43,11 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    async fn create(&self, new: NewToken) -> Result<Token, TokenError> {
-        self.app.tokens.create_token(new).await
+    async fn create(&self, new: AdminTokenRequest) -> Result<Token, TokenError> {
+        self.app
+            .tokens
+            .create_token_from_admin_request(new, &Actor::Cli, None)
+            .await
     }
 
     async fn check(
@@ -56,12 +59,15 @@ impl Fixture {
     }
 }
 
-fn new_token(user: &str, scopes: &[&str], lifetime: Option<Duration>) -> NewToken {
-    NewToken {
+fn new_token(user: &str, scopes: &[&str], lifetime: Option<Duration>) -> AdminTokenRequest {
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    AdminTokenRequest {
         username: user.into(),
         token_type: TokenType::User,
+        token_name: Some(format!("t{n}")),
         scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
-        lifetime,
+        expires: lifetime.map(|l| START + l.as_secs()),
         name: None,
         email: None,
         uid: None,
@@ -169,7 +175,7 @@ async fn creation_rules_refuse_bad_tokens_and_store_nothing() {
     let short = new_token("alice", &[], Some(Duration::from_secs(299)));
     assert!(matches!(
         f.create(short).await,
-        Err(TokenError::LifetimeTooShort)
+        Err(TokenError::ExpiresTooSoon)
     ));
     let mut service = new_token("alice", &[], None);
     service.token_type = TokenType::Service;
@@ -230,7 +236,7 @@ async fn get(f: &Fixture, uri: &str, authorization: &[HeaderValue]) -> Reply {
 #[tokio::test]
 async fn ingress_answers_with_identity_headers_and_body() {
     let f = fixture().await;
-    let mut new = new_token("alice", &["read:all", "exec:x"], None);
+    let mut new = new_token("alice", &["read:all", "exec:notebook"], None);
     new.email = Some("alice@example.org".into());
     let token = f.create(new).await.unwrap();
     let auth = HeaderValue::from_str(&bearer(&token)).unwrap();
@@ -239,7 +245,7 @@ async fn ingress_answers_with_identity_headers_and_body() {
     let h = &reply.headers;
     assert_eq!(h["x-auth-request-user"], "alice");
     assert_eq!(h["x-auth-request-email"], "alice@example.org");
-    assert_eq!(h["x-auth-request-token-scopes"], "read:all exec:x");
+    assert_eq!(h["x-auth-request-token-scopes"], "exec:notebook read:all");
     assert_eq!(h["cache-control"], "no-store");
     assert_eq!(reply.body["username"], "alice");
     assert_eq!(reply.body["token_type"], "user");

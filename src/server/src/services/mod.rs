@@ -1,10 +1,14 @@
 //! The token rules, over the stores. Services take their stores and a clock
 //! as values so that tests can drive time without sleeping.
 
+pub mod actor;
 pub mod check;
 pub mod clock;
 pub mod tokens;
 
+pub use actor::Actor;
 pub use check::{CheckError, CheckService};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use tokens::{NewToken, TokenError, TokenService};
+pub use tokens::{
+    AdminTokenRequest, AuditReport, StateMetrics, TokenError, TokenService, UserInfo,
+};

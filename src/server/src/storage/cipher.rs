@@ -51,6 +51,11 @@ impl DataCipher {
         }
     }
 
+    /// Id of the key new data is sealed with.
+    pub fn active_key(&self) -> &str {
+        &self.active
+    }
+
     /// Seals `plaintext` under the active key. `context` is authenticated but
     /// not stored: binding the row's key to its ciphertext means a row copied
     /// under another token key does not open.

@@ -2,11 +2,19 @@
 //! Chosen once at start-up from configuration.
 
 pub mod cipher;
+pub mod history;
 pub mod sqlite;
 pub mod token_data;
+pub mod token_metadata;
 
 pub use cipher::{CipherError, DataCipher};
+pub use history::{
+    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, TokenChange, TokenHistoryStore,
+};
 pub use token_data::{TokenData, TokenDataStore};
+pub use token_metadata::{
+    ChildSlot, ReusableChild, TokenChanges, TokenInfo, TokenListing, TokenMetadataStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -16,6 +24,8 @@ pub enum StorageError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored token data for {key} cannot be opened: {source}")]
     Sealed { key: String, source: CipherError },
-    #[error("stored token data for {key} is corrupt: {reason}")]
+    #[error("stored data for {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("user {username} already has a token named {name:?}")]
+    DuplicateName { username: String, name: String },
 }

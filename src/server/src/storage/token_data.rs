@@ -94,6 +94,15 @@ pub trait TokenDataStore: Send + Sync {
     /// The data stored under `key`, without any check of a secret: callers
     /// holding a user-supplied token must compare secrets themselves.
     async fn get(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError>;
+    /// Removes a token's data; true if there was any.
+    async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError>;
+    /// Removes every token's data.
+    async fn delete_all(&self) -> Result<(), StorageError>;
+    /// Every stored key.
+    async fn list(&self) -> Result<Vec<TokenKey>, StorageError>;
+    /// Re-seals every record under the active key; how many were sealed
+    /// with another key before.
+    async fn reseal_all(&self) -> Result<u64, StorageError>;
     /// Succeeds when the store can be reached.
     async fn ping(&self) -> Result<(), StorageError>;
 }

@@ -1,0 +1,164 @@
+//! Reading, listing, changing and revoking tokens, and their history, with
+//! the permission rules: users see their own, administrators everyone's.
+
+use std::net::IpAddr;
+
+use portcullis_core::TokenKey;
+
+use super::{history_entry, is_valid_name, TokenError, TokenService};
+use crate::services::actor::Actor;
+use crate::storage::{
+    HistoryCursor, HistoryFilter, HistoryPage, TokenChange, TokenChanges, TokenInfo, TokenListing,
+};
+
+/// Largest page of history one query returns.
+pub const MAX_HISTORY_PAGE: u32 = 1000;
+
+impl TokenService {
+    /// Information about `username`'s token `key`; `None` when there is no
+    /// such token or it belongs to someone else.
+    pub async fn get_token_info(
+        &self,
+        key: &TokenKey,
+        actor: &Actor,
+        username: &str,
+    ) -> Result<Option<TokenInfo>, TokenError> {
+        if !actor.may_manage(username) {
+            return Err(TokenError::PermissionDenied(
+                "only administrators may see other users' tokens",
+            ));
+        }
+        self.get_token_info_unchecked(key, Some(username)).await
+    }
+
+    /// The same without the permission check, for Portcullis's own use.
+    pub async fn get_token_info_unchecked(
+        &self,
+        key: &TokenKey,
+        username: Option<&str>,
+    ) -> Result<Option<TokenInfo>, TokenError> {
+        let info = self.metadata.get_info(key).await?;
+        Ok(info.filter(|i| username.is_none_or(|u| i.username == u)))
+    }
+
+    /// `username`'s tokens, or with `None` (administrators only) everyone's.
+    pub async fn list_tokens(
+        &self,
+        actor: &Actor,
+        username: Option<&str>,
+    ) -> Result<Vec<TokenInfo>, TokenError> {
+        let allowed = match username {
+            Some(user) => actor.may_manage(user),
+            None => actor.is_admin(),
+        };
+        if !allowed {
+            return Err(TokenError::PermissionDenied(
+                "only administrators may list other users' tokens",
+            ));
+        }
+        let listing = TokenListing {
+            username: username.map(str::to_owned),
+            token_type: None,
+        };
+        Ok(self.metadata.list_tokens(&listing).await?)
+    }
+
+    /// Changes a user or service token's name, scopes or expiry
+    /// (administrators only), in both stores, with an `edit` history entry
+    /// holding the old values.
+    pub async fn modify_token(
+        &self,
+        key: &TokenKey,
+        actor: &Actor,
+        username: &str,
+        changes: TokenChanges,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenInfo, TokenError> {
+        if !actor.is_admin() {
+            return Err(TokenError::PermissionDenied(
+                "only administrators may modify tokens",
+            ));
+        }
+        let old = self
+            .get_token_info_unchecked(key, Some(username))
+            .await?
+            .ok_or(TokenError::NotFound)?;
+        if changes
+            .token_name
+            .as_deref()
+            .is_some_and(|n| !is_valid_name(n))
+        {
+            return Err(TokenError::InvalidName("token_name"));
+        }
+        if let Some(scopes) = &changes.scopes {
+            self.validate_scopes(scopes)?;
+        }
+        if let Some(expires) = changes.expires {
+            self.validate_expires(expires)?;
+        }
+        let Some(mut data) = self.data.get(key).await? else {
+            return Err(TokenError::NotFound);
+        };
+        let new = self
+            .metadata
+            .modify(key, &changes)
+            .await?
+            .ok_or(TokenError::NotFound)?;
+        data.scopes = new.scopes.clone();
+        data.expires = new.expires;
+        self.data.store(&data).await?;
+        let mut entry = history_entry(
+            &new,
+            TokenChange::Edit,
+            Some(&actor.history_name()),
+            ip,
+            self.clock.now(),
+        );
+        entry.old_token_name = changes.token_name.as_ref().and(old.token_name.clone());
+        entry.old_scopes = changes.scopes.as_ref().map(|_| old.scopes.clone());
+        entry.old_expires = changes.expires.and(old.expires);
+        self.history.add(&entry).await?;
+        Ok(new)
+    }
+
+    /// Revokes `username`'s token `key` and, recursively, its children.
+    /// False when there is no such token.
+    pub async fn delete_token(
+        &self,
+        key: &TokenKey,
+        actor: &Actor,
+        username: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<bool, TokenError> {
+        if !actor.may_manage(username) {
+            return Err(TokenError::PermissionDenied(
+                "only administrators may revoke other users' tokens",
+            ));
+        }
+        let Some(info) = self.get_token_info_unchecked(key, Some(username)).await? else {
+            return Ok(false);
+        };
+        self.revoke_tree(&info, TokenChange::Revoke, Some(&actor.history_name()), ip)
+            .await?;
+        Ok(true)
+    }
+
+    /// History entries matching `filter`, newest first. A user who is not
+    /// an administrator sees only their own tokens' history.
+    pub async fn get_change_history(
+        &self,
+        actor: &Actor,
+        filter: HistoryFilter,
+        cursor: Option<HistoryCursor>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, TokenError> {
+        let own = filter.username.is_some() && filter.username.as_deref() == actor.username();
+        if !actor.is_admin() && !own {
+            return Err(TokenError::PermissionDenied(
+                "only administrators may see other users' history",
+            ));
+        }
+        let limit = limit.unwrap_or(MAX_HISTORY_PAGE).clamp(1, MAX_HISTORY_PAGE);
+        Ok(self.history.list(&filter, cursor, limit).await?)
+    }
+}

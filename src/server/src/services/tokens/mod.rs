@@ -1,0 +1,409 @@
+//! The token service: every rule about making, finding, changing and
+//! removing tokens, over the three stores.
+
+mod create;
+mod manage;
+mod upkeep;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use portcullis_core::{Group, Scope, Token, TokenKey, TokenType};
+
+pub use create::AdminTokenRequest;
+pub use upkeep::{AuditReport, StateMetrics};
+
+use super::Clock;
+use crate::config::TokenPolicy;
+use crate::storage::{
+    HistoryEntry, StorageError, TokenChange, TokenData, TokenDataStore, TokenHistoryStore,
+    TokenInfo, TokenMetadataStore,
+};
+
+/// Shortest time ahead a new expiry may be (Gafaelfawr's rule): a token
+/// that expires sooner could not be used for much.
+pub const MIN_LIFETIME: u64 = 5 * 60;
+
+const MAX_USERNAME_LEN: usize = 64;
+const MAX_NAME_LEN: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("username {0:?} is not valid: use 1 to 64 of a-z 0-9 and single inner hyphens, not only digits")]
+    InvalidUsername(String),
+    #[error("service token usernames must start with `bot-`")]
+    ServiceNeedsBotName,
+    #[error("only service tokens may have usernames starting with `bot-`")]
+    BotNameNeedsService,
+    #[error("email must be non-empty and free of control characters")]
+    InvalidEmail,
+    #[error("{0} must be 1 to 64 printable characters")]
+    InvalidName(&'static str),
+    #[error("a token name is required for user tokens")]
+    NameRequired,
+    #[error("expiry must be at least 5 minutes in the future")]
+    ExpiresTooSoon,
+    #[error("unknown scope {0:?}")]
+    UnknownScope(String),
+    #[error("scopes {0:?} are not held by the authenticating token")]
+    ScopesNotHeld(Vec<String>),
+    #[error("token type {0} cannot be made this way")]
+    WrongTokenType(&'static str),
+    #[error("the authenticating token has less than the required lifetime left")]
+    InsufficientLifetime,
+    #[error("permission denied: {0}")]
+    PermissionDenied(&'static str),
+    #[error("token not found")]
+    NotFound,
+    #[error("user {username} already has a token named {name:?}")]
+    DuplicateName { username: String, name: String },
+    #[error("the system random source failed")]
+    Random,
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for TokenError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::DuplicateName { username, name } => {
+                TokenError::DuplicateName { username, name }
+            }
+            other => TokenError::Storage(other),
+        }
+    }
+}
+
+/// Who a token is for, beyond its scopes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    pub username: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Vec<Group>,
+}
+
+impl UserInfo {
+    pub fn of(data: &TokenData) -> Self {
+        Self {
+            username: data.username.clone(),
+            name: data.name.clone(),
+            email: data.email.clone(),
+            uid: data.uid,
+            gid: data.gid,
+            groups: data.groups.clone(),
+        }
+    }
+}
+
+/// Everything about one new token, before it is stored.
+struct Minted {
+    token: Token,
+    data: TokenData,
+    info: TokenInfo,
+}
+
+/// What a new token is: the parts that vary between kinds of token.
+struct Spec {
+    token_type: TokenType,
+    scopes: Vec<Scope>,
+    expires: Option<u64>,
+    token_name: Option<String>,
+    service: Option<String>,
+    parent: Option<TokenKey>,
+}
+
+pub struct TokenService {
+    data: Arc<dyn TokenDataStore>,
+    metadata: Arc<dyn TokenMetadataStore>,
+    history: Arc<dyn TokenHistoryStore>,
+    clock: Arc<dyn Clock>,
+    policy: TokenPolicy,
+}
+
+impl TokenService {
+    pub fn new(
+        data: Arc<dyn TokenDataStore>,
+        metadata: Arc<dyn TokenMetadataStore>,
+        history: Arc<dyn TokenHistoryStore>,
+        clock: Arc<dyn Clock>,
+        policy: TokenPolicy,
+    ) -> Self {
+        Self {
+            data,
+            metadata,
+            history,
+            clock,
+            policy,
+        }
+    }
+
+    /// The data of a presented token, or `None` when it is unknown, its
+    /// secret does not match (compared in constant time), it has expired,
+    /// or it has gone stale (then it is removed, as Boundary does).
+    pub async fn get_data(&self, token: &Token) -> Result<Option<TokenData>, StorageError> {
+        let data = match self.data.get(token.key()).await {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(None),
+            // Unreadable data cannot authenticate anyone; the audit reports it.
+            Err(e @ (StorageError::Sealed { .. } | StorageError::Corrupt { .. })) => {
+                tracing::error!(error = %e, "token data unreadable");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let now = self.clock.now();
+        if !data.token.secret().matches(token.secret()) || data.expires.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        let info = self.metadata.get_info(token.key()).await?;
+        let last_used = info
+            .as_ref()
+            .and_then(|i| i.last_used)
+            .unwrap_or(data.created);
+        if self
+            .policy
+            .time_to_stale
+            .is_some_and(|stale| now.saturating_sub(last_used) > stale)
+        {
+            if let Some(info) = info {
+                self.revoke_tree(&info, TokenChange::Expire, None, None)
+                    .await?;
+            }
+            return Ok(None);
+        }
+        // Checked before writing, so most checks read only.
+        if info.is_some() && now.saturating_sub(last_used) >= self.policy.last_used_interval {
+            self.metadata
+                .record_use(token.key(), now, self.policy.last_used_interval)
+                .await?;
+        }
+        Ok(Some(data))
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.data.ping().await
+    }
+
+    fn mint(&self, user: &UserInfo, spec: Spec) -> Result<Minted, TokenError> {
+        validate_user(user, spec.token_type)?;
+        let (mut key, mut secret) = ([0u8; 16], [0u8; 16]);
+        getrandom::fill(&mut key).map_err(|_| TokenError::Random)?;
+        getrandom::fill(&mut secret).map_err(|_| TokenError::Random)?;
+        let token = Token::from_random(key, secret);
+        let created = self.clock.now();
+        let mut scopes = spec.scopes;
+        scopes.sort();
+        scopes.dedup();
+        let data = TokenData {
+            token: token.clone(),
+            username: user.username.clone(),
+            token_type: spec.token_type,
+            scopes: scopes.clone(),
+            created,
+            expires: spec.expires,
+            name: user.name.clone(),
+            email: user.email.clone(),
+            uid: user.uid,
+            gid: user.gid,
+            groups: user.groups.clone(),
+        };
+        let info = TokenInfo {
+            token: token.key().clone(),
+            username: user.username.clone(),
+            token_type: spec.token_type,
+            token_name: spec.token_name,
+            scopes,
+            service: spec.service,
+            created,
+            last_used: None,
+            expires: spec.expires,
+            parent: spec.parent,
+        };
+        Ok(Minted { token, data, info })
+    }
+
+    /// Stores a new token: data first, since it is the truth for validity,
+    /// and removed again if the metadata cannot be added.
+    async fn store(
+        &self,
+        minted: Minted,
+        actor: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Token, TokenError> {
+        self.data.store(&minted.data).await?;
+        if let Err(e) = self.metadata.add(&minted.info).await {
+            self.data.delete(minted.token.key()).await?;
+            return Err(e.into());
+        }
+        self.record(&minted.info, TokenChange::Create, Some(actor), ip)
+            .await?;
+        tracing::info!(key = %minted.token.key(), username = %minted.info.username,
+            token_type = minted.info.token_type.as_str(), "created token");
+        Ok(minted.token)
+    }
+
+    async fn record(
+        &self,
+        info: &TokenInfo,
+        action: TokenChange,
+        actor: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), StorageError> {
+        self.history
+            .add(&history_entry(info, action, actor, ip, self.clock.now()))
+            .await
+    }
+
+    /// Removes a token and every descendant, deepest first, recording
+    /// `action` for each.
+    async fn revoke_tree(
+        &self,
+        info: &TokenInfo,
+        action: TokenChange,
+        actor: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), StorageError> {
+        let mut doomed = self.metadata.get_children(&info.token).await?;
+        doomed.push(info.clone());
+        for token in &doomed {
+            self.data.delete(&token.token).await?;
+            self.metadata.delete(&token.token).await?;
+            self.record(token, action, actor, ip).await?;
+            tracing::info!(key = %token.token, action = action.as_str(), "removed token");
+        }
+        Ok(())
+    }
+
+    fn validate_scopes(&self, scopes: &[Scope]) -> Result<(), TokenError> {
+        match scopes
+            .iter()
+            .find(|s| !self.policy.known_scopes.contains_key(*s))
+        {
+            Some(unknown) => Err(TokenError::UnknownScope(unknown.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    fn validate_expires(&self, expires: Option<u64>) -> Result<(), TokenError> {
+        match expires {
+            Some(e) if e < self.clock.now() + MIN_LIFETIME => Err(TokenError::ExpiresTooSoon),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn history_entry(
+    info: &TokenInfo,
+    action: TokenChange,
+    actor: Option<&str>,
+    ip: Option<IpAddr>,
+    now: u64,
+) -> HistoryEntry {
+    HistoryEntry {
+        token: info.token.clone(),
+        username: info.username.clone(),
+        token_type: info.token_type,
+        token_name: info.token_name.clone(),
+        parent: info.parent.clone(),
+        scopes: info.scopes.clone(),
+        service: info.service.clone(),
+        expires: info.expires,
+        actor: actor.map(str::to_owned),
+        action,
+        old_token_name: None,
+        old_scopes: None,
+        old_expires: None,
+        ip_address: ip,
+        event_time: now,
+    }
+}
+
+/// Delegation never widens: every wanted scope must be held.
+fn require_held(wanted: &[Scope], held: &[Scope]) -> Result<(), TokenError> {
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|s| !held.contains(s))
+        .map(Scope::to_string)
+        .collect();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(TokenError::ScopesNotHeld(missing)),
+    }
+}
+
+fn validate_user(user: &UserInfo, token_type: TokenType) -> Result<(), TokenError> {
+    if !is_valid_username(&user.username) {
+        return Err(TokenError::InvalidUsername(user.username.clone()));
+    }
+    match (token_type, user.username.starts_with("bot-")) {
+        (TokenType::Service, false) => return Err(TokenError::ServiceNeedsBotName),
+        (t, true) if t != TokenType::Service => return Err(TokenError::BotNameNeedsService),
+        _ => {}
+    }
+    // The email becomes an upstream header: no control characters.
+    if user
+        .email
+        .as_deref()
+        .is_some_and(|e| e.is_empty() || e.chars().any(char::is_control))
+    {
+        return Err(TokenError::InvalidEmail);
+    }
+    if user.name.as_deref().is_some_and(|n| !is_valid_name(n)) {
+        return Err(TokenError::InvalidName("name"));
+    }
+    Ok(())
+}
+
+/// Gafaelfawr's username rule: lower-case letters, digits and single inner
+/// hyphens, not all digits (so it cannot be mistaken for a uid).
+fn is_valid_username(name: &str) -> bool {
+    (1..=MAX_USERNAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && !name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Token names, service names and display names: printable, bounded.
+fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.chars().count()) && !name.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_rule() {
+        for good in ["alice", "a", "bot-ci", "user-2", "x9"] {
+            assert!(is_valid_username(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Alice",
+            "-a",
+            "a-",
+            "a--b",
+            "1234",
+            "a b",
+            "a_b",
+            &"a".repeat(65),
+        ] {
+            assert!(!is_valid_username(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_printable_and_bounded() {
+        assert!(is_valid_name("laptop ☕"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("a\nb"));
+        assert!(!is_valid_name(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,222 @@
+//! Bookkeeping outside any request: expiry, history truncation, audits of
+//! the stores' consistency, key rotation and state metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use portcullis_core::TokenKey;
+
+use super::{TokenError, TokenService};
+use crate::storage::{StorageError, TokenChange, TokenChanges, TokenInfo, TokenListing};
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Problems still there after the audit.
+    pub problems: Vec<String>,
+    /// Problems the audit fixed (only with `fix`).
+    pub fixed: Vec<String>,
+}
+
+impl AuditReport {
+    fn found(&mut self, fix: bool, fixable: bool, message: String) {
+        match fix && fixable {
+            true => self.fixed.push(message),
+            false => self.problems.push(message),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateMetrics {
+    /// Users with an unexpired session token.
+    pub active_sessions: u64,
+    /// Unexpired user tokens.
+    pub user_tokens: u64,
+}
+
+impl TokenService {
+    /// Removes every expired token from both stores with an `expire`
+    /// history entry; how many there were.
+    pub async fn expire_tokens(&self) -> Result<usize, TokenError> {
+        let expired = self.metadata.list_expired(self.clock.now()).await?;
+        for info in &expired {
+            self.data.delete(&info.token).await?;
+            self.metadata.delete(&info.token).await?;
+            self.record(info, TokenChange::Expire, None, None).await?;
+        }
+        Ok(expired.len())
+    }
+
+    /// Drops history older than the configured retention; how many entries.
+    pub async fn truncate_history(&self) -> Result<u64, TokenError> {
+        let cutoff = self
+            .clock
+            .now()
+            .saturating_sub(self.policy.history_retention);
+        Ok(self.history.delete_older_than(cutoff).await?)
+    }
+
+    /// Removes every token's data (the metadata and history stay, as in
+    /// Gafaelfawr, for the caller to truncate).
+    pub async fn delete_all_tokens(&self) -> Result<(), TokenError> {
+        Ok(self.data.delete_all().await?)
+    }
+
+    /// Re-seals all token data under the active key; how many records
+    /// were sealed with an older one.
+    pub async fn reseal_all(&self) -> Result<u64, TokenError> {
+        Ok(self.data.reseal_all().await?)
+    }
+
+    pub async fn gather_state_metrics(&self) -> Result<StateMetrics, TokenError> {
+        let now = self.clock.now();
+        Ok(StateMetrics {
+            active_sessions: self.metadata.count_unique_sessions(now).await?,
+            user_tokens: self.metadata.count_user_tokens(now).await?,
+        })
+    }
+
+    /// Checks the stores against each other: data without metadata and the
+    /// reverse, fields that disagree, children outliving their parents,
+    /// orphans and unknown scopes. With `fix`, repairs what it can; the
+    /// data store is the truth where the two disagree.
+    pub async fn audit(&self, fix: bool) -> Result<AuditReport, TokenError> {
+        let mut report = AuditReport::default();
+        let data_keys: BTreeSet<TokenKey> = self.data.list().await?.into_iter().collect();
+        let infos: BTreeMap<TokenKey, TokenInfo> = self
+            .metadata
+            .list_tokens(&TokenListing::default())
+            .await?
+            .into_iter()
+            .map(|i| (i.token.clone(), i))
+            .collect();
+
+        for key in data_keys.iter().filter(|k| !infos.contains_key(*k)) {
+            report.found(fix, true, format!("token {key}: data without metadata"));
+            if fix {
+                self.data.delete(key).await?;
+            }
+        }
+        for (key, info) in infos.iter().filter(|(k, _)| !data_keys.contains(*k)) {
+            report.found(fix, true, format!("token {key}: metadata without data"));
+            if fix {
+                self.metadata.delete(key).await?;
+                self.record(info, TokenChange::Revoke, None, None).await?;
+            }
+        }
+        for (key, info) in infos.iter().filter(|(k, _)| data_keys.contains(*k)) {
+            self.audit_fields(key, info, fix, &mut report).await?;
+        }
+        self.audit_children(&infos, fix, &mut report).await?;
+        for orphan in self.metadata.list_orphaned().await? {
+            report.found(
+                fix,
+                true,
+                format!(
+                    "token {}: {} token without a parent",
+                    orphan.token,
+                    orphan.token_type.as_str()
+                ),
+            );
+            if fix {
+                self.revoke_tree(&orphan, TokenChange::Revoke, None, None)
+                    .await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Data and metadata of one token must agree on who, what and when, and
+    /// its scopes (the data's, which checks use) must be known.
+    async fn audit_fields(
+        &self,
+        key: &TokenKey,
+        info: &TokenInfo,
+        fix: bool,
+        report: &mut AuditReport,
+    ) -> Result<(), TokenError> {
+        let data = match self.data.get(key).await {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(()),
+            Err(e @ (StorageError::Sealed { .. } | StorageError::Corrupt { .. })) => {
+                report.found(fix, false, format!("token {key}: {e}"));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let unknown: Vec<&str> = data
+            .scopes
+            .iter()
+            .filter(|s| !self.policy.known_scopes.contains_key(*s))
+            .map(|s| s.as_str())
+            .collect();
+        if !unknown.is_empty() {
+            report.found(
+                fix,
+                false,
+                format!("token {key}: unknown scopes {unknown:?}"),
+            );
+        }
+        if data.username != info.username || data.token_type != info.token_type {
+            report.found(
+                fix,
+                false,
+                format!("token {key}: data and metadata disagree on its user or type"),
+            );
+        }
+        let mut changes = TokenChanges::default();
+        if data.scopes != info.scopes {
+            changes.scopes = Some(data.scopes.clone());
+        }
+        if data.expires != info.expires {
+            changes.expires = Some(data.expires);
+        }
+        if changes.scopes.is_some() || changes.expires.is_some() {
+            report.found(
+                fix,
+                true,
+                format!("token {key}: metadata scopes or expiry differ from its data"),
+            );
+            if fix {
+                self.metadata.modify(key, &changes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A child must expire no later than its parent.
+    async fn audit_children(
+        &self,
+        infos: &BTreeMap<TokenKey, TokenInfo>,
+        fix: bool,
+        report: &mut AuditReport,
+    ) -> Result<(), TokenError> {
+        for (key, child) in infos {
+            let Some(parent) = child.parent.as_ref().and_then(|p| infos.get(p)) else {
+                continue;
+            };
+            let Some(limit) = parent.expires else {
+                continue;
+            };
+            if child.expires.is_some_and(|e| e <= limit) {
+                continue;
+            }
+            report.found(
+                fix,
+                true,
+                format!("token {key}: outlives its parent {}", parent.token),
+            );
+            if fix {
+                let changes = TokenChanges {
+                    expires: Some(Some(limit)),
+                    ..TokenChanges::default()
+                };
+                self.metadata.modify(key, &changes).await?;
+                if let Some(mut data) = self.data.get(key).await? {
+                    data.expires = Some(limit);
+                    self.data.store(&data).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

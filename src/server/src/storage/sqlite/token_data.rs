@@ -1,0 +1,131 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portcullis_core::TokenKey;
+use sqlx::{Row, SqlitePool};
+
+use super::parse_key;
+use crate::storage::cipher::{DataCipher, Sealed};
+use crate::storage::{StorageError, TokenData, TokenDataStore};
+
+pub struct SqliteTokenDataStore {
+    pool: SqlitePool,
+    cipher: Arc<DataCipher>,
+}
+
+impl SqliteTokenDataStore {
+    pub fn new(pool: SqlitePool, cipher: Arc<DataCipher>) -> Self {
+        Self { pool, cipher }
+    }
+
+    fn seal(&self, data: &TokenData) -> Result<Sealed, StorageError> {
+        let key = data.token.key();
+        self.cipher
+            .seal(key.as_str().as_bytes(), &data.to_plaintext())
+            .map_err(|source| StorageError::Sealed {
+                key: key.to_string(),
+                source,
+            })
+    }
+
+    fn open(&self, key: &TokenKey, sealed: &Sealed) -> Result<TokenData, StorageError> {
+        let plaintext = self
+            .cipher
+            .open(key.as_str().as_bytes(), sealed)
+            .map_err(|source| StorageError::Sealed {
+                key: key.to_string(),
+                source,
+            })?;
+        TokenData::from_plaintext(key, &plaintext)
+    }
+
+    async fn write(&self, key: &TokenKey, sealed: &Sealed) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO token_data (token_key, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?)
+             ON CONFLICT (token_key) DO UPDATE SET
+                 key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+        )
+        .bind(key.as_str())
+        .bind(&sealed.key_id)
+        .bind(&sealed.nonce)
+        .bind(&sealed.ciphertext)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn sealed_from(row: &sqlx::sqlite::SqliteRow) -> Result<Sealed, sqlx::Error> {
+    Ok(Sealed {
+        key_id: row.try_get("key_id")?,
+        nonce: row.try_get("nonce")?,
+        ciphertext: row.try_get("ciphertext")?,
+    })
+}
+
+#[async_trait]
+impl TokenDataStore for SqliteTokenDataStore {
+    async fn store(&self, data: &TokenData) -> Result<(), StorageError> {
+        let sealed = self.seal(data)?;
+        self.write(data.token.key(), &sealed).await
+    }
+
+    async fn get(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
+        let row =
+            sqlx::query("SELECT key_id, nonce, ciphertext FROM token_data WHERE token_key = ?")
+                .bind(key.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => self.open(key, &sealed_from(&row)?).map(Some),
+        }
+    }
+
+    async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM token_data WHERE token_key = ?")
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_all(&self) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM token_data")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<TokenKey>, StorageError> {
+        let rows = sqlx::query("SELECT token_key FROM token_data ORDER BY token_key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| parse_key(row.try_get("token_key")?))
+            .collect()
+    }
+
+    async fn reseal_all(&self) -> Result<u64, StorageError> {
+        let rows = sqlx::query("SELECT token_key, key_id, nonce, ciphertext FROM token_data")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut resealed = 0;
+        for row in rows {
+            let sealed = sealed_from(&row)?;
+            if sealed.key_id == self.cipher.active_key() {
+                continue;
+            }
+            let key = parse_key(row.try_get("token_key")?)?;
+            let data = self.open(&key, &sealed)?;
+            self.write(&key, &self.seal(&data)?).await?;
+            resealed += 1;
+        }
+        Ok(resealed)
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! Token metadata: names, parent/child links, listing and counts. The data
+//! store decides whether a token is valid; this one knows how tokens relate.
+
+use async_trait::async_trait;
+use portcullis_core::{Scope, TokenKey, TokenType};
+use serde::Serialize;
+
+use super::StorageError;
+
+/// What is known of a token without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub token: TokenKey,
+    pub username: String,
+    pub token_type: TokenType,
+    pub token_name: Option<String>,
+    /// Sorted.
+    pub scopes: Vec<Scope>,
+    /// The service an internal token was delegated to.
+    pub service: Option<String>,
+    pub created: u64,
+    pub last_used: Option<u64>,
+    pub expires: Option<u64>,
+    pub parent: Option<TokenKey>,
+}
+
+/// Which existing child a get-or-create may hand back instead of a new one.
+#[derive(Debug, Clone)]
+pub struct ReusableChild {
+    pub parent: TokenKey,
+    pub token_type: TokenType,
+    /// For internal tokens: the service and the exact (sorted) scopes.
+    pub service: Option<String>,
+    pub scopes: Vec<Scope>,
+    /// An existing child must not expire before this time.
+    pub min_expires: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildSlot {
+    /// The new child was added.
+    Added,
+    /// A matching child exists: use it, and discard the new one.
+    Existing(TokenKey),
+}
+
+/// A change to a token's metadata; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TokenChanges {
+    pub token_name: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+    /// `Some(None)` removes the expiry.
+    pub expires: Option<Option<u64>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TokenListing {
+    pub username: Option<String>,
+    pub token_type: Option<TokenType>,
+}
+
+#[async_trait]
+pub trait TokenMetadataStore: Send + Sync {
+    /// Adds a token; `StorageError::DuplicateName` when its owner already
+    /// has a token of that name.
+    async fn add(&self, info: &TokenInfo) -> Result<(), StorageError>;
+    /// Adds a child unless a reusable one exists, atomically: however many
+    /// callers race, one child is added.
+    async fn add_child_unless_reusable(
+        &self,
+        info: &TokenInfo,
+        reuse: &ReusableChild,
+    ) -> Result<ChildSlot, StorageError>;
+    async fn get_info(&self, key: &TokenKey) -> Result<Option<TokenInfo>, StorageError>;
+    /// Every descendant of `key`, deepest first, so that deleting in order
+    /// never leaves a child without its parent's record.
+    async fn get_children(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError>;
+    async fn list_tokens(&self, listing: &TokenListing) -> Result<Vec<TokenInfo>, StorageError>;
+    /// Child-type tokens whose parent is gone.
+    async fn list_orphaned(&self) -> Result<Vec<TokenInfo>, StorageError>;
+    /// Applies `changes`; the updated info, or `None` if there is no token.
+    async fn modify(
+        &self,
+        key: &TokenKey,
+        changes: &TokenChanges,
+    ) -> Result<Option<TokenInfo>, StorageError>;
+    /// Sets `last_used` to `now` unless it was set less than `interval`
+    /// seconds ago; true when it wrote.
+    async fn record_use(
+        &self,
+        key: &TokenKey,
+        now: u64,
+        interval: u64,
+    ) -> Result<bool, StorageError>;
+    async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError>;
+    /// Tokens whose expiry is at or before `now`.
+    async fn list_expired(&self, now: u64) -> Result<Vec<TokenInfo>, StorageError>;
+    /// Users with at least one unexpired session token.
+    async fn count_unique_sessions(&self, now: u64) -> Result<u64, StorageError>;
+    /// Unexpired user tokens.
+    async fn count_user_tokens(&self, now: u64) -> Result<u64, StorageError>;
+}
