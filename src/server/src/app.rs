@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use axum::Router;
+use ipnet::IpNet;
 
 use crate::config::{Config, StorageConfig};
 use crate::handlers::{self, AppState};
-use crate::services::{CheckService, Clock, SystemClock, TokenService};
+use crate::services::{Authenticator, CheckService, Clock, SystemClock, TokenService};
 use crate::storage::sqlite::{
     self, SqliteHistoryStore, SqliteTokenDataStore, SqliteTokenMetadataStore,
 };
@@ -23,7 +24,9 @@ type Stores = (
 pub struct App {
     pub tokens: Arc<TokenService>,
     pub check: Arc<CheckService>,
+    pub auth: Arc<Authenticator>,
     realm: Arc<str>,
+    trusted_proxies: Arc<[IpNet]>,
 }
 
 impl App {
@@ -50,16 +53,21 @@ impl App {
             clock.clone(),
             config.policy.clone(),
         ));
-        let check = Arc::new(CheckService::new(
+        let auth = Arc::new(Authenticator::new(
             tokens.clone(),
-            clock,
             config.bootstrap_token.clone(),
+        ));
+        let check = Arc::new(CheckService::new(
+            auth.clone(),
+            clock,
             config.check_cache_ttl,
         ));
         Ok(Self {
             tokens,
             check,
+            auth,
             realm: config.realm.as_str().into(),
+            trusted_proxies: config.trusted_proxies.clone().into(),
         })
     }
 
@@ -67,7 +75,9 @@ impl App {
         handlers::router(AppState {
             check: self.check.clone(),
             tokens: self.tokens.clone(),
+            auth: self.auth.clone(),
             realm: self.realm.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         })
     }
 }

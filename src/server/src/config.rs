@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use ipnet::IpNet;
 use portcullis_core::challenge::is_valid_realm;
 use portcullis_core::{Scope, Token};
 use serde::Deserialize;
@@ -70,8 +71,19 @@ struct RawConfig {
     /// Default: the scopes listed in `default_scopes`.
     #[serde(default = "default_scopes")]
     scopes: BTreeMap<String, String>,
+    /// Proxies whose `X-Forwarded-For` is believed when recording a
+    /// client's address in history. Default: loopback only.
+    #[serde(default = "default_trusted_proxies")]
+    trusted_proxies: Vec<IpNet>,
     storage: RawStorage,
     encryption: RawEncryption,
+}
+
+fn default_trusted_proxies() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }
 
 fn default_session_lifetime() -> u64 {
@@ -173,6 +185,7 @@ pub struct Config {
     pub check_cache_ttl: Duration,
     pub policy: TokenPolicy,
     pub maintenance_interval: Duration,
+    pub trusted_proxies: Vec<IpNet>,
     pub storage: StorageConfig,
     pub encryption: EncryptionConfig,
 }
@@ -267,6 +280,7 @@ impl RawConfig {
                 history_retention: self.history_retention_days * 24 * 3600,
             },
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
+            trusted_proxies: self.trusted_proxies,
             storage,
             encryption: self.encryption.validate()?,
         })

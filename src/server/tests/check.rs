@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode};
 use portcullis::app::App;
 use portcullis::config::{self, Config};
-use portcullis::services::{Actor, AdminTokenRequest, CheckError, ManualClock, TokenError};
+use portcullis::services::{
+    Actor, AdminTokenRequest, AuthError, CheckError, ManualClock, TokenError,
+};
 use portcullis_core::{CheckAnswer, CheckRequest, Satisfy, Token, TokenType};
 use tower::ServiceExt as _;
 
@@ -108,7 +110,10 @@ async fn token_is_valid_until_its_expiry_and_not_at_it() {
     f.clock.advance(Duration::from_secs(1));
     let err = f.check(&token, &need).await.unwrap_err();
     assert!(
-        matches!(err, CheckError::InvalidToken("Token is not valid")),
+        matches!(
+            err,
+            CheckError::Auth(AuthError::InvalidToken("Token is not valid"))
+        ),
         "{err:?}"
     );
 }
@@ -163,7 +168,10 @@ async fn wrong_secret_and_bootstrap_token_read_like_unknown_tokens() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, CheckError::InvalidToken("Token is not valid")),
+            matches!(
+                err,
+                CheckError::Auth(AuthError::InvalidToken("Token is not valid"))
+            ),
             "{err:?}"
         );
     }

@@ -10,7 +10,7 @@ use portcullis_core::check::headers;
 use portcullis_core::{scope, CheckAnswer, CheckRequest};
 
 use super::{error, AppState};
-use crate::services::CheckError;
+use crate::services::{AuthError, CheckError};
 
 pub async fn ingress_auth(
     State(state): State<AppState>,
@@ -29,27 +29,27 @@ async fn check(
     request_headers: &HeaderMap,
 ) -> Result<CheckAnswer, CheckError> {
     let request =
-        CheckRequest::from_query(query).map_err(|e| CheckError::InvalidRequest(e.to_string()))?;
+        CheckRequest::from_query(query).map_err(|e| AuthError::InvalidRequest(e.to_string()))?;
     let authorization = authorization(request_headers)?;
     state.check.check(authorization, &request).await
 }
 
 /// The one `Authorization` value, if any. Two of them are ambiguous, and
 /// bytes outside visible ASCII cannot hold a token: both are malformed.
-fn authorization(request_headers: &HeaderMap) -> Result<Option<&str>, CheckError> {
+pub fn authorization(request_headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     let mut values = request_headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(CheckError::InvalidRequest(
+        return Err(AuthError::InvalidRequest(
             "more than one Authorization header".into(),
         ));
     }
     value
         .to_str()
         .map(Some)
-        .map_err(|_| CheckError::InvalidRequest("Authorization header is not visible ASCII".into()))
+        .map_err(|_| AuthError::InvalidRequest("Authorization header is not visible ASCII".into()))
 }
 
 fn granted(answer: CheckAnswer) -> Response {

@@ -1,6 +1,8 @@
 //! HTTP handlers: each parses its request, calls one service and shapes the
 //! reply. Errors become HTTP in `error`, and nowhere else.
 
+mod api;
+mod client_ip;
 mod error;
 mod health;
 mod ingress;
@@ -9,20 +11,26 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
+use ipnet::IpNet;
 use portcullis_core::check::CHECK_PATH;
 
-use crate::services::{CheckService, TokenService};
+use crate::services::{Authenticator, CheckService, TokenService};
+
+pub use client_ip::client_ip;
 
 #[derive(Clone)]
 pub struct AppState {
     pub check: Arc<CheckService>,
     pub tokens: Arc<TokenService>,
+    pub auth: Arc<Authenticator>,
     pub realm: Arc<str>,
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route(CHECK_PATH, get(ingress::ingress_auth))
+        .nest(api::PREFIX, api::router())
         .with_state(state)
 }

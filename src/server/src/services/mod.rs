@@ -2,11 +2,13 @@
 //! as values so that tests can drive time without sleeping.
 
 pub mod actor;
+pub mod authenticate;
 pub mod check;
 pub mod clock;
 pub mod tokens;
 
 pub use actor::Actor;
+pub use authenticate::{AuthError, Authenticator};
 pub use check::{CheckError, CheckService};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use tokens::{

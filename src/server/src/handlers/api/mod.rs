@@ -1,0 +1,83 @@
+//! The token REST API under `/auth/api/v1`, authenticated by bearer token.
+
+mod history;
+mod tokens;
+mod user;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use portcullis_core::TokenKey;
+use serde::de::DeserializeOwned;
+
+use super::error::{auth_error, ApiError};
+use super::{ingress, AppState};
+use crate::services::Actor;
+
+pub const PREFIX: &str = "/auth/api/v1";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/user-info", get(user::user_info))
+        .route("/token-info", get(user::token_info))
+        .route(
+            "/users/{username}/tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route(
+            "/users/{username}/tokens/{key}",
+            get(tokens::show)
+                .delete(tokens::revoke)
+                .patch(tokens::modify),
+        )
+        .route(
+            "/users/{username}/tokens/{key}/change-history",
+            get(history::of_token),
+        )
+        .route(
+            "/users/{username}/token-change-history",
+            get(history::of_user),
+        )
+        .route("/history/token-changes", get(history::of_everyone))
+        .route("/tokens", post(tokens::admin_create))
+}
+
+/// The authenticated caller; a failed authentication is answered with the
+/// same RFC 6750 challenge as at the ingress.
+pub struct Caller(pub Actor);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let header =
+            ingress::authorization(&parts.headers).map_err(|e| auth_error(&e, &state.realm))?;
+        state
+            .auth
+            .api_actor(header)
+            .await
+            .map(Caller)
+            .map_err(|e| auth_error(&e, &state.realm))
+    }
+}
+
+/// A JSON body whose rejection uses the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError::InvalidRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// A key from a path: one that cannot be a key names no token.
+fn path_key(text: &str) -> Result<TokenKey, ApiError> {
+    text.parse().map_err(|_| ApiError::NotFound)
+}

@@ -1,0 +1,80 @@
+//! Turning an `Authorization` header into who is asking: the one place
+//! that parses presented tokens, for the ingress and the API alike.
+
+use std::sync::Arc;
+
+use portcullis_core::authorization::{self, AuthorizationError};
+use portcullis_core::Token;
+
+use super::{Actor, TokenService};
+use crate::storage::{StorageError, TokenData};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("No token was presented")]
+    NoCredential,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    #[error("Token storage is unavailable: {0}")]
+    Unavailable(#[from] StorageError),
+}
+
+impl From<AuthorizationError> for AuthError {
+    fn from(e: AuthorizationError) -> Self {
+        AuthError::InvalidRequest(e.to_string())
+    }
+}
+
+/// Unknown, wrong secret, expired and (at the ingress) bootstrap all read
+/// alike: no oracle for which keys exist.
+const NOT_VALID: &str = "Token is not valid";
+
+pub struct Authenticator {
+    tokens: Arc<TokenService>,
+    bootstrap: Option<Token>,
+}
+
+impl Authenticator {
+    pub fn new(tokens: Arc<TokenService>, bootstrap: Option<Token>) -> Self {
+        Self { tokens, bootstrap }
+    }
+
+    /// The caller of the token API: the bootstrap token is an administrator.
+    pub async fn api_actor(&self, authorization: Option<&str>) -> Result<Actor, AuthError> {
+        let token = presented(authorization)?;
+        if self.is_bootstrap(&token) {
+            return Ok(Actor::Bootstrap);
+        }
+        Ok(Actor::Token(Box::new(self.valid_data(&token).await?)))
+    }
+
+    /// The caller at the ingress: only stored tokens, never the bootstrap.
+    pub async fn ingress_data(&self, authorization: Option<&str>) -> Result<TokenData, AuthError> {
+        let token = presented(authorization)?;
+        if self.is_bootstrap(&token) {
+            return Err(AuthError::InvalidToken(NOT_VALID));
+        }
+        self.valid_data(&token).await
+    }
+
+    async fn valid_data(&self, token: &Token) -> Result<TokenData, AuthError> {
+        self.tokens
+            .get_data(token)
+            .await?
+            .ok_or(AuthError::InvalidToken(NOT_VALID))
+    }
+
+    fn is_bootstrap(&self, token: &Token) -> bool {
+        self.bootstrap
+            .as_ref()
+            .is_some_and(|b| b.key() == token.key() && b.secret().matches(token.secret()))
+    }
+}
+
+fn presented(authorization: Option<&str>) -> Result<Token, AuthError> {
+    let text = authorization::bearer_token(authorization.ok_or(AuthError::NoCredential)?)?;
+    text.parse()
+        .map_err(|_| AuthError::InvalidToken("Token is malformed"))
+}

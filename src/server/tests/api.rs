@@ -1,0 +1,533 @@
+//! The token REST API over HTTP (the router, without a network): every
+//! route, its successes and its refusals.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use portcullis::app::App;
+use portcullis::config::{self, Config};
+use portcullis::services::{ManualClock, UserInfo};
+use portcullis_core::Token;
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+const START: u64 = 1_900_000_000;
+
+struct Api {
+    app: App,
+    bootstrap: String,
+    alice: String,
+    bob: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = Token::from_random([7; 16], [8; 16]);
+    let text = config::initial_toml(
+        "127.0.0.1:0".parse().unwrap(),
+        Path::new("t.sqlite"),
+        [5; 32],
+        &bootstrap,
+    );
+    let config = Config::from_toml(&text, dir.path()).unwrap();
+    let app = App::with_clock(&config, Arc::new(ManualClock::at(START)))
+        .await
+        .unwrap();
+    let session = |name: &str, scopes: &[&str]| {
+        let tokens = app.tokens.clone();
+        let user = UserInfo {
+            username: name.into(),
+            email: Some(format!("{name}@example.org")),
+            ..UserInfo::default()
+        };
+        let scopes = scopes.iter().map(|s| s.parse().unwrap()).collect();
+        async move {
+            tokens
+                .create_session_token(&user, scopes, None)
+                .await
+                .unwrap()
+                .expose()
+        }
+    };
+    let alice = session("alice", &["read:all", "user:token"]).await;
+    let bob = session("bob", &["read:all", "user:token"]).await;
+    let admin = session("root", &["admin:token"]).await;
+    Api {
+        app,
+        bootstrap: bootstrap.expose(),
+        alice,
+        bob,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(v) => {
+                request = request.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = request.body(body).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 5555))));
+        self.send(request).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.router().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            },
+        }
+    }
+
+    async fn get(&self, uri: &str, token: &str) -> Reply {
+        self.call(Method::GET, uri, Some(token), None).await
+    }
+
+    async fn new_user_token(&self, owner: &str, token: &str, name: &str) -> Reply {
+        let body = json!({ "token_name": name, "scopes": ["read:all"] });
+        self.call(
+            Method::POST,
+            &format!("/auth/api/v1/users/{owner}/tokens"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+}
+
+fn key_of(token: &str) -> String {
+    token[3..25].to_owned()
+}
+
+fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    assert_eq!(reply.body["error"], code, "{:?}", reply.body);
+    assert!(reply.body["error_description"].is_string());
+}
+
+#[tokio::test]
+async fn user_info_and_token_info_describe_the_authenticating_token() {
+    let api = api().await;
+    let info = api.get("/auth/api/v1/user-info", &api.alice).await;
+    assert_eq!(info.status, StatusCode::OK);
+    assert_eq!(info.body["username"], "alice");
+    assert_eq!(info.body["email"], "alice@example.org");
+    let token = api.get("/auth/api/v1/token-info", &api.alice).await;
+    assert_eq!(token.body["token"], key_of(&api.alice));
+    assert_eq!(token.body["token_type"], "session");
+    assert_eq!(token.body["scopes"], json!(["read:all", "user:token"]));
+    assert_error(
+        &api.get("/auth/api/v1/user-info", &api.bootstrap).await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+    );
+}
+
+#[tokio::test]
+async fn the_api_refuses_missing_and_invalid_tokens_with_rfc_6750_challenges() {
+    let api = api().await;
+    let none = api
+        .call(Method::GET, "/auth/api/v1/user-info", None, None)
+        .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.headers["www-authenticate"],
+        r#"Bearer realm="portcullis""#
+    );
+    let bad = api.get("/auth/api/v1/user-info", "gt-nope").await;
+    assert_error(&bad, StatusCode::UNAUTHORIZED, "invalid_token");
+    let unknown = api
+        .get(
+            "/auth/api/v1/user-info",
+            "gt-AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .await;
+    assert_error(&unknown, StatusCode::UNAUTHORIZED, "invalid_token");
+}
+
+#[tokio::test]
+async fn a_user_creates_lists_shows_and_revokes_their_own_tokens() {
+    let api = api().await;
+    let made = api.new_user_token("alice", &api.alice, "laptop").await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let token = made.body["token"].as_str().unwrap().to_owned();
+    let key = key_of(&token);
+    assert_eq!(
+        made.headers["location"],
+        format!("/auth/api/v1/users/alice/tokens/{key}")
+    );
+    // The new token works on the API (and so at the ingress).
+    assert_eq!(
+        api.get("/auth/api/v1/user-info", &token).await.body["username"],
+        "alice"
+    );
+
+    let list = api.get("/auth/api/v1/users/alice/tokens", &api.alice).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let names: Vec<&Value> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["token_name"])
+        .collect();
+    assert!(names.contains(&&json!("laptop")), "{names:?}");
+
+    let show = api
+        .get(
+            &format!("/auth/api/v1/users/alice/tokens/{key}"),
+            &api.alice,
+        )
+        .await;
+    assert_eq!(show.body["token_name"], "laptop");
+    assert_eq!(show.body["token_type"], "user");
+
+    let uri = format!("/auth/api/v1/users/alice/tokens/{key}");
+    assert_eq!(
+        api.call(Method::DELETE, &uri, Some(&api.alice), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &api.get(&uri, &api.alice).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &api.call(Method::DELETE, &uri, Some(&api.alice), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &api.get("/auth/api/v1/user-info", &token).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    );
+    assert_error(
+        &api.get("/auth/api/v1/users/alice/tokens/not-a-key", &api.alice)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn a_user_cannot_see_or_touch_another_users_tokens() {
+    let api = api().await;
+    let bobs = api.new_user_token("bob", &api.bob, "mine").await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_uri = format!("/auth/api/v1/users/bob/tokens/{}", key_of(&bobs));
+    let forbidden = [
+        api.get("/auth/api/v1/users/bob/tokens", &api.alice).await,
+        api.new_user_token("bob", &api.alice, "sneaky").await,
+        api.get(&bob_uri, &api.alice).await,
+        api.call(Method::DELETE, &bob_uri, Some(&api.alice), None)
+            .await,
+        api.call(
+            Method::PATCH,
+            &bob_uri,
+            Some(&api.alice),
+            Some(json!({ "token_name": "x" })),
+        )
+        .await,
+        api.get(&format!("{bob_uri}/change-history"), &api.alice)
+            .await,
+        api.get("/auth/api/v1/users/bob/token-change-history", &api.alice)
+            .await,
+        api.get("/auth/api/v1/history/token-changes", &api.alice)
+            .await,
+        api.call(
+            Method::POST,
+            "/auth/api/v1/tokens",
+            Some(&api.alice),
+            Some(json!({ "username": "bot-x", "token_type": "service" })),
+        )
+        .await,
+    ];
+    for reply in &forbidden {
+        assert_error(reply, StatusCode::FORBIDDEN, "permission_denied");
+    }
+    // Bob's token is untouched.
+    assert_eq!(
+        api.get("/auth/api/v1/user-info", &bobs).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn admins_and_the_bootstrap_token_manage_everyones_tokens() {
+    let api = api().await;
+    for admin in [&api.admin, &api.bootstrap] {
+        let list = api.get("/auth/api/v1/users/alice/tokens", admin).await;
+        assert_eq!(list.status, StatusCode::OK);
+    }
+    let service = api
+        .call(
+            Method::POST,
+            "/auth/api/v1/tokens",
+            Some(&api.bootstrap),
+            Some(json!({ "username": "bot-ci", "token_type": "service", "scopes": ["read:all"] })),
+        )
+        .await;
+    assert_eq!(service.status, StatusCode::CREATED, "{:?}", service.body);
+    let for_carol = api
+        .call(Method::POST, "/auth/api/v1/tokens", Some(&api.admin),
+            Some(json!({ "username": "carol", "token_type": "user", "token_name": "given", "email": "c@example.org" })))
+        .await;
+    assert_eq!(for_carol.status, StatusCode::CREATED);
+    assert_eq!(
+        api.get(
+            "/auth/api/v1/user-info",
+            for_carol.body["token"].as_str().unwrap()
+        )
+        .await
+        .body["email"],
+        "c@example.org"
+    );
+    let bad = api
+        .call(
+            Method::POST,
+            "/auth/api/v1/tokens",
+            Some(&api.admin),
+            Some(json!({ "username": "ci", "token_type": "service" })),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(bad.body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("bot-"));
+}
+
+#[tokio::test]
+async fn patch_changes_name_scopes_and_expiry_for_admins() {
+    let api = api().await;
+    let token = api.new_user_token("alice", &api.alice, "before").await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = format!("/auth/api/v1/users/alice/tokens/{}", key_of(&token));
+    let patched = api
+        .call(Method::PATCH, &uri, Some(&api.admin),
+            Some(json!({ "token_name": "after", "scopes": ["read:all", "write:all"], "expires": START + 86400 })))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.body["token_name"], "after");
+    assert_eq!(patched.body["scopes"], json!(["read:all", "write:all"]));
+    assert_eq!(patched.body["expires"], START + 86400);
+    let forever = api
+        .call(
+            Method::PATCH,
+            &uri,
+            Some(&api.admin),
+            Some(json!({ "expires": null })),
+        )
+        .await;
+    assert_eq!(forever.body["expires"], Value::Null);
+    assert_eq!(
+        forever.body["token_name"], "after",
+        "absent fields are unchanged"
+    );
+    assert_error(
+        &api.call(
+            Method::PATCH,
+            &uri,
+            Some(&api.alice),
+            Some(json!({ "token_name": "mine" })),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+    );
+    assert_error(
+        &api.call(
+            Method::PATCH,
+            &uri,
+            Some(&api.admin),
+            Some(json!({ "colour": "red" })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        &api.call(
+            Method::PATCH,
+            &uri,
+            Some(&api.admin),
+            Some(json!({ "scopes": ["launch:missiles"] })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+    );
+    assert_error(
+        &api.call(
+            Method::PATCH,
+            &uri,
+            Some(&api.admin),
+            Some(json!({ "expires": START + 10 })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+}
+
+#[tokio::test]
+async fn duplicate_token_names_get_409_and_malformed_bodies_get_400() {
+    let api = api().await;
+    assert_eq!(
+        api.new_user_token("alice", &api.alice, "twice")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let again = api.new_user_token("alice", &api.alice, "twice").await;
+    assert_error(&again, StatusCode::CONFLICT, "duplicate_token_name");
+    assert!(again.body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("twice"));
+    let wide = api
+        .call(
+            Method::POST,
+            "/auth/api/v1/users/alice/tokens",
+            Some(&api.alice),
+            Some(json!({ "token_name": "w", "scopes": ["admin:token"] })),
+        )
+        .await;
+    assert_error(&wide, StatusCode::BAD_REQUEST, "invalid_scope");
+    let request = Request::post("/auth/api/v1/users/alice/tokens")
+        .header("authorization", format!("Bearer {}", api.alice))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_error(
+        &api.send(request).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    // Nothing was half-made by the refusals.
+    let list = api.get("/auth/api/v1/users/alice/tokens", &api.alice).await;
+    assert_eq!(
+        list.body.as_array().unwrap().len(),
+        2,
+        "the session and one `twice`"
+    );
+}
+
+#[tokio::test]
+async fn history_routes_page_with_link_headers_and_record_the_client_address() {
+    let api = api().await;
+    for name in ["a", "b", "c"] {
+        api.new_user_token("alice", &api.alice, name).await;
+    }
+    let own = api
+        .get(
+            "/auth/api/v1/users/alice/token-change-history?limit=2",
+            &api.alice,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    let entries = own.body.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["token_name"], "c");
+    assert_eq!(entries[0]["action"], "create");
+    assert_eq!(entries[0]["ip_address"], "192.0.2.7");
+    let link = own.headers["link"].to_str().unwrap();
+    let next = link.split(['<', '>']).nth(1).unwrap();
+    assert!(
+        next.starts_with("/auth/api/v1/users/alice/token-change-history?limit=2&cursor="),
+        "{link}"
+    );
+    let rest = api.get(next, &api.alice).await;
+    let names: Vec<&Value> = rest
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["token_name"])
+        .collect();
+    assert_eq!(
+        names,
+        [&json!("a"), &Value::Null],
+        "then the session's creation"
+    );
+
+    let everyone = api
+        .get(
+            "/auth/api/v1/history/token-changes?username=bob",
+            &api.admin,
+        )
+        .await;
+    assert_eq!(everyone.body.as_array().unwrap().len(), 1);
+    let key = api
+        .get("/auth/api/v1/users/alice/tokens", &api.alice)
+        .await
+        .body[1]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = api
+        .get(
+            &format!("/auth/api/v1/users/alice/tokens/{key}/change-history"),
+            &api.alice,
+        )
+        .await;
+    assert_eq!(one.body.as_array().unwrap().len(), 1);
+    assert_eq!(one.body[0]["token"], key);
+    let bad = api
+        .get(
+            "/auth/api/v1/history/token-changes?since=yesterday",
+            &api.admin,
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_request");
+    let cidr = api
+        .get(
+            "/auth/api/v1/history/token-changes?ip_address=192.0.2.0/24",
+            &api.admin,
+        )
+        .await;
+    assert_eq!(cidr.body.as_array().unwrap().len(), 3);
+}
