@@ -46,6 +46,17 @@ impl Companion {
         self.dir.join("portcullis.sqlite")
     }
 
+    /// The admin token `config init` wrote into the configuration.
+    pub fn bootstrap_token(&self) -> String {
+        let config = std::fs::read_to_string(self.config_path()).expect("read config");
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix("bootstrap_token = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .expect("a bootstrap token in the config")
+            .to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

@@ -1,59 +1,130 @@
-//! Reading the credential out of an `Authorization` header value.
+//! Reading the presented token out of an `Authorization` header value:
+//! `Bearer <token>`, or Basic auth with the token as the username or the
+//! password (the other being empty or `x-oauth-basic`, GitHub's convention
+//! that Gafaelfawr follows).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+/// The placeholder that stands beside a token in Basic credentials.
+const OAUTH_BASIC: &str = "x-oauth-basic";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthorizationError {
     #[error("Authorization header has a scheme but no credentials")]
     MissingCredentials,
-    #[error("Authorization scheme {0:?} is not supported; use Bearer")]
+    #[error("Authorization scheme {0:?} is not supported; use Bearer or Basic")]
     UnsupportedScheme(String),
+    #[error("Basic credentials are not base64 of `username:password` in UTF-8")]
+    MalformedBasic,
 }
 
-/// The token text of a `Bearer` credential, not yet parsed as a token: a
-/// malformed header (400) and a malformed token (401) are different refusals.
-pub fn bearer_token(value: &str) -> Result<&str, AuthorizationError> {
+/// The token text, not yet parsed as a token: a malformed header (400) and
+/// a malformed token (401) are different refusals.
+pub fn presented_token(value: &str) -> Result<String, AuthorizationError> {
     let value = value.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let credentials = match rest.trim() {
+        "" => None,
+        c => Some(c),
+    };
     // Auth schemes are case-insensitive (RFC 9110 §11.1).
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthorizationError::UnsupportedScheme(scheme.to_owned()));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return credentials
+            .map(str::to_owned)
+            .ok_or(AuthorizationError::MissingCredentials);
     }
-    match rest.trim() {
-        "" => Err(AuthorizationError::MissingCredentials),
-        token => Ok(token),
+    if scheme.eq_ignore_ascii_case("basic") {
+        return basic_token(credentials.ok_or(AuthorizationError::MissingCredentials)?);
     }
+    Err(AuthorizationError::UnsupportedScheme(scheme.to_owned()))
+}
+
+fn basic_token(credentials: &str) -> Result<String, AuthorizationError> {
+    let decoded = STANDARD
+        .decode(credentials)
+        .map_err(|_| AuthorizationError::MalformedBasic)?;
+    let text = String::from_utf8(decoded).map_err(|_| AuthorizationError::MalformedBasic)?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or(AuthorizationError::MalformedBasic)?;
+    let token = match (user, password) {
+        (OAUTH_BASIC, token) => token,
+        (token, "" | OAUTH_BASIC) => token,
+        // Both filled: the one shaped like a token, the username first.
+        (user, _) if user.starts_with(crate::token::TOKEN_PREFIX) => user,
+        (_, password) => password,
+    };
+    Ok(token.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn basic(user_password: &str) -> String {
+        format!("Basic {}", STANDARD.encode(user_password))
+    }
+
     #[test]
     fn bearer_scheme_is_case_insensitive_and_tolerates_spaces() {
-        assert_eq!(bearer_token("Bearer abc"), Ok("abc"));
-        assert_eq!(bearer_token("bearer abc"), Ok("abc"));
-        assert_eq!(bearer_token("  BEARER   abc  "), Ok("abc"));
+        assert_eq!(presented_token("Bearer abc").as_deref(), Ok("abc"));
+        assert_eq!(presented_token("bearer abc").as_deref(), Ok("abc"));
+        assert_eq!(presented_token("  BEARER   abc  ").as_deref(), Ok("abc"));
+    }
+
+    #[test]
+    fn basic_takes_the_token_from_username_or_password() {
+        for credentials in [
+            "gt-tok:",
+            "gt-tok:x-oauth-basic",
+            "x-oauth-basic:gt-tok",
+            "gt-tok:other",
+            "someone:gt-tok",
+        ] {
+            assert_eq!(
+                presented_token(&basic(credentials)).as_deref(),
+                Ok("gt-tok"),
+                "{credentials}"
+            );
+        }
     }
 
     #[test]
     fn scheme_without_credentials_is_refused() {
-        assert_eq!(
-            bearer_token("Bearer"),
-            Err(AuthorizationError::MissingCredentials)
-        );
-        assert_eq!(
-            bearer_token("Bearer   "),
-            Err(AuthorizationError::MissingCredentials)
-        );
+        for value in ["Bearer", "Bearer   ", "Basic"] {
+            assert_eq!(
+                presented_token(value),
+                Err(AuthorizationError::MissingCredentials),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_basic_credentials_are_refused() {
+        for value in [
+            "Basic !!!",
+            "Basic bm9jb2xvbg",
+            &basic("no-colon"),
+            "Basic /w==",
+        ] {
+            assert_eq!(
+                presented_token(value),
+                Err(AuthorizationError::MalformedBasic),
+                "{value}"
+            );
+        }
     }
 
     #[test]
     fn other_schemes_are_refused_by_name() {
         assert_eq!(
-            bearer_token("Digest x=y"),
+            presented_token("Digest x=y"),
             Err(AuthorizationError::UnsupportedScheme("Digest".into()))
         );
         assert_eq!(
-            bearer_token(""),
+            presented_token(""),
             Err(AuthorizationError::UnsupportedScheme("".into()))
         );
     }

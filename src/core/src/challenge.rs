@@ -76,6 +76,12 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// The challenge of a route whose callers use Basic auth (RFC 7617), which
+/// defines no error codes.
+pub fn basic(realm: &str) -> String {
+    format!("Basic realm={}, charset=\"UTF-8\"", Quoted(realm))
+}
+
 /// True when `realm` can appear in a challenge as it is: printable ASCII.
 pub fn is_valid_realm(realm: &str) -> bool {
     !realm.is_empty() && realm.bytes().all(|b| (0x20..0x7f).contains(&b))
@@ -118,6 +124,11 @@ mod tests {
             scope: None,
         };
         assert_eq!(c.to_string(), r#"Bearer realm="a \"b\" \\c""#);
+    }
+
+    #[test]
+    fn basic_challenge_names_the_realm_and_charset() {
+        assert_eq!(basic("r"), r#"Basic realm="r", charset="UTF-8""#);
     }
 
     #[test]

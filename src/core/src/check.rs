@@ -17,6 +17,8 @@ pub mod headers {
     pub const USER: &str = "x-auth-request-user";
     pub const EMAIL: &str = "x-auth-request-email";
     pub const TOKEN_SCOPES: &str = "x-auth-request-token-scopes";
+    /// The delegated token, when the route asks for one.
+    pub const TOKEN: &str = "x-auth-request-token";
 }
 
 /// The kinds of token, after Gafaelfawr.
@@ -60,19 +62,51 @@ impl std::str::FromStr for TokenType {
 #[error("unknown token type {0:?}")]
 pub struct UnknownTokenType(pub String);
 
-/// What a route requires of the caller's token.
+/// How a route's callers present their token; only the challenge differs,
+/// since both forms are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    #[default]
+    Bearer,
+    Basic,
+}
+
+/// A token the companion makes for the upstream on the caller's behalf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delegation {
+    /// A notebook token with all of the caller's scopes.
+    Notebook,
+    /// An internal token for `service` with those of `scopes` the caller holds.
+    Internal { service: String, scopes: Vec<Scope> },
+}
+
+/// Longest service name accepted for `delegate_to`.
+const MAX_SERVICE_LEN: usize = 64;
+
+/// What a route requires of the caller's token, and what it delegates.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckRequest {
     pub scopes: Vec<Scope>,
     pub satisfy: Satisfy,
+    pub auth_type: AuthType,
+    pub delegation: Option<Delegation>,
+    /// Seconds the caller's token (and a delegated one) must still have.
+    pub minimum_lifetime: Option<u64>,
+    /// Put the delegated token in `Authorization` for the upstream.
+    pub use_authorization: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckQueryError {
     #[error("unknown query parameter {0:?}")]
     UnknownParameter(String),
-    #[error("query parameter `satisfy` given more than once")]
-    RepeatedSatisfy,
+    #[error("query parameter `{0}` given more than once")]
+    Repeated(&'static str),
+    #[error("query parameter `{name}` {reason}")]
+    BadValue { name: &'static str, reason: String },
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error(transparent)]
     Satisfy(#[from] SatisfyError),
     #[error(transparent)]
@@ -87,26 +121,160 @@ impl CheckRequest {
             query.append_pair("scope", scope.as_str());
         }
         query.append_pair("satisfy", self.satisfy.as_str());
+        if self.auth_type == AuthType::Basic {
+            query.append_pair("auth_type", "basic");
+        }
+        match &self.delegation {
+            None => {}
+            Some(Delegation::Notebook) => {
+                query.append_pair("notebook", "true");
+            }
+            Some(Delegation::Internal { service, scopes }) => {
+                query.append_pair("delegate_to", service);
+                for scope in scopes {
+                    query.append_pair("delegate_scope", scope.as_str());
+                }
+            }
+        }
+        if let Some(lifetime) = self.minimum_lifetime {
+            query.append_pair("minimum_lifetime", &lifetime.to_string());
+        }
+        if self.use_authorization {
+            query.append_pair("use_authorization", "true");
+        }
         query.finish()
     }
 
-    /// Parses the check query. Unknown parameters are refused rather than
-    /// ignored: a misspelt `scopes=` must not silently drop a requirement.
+    /// Parses the check query (Gafaelfawr's parameters). Unknown parameters
+    /// are refused rather than ignored: a misspelt `scopes=` must not
+    /// silently drop a requirement.
     pub fn from_query(query: &str) -> Result<Self, CheckQueryError> {
         let mut request = CheckRequest::default();
-        let mut satisfy_seen = false;
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut once = |name: &'static str| match seen.contains(&name) {
+            true => Err(CheckQueryError::Repeated(name)),
+            false => {
+                seen.push(name);
+                Ok(())
+            }
+        };
+        let (mut delegate_to, mut delegate_scopes, mut notebook) = (None, Vec::new(), false);
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match name.as_ref() {
                 "scope" => request.scopes.push(value.parse()?),
-                "satisfy" if satisfy_seen => return Err(CheckQueryError::RepeatedSatisfy),
                 "satisfy" => {
+                    once("satisfy")?;
                     request.satisfy = value.parse()?;
-                    satisfy_seen = true;
+                }
+                "auth_type" => {
+                    once("auth_type")?;
+                    request.auth_type = match value.as_ref() {
+                        "bearer" => AuthType::Bearer,
+                        "basic" => AuthType::Basic,
+                        _ => return Err(bad("auth_type", "must be `bearer` or `basic`")),
+                    };
+                }
+                "delegate_to" => {
+                    once("delegate_to")?;
+                    delegate_to = Some(service_name(&value)?);
+                }
+                // Gafaelfawr's form is one comma-separated value; repeating works too.
+                "delegate_scope" => {
+                    for scope in value.split(',').filter(|s| !s.is_empty()) {
+                        delegate_scopes.push(scope.parse()?);
+                    }
+                }
+                "minimum_lifetime" => {
+                    once("minimum_lifetime")?;
+                    let seconds = value.parse().ok().filter(|s| *s > 0);
+                    request.minimum_lifetime = Some(seconds.ok_or_else(|| {
+                        bad("minimum_lifetime", "must be a positive number of seconds")
+                    })?);
+                }
+                "notebook" => {
+                    once("notebook")?;
+                    notebook = boolean("notebook", &value)?;
+                }
+                "use_authorization" => {
+                    once("use_authorization")?;
+                    request.use_authorization = boolean("use_authorization", &value)?;
                 }
                 other => return Err(CheckQueryError::UnknownParameter(other.to_owned())),
             }
         }
+        request.delegation = match (delegate_to, notebook) {
+            (Some(_), true) => {
+                return Err(CheckQueryError::Conflict(
+                    "`notebook` and `delegate_to` cannot both be set",
+                ))
+            }
+            (Some(service), false) => Some(Delegation::Internal {
+                service,
+                scopes: delegate_scopes,
+            }),
+            (None, _) if !delegate_scopes.is_empty() => {
+                return Err(CheckQueryError::Conflict(
+                    "`delegate_scope` needs `delegate_to`",
+                ))
+            }
+            (None, true) => Some(Delegation::Notebook),
+            (None, false) => None,
+        };
+        if request.use_authorization && request.delegation.is_none() {
+            return Err(CheckQueryError::Conflict(
+                "`use_authorization` needs `delegate_to` or `notebook`",
+            ));
+        }
         Ok(request)
+    }
+}
+
+fn bad(name: &'static str, reason: &str) -> CheckQueryError {
+    CheckQueryError::BadValue {
+        name,
+        reason: reason.to_owned(),
+    }
+}
+
+fn boolean(name: &'static str, value: &str) -> Result<bool, CheckQueryError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(name, "must be `true` or `false`")),
+    }
+}
+
+/// A service name: it becomes a token's metadata and a log field.
+pub fn service_name(value: &str) -> Result<String, CheckQueryError> {
+    let valid = (1..=MAX_SERVICE_LEN).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    match valid {
+        true => Ok(value.to_owned()),
+        false => Err(bad("delegate_to", "must be 1 to 64 of A-Z a-z 0-9 - _ . :")),
+    }
+}
+
+/// A token made for the upstream. `Debug` prints a redaction: it is a
+/// bearer credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DelegatedToken(String);
+
+impl DelegatedToken {
+    pub fn new(token: String) -> Self {
+        Self(token)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DelegatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DelegatedToken(<redacted>)")
     }
 }
 
@@ -135,6 +303,9 @@ pub struct CheckAnswer {
     pub groups: Vec<Group>,
     /// Seconds this answer may be cached; never past `expires`.
     pub cache_ttl: u64,
+    /// The token delegated to the upstream, when the route asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_token: Option<DelegatedToken>,
 }
 
 impl CheckAnswer {
@@ -142,7 +313,12 @@ impl CheckAnswer {
     /// control character here would let stored data split or forge headers.
     pub fn is_header_safe(&self) -> bool {
         let safe = |s: &str| !s.is_empty() && !s.chars().any(char::is_control);
-        safe(&self.username) && self.email.as_deref().is_none_or(safe)
+        safe(&self.username)
+            && self.email.as_deref().is_none_or(safe)
+            && self
+                .delegated_token
+                .as_ref()
+                .is_none_or(|t| safe(t.expose()))
     }
 }
 
@@ -159,10 +335,70 @@ mod tests {
         let request = CheckRequest {
             scopes: vec![scope("read:all"), scope("a&b=c+d%")],
             satisfy: Satisfy::Any,
+            ..CheckRequest::default()
         };
         let query = request.to_query();
         assert_eq!(query, "scope=read%3Aall&scope=a%26b%3Dc%2Bd%25&satisfy=any");
         assert_eq!(CheckRequest::from_query(&query), Ok(request));
+    }
+
+    #[test]
+    fn delegation_parameters_round_trip() {
+        let request = CheckRequest {
+            scopes: vec![scope("read:all")],
+            auth_type: AuthType::Basic,
+            delegation: Some(Delegation::Internal {
+                service: "tap".into(),
+                scopes: vec![scope("read:all"), scope("exec:x")],
+            }),
+            minimum_lifetime: Some(600),
+            use_authorization: true,
+            ..CheckRequest::default()
+        };
+        let query = request.to_query();
+        assert_eq!(CheckRequest::from_query(&query), Ok(request));
+        let gafaelfawr_style =
+            CheckRequest::from_query("delegate_to=tap&delegate_scope=read:all,exec:x").unwrap();
+        assert_eq!(
+            gafaelfawr_style.delegation,
+            Some(Delegation::Internal {
+                service: "tap".into(),
+                scopes: vec![scope("read:all"), scope("exec:x")]
+            })
+        );
+        let notebook = CheckRequest::from_query("notebook=true").unwrap();
+        assert_eq!(notebook.delegation, Some(Delegation::Notebook));
+        assert_eq!(CheckRequest::from_query(&notebook.to_query()), Ok(notebook));
+    }
+
+    #[test]
+    fn delegation_parameters_that_contradict_are_refused() {
+        for (query, says) in [
+            ("notebook=true&delegate_to=tap", "cannot both"),
+            ("delegate_scope=read:all", "needs `delegate_to`"),
+            (
+                "use_authorization=true",
+                "needs `delegate_to` or `notebook`",
+            ),
+            ("notebook=yes", "`true` or `false`"),
+            ("minimum_lifetime=0", "positive"),
+            ("auth_type=digest", "`bearer` or `basic`"),
+            ("delegate_to=a%20b", "1 to 64"),
+            ("delegate_to=a&delegate_to=b", "more than once"),
+        ] {
+            let e = CheckRequest::from_query(query).unwrap_err().to_string();
+            assert!(e.contains(says), "{query}: {e}");
+        }
+    }
+
+    #[test]
+    fn delegated_tokens_are_redacted_in_debug() {
+        let mut a = answer();
+        a.delegated_token = Some(DelegatedToken::new("gt-secret-looking".into()));
+        assert!(!format!("{a:?}").contains("secret-looking"));
+        assert!(serde_json::to_string(&a)
+            .unwrap()
+            .contains("gt-secret-looking"));
     }
 
     #[test]
@@ -178,7 +414,7 @@ mod tests {
         );
         assert_eq!(
             CheckRequest::from_query("satisfy=any&satisfy=all"),
-            Err(CheckQueryError::RepeatedSatisfy)
+            Err(CheckQueryError::Repeated("satisfy"))
         );
         assert!(matches!(
             CheckRequest::from_query("satisfy=some"),
@@ -209,6 +445,7 @@ mod tests {
                 id: Some(2000),
             }],
             cache_ttl: 300,
+            delegated_token: None,
         }
     }
 

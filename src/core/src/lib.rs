@@ -7,6 +7,8 @@ pub mod check;
 pub mod scope;
 pub mod token;
 
-pub use check::{CheckAnswer, CheckRequest, Group, TokenType};
+pub use check::{
+    AuthType, CheckAnswer, CheckRequest, DelegatedToken, Delegation, Group, TokenType,
+};
 pub use scope::{Satisfy, Scope};
 pub use token::{Token, TokenKey, TokenSecret};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use portcullis_core::check::CHECK_PATH;
-use portcullis_core::{CheckRequest, Satisfy, Scope};
+use portcullis_core::check::{service_name, CHECK_PATH};
+use portcullis_core::{AuthType, CheckRequest, Delegation, Satisfy, Scope};
 use serde::Deserialize;
 
 /// Longest callout timeout accepted: a check slower than this is an outage.
@@ -26,6 +26,23 @@ struct RawConfig {
     /// `all` (default) or `any` of `scopes`.
     #[serde(default)]
     satisfy: Satisfy,
+    /// `bearer` (default) or `basic`: which challenge a refused caller gets.
+    #[serde(default)]
+    auth_type: AuthType,
+    /// Delegate an internal token for this service to the upstream, in
+    /// `X-Auth-Request-Token`. Default: none.
+    delegate_to: Option<String>,
+    /// Scopes of the delegated internal token (those the caller holds).
+    #[serde(default)]
+    delegate_scopes: Vec<Scope>,
+    /// Delegate a notebook token instead. Default: false.
+    #[serde(default)]
+    notebook: bool,
+    /// Seconds the caller's token, and the delegated one, must have left.
+    minimum_lifetime: Option<u64>,
+    /// Also put the delegated token in `Authorization`. Default: false.
+    #[serde(default)]
+    use_authorization: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -102,9 +119,46 @@ impl RawConfig {
                 ),
             ));
         }
+        let delegation = match (self.delegate_to, self.notebook) {
+            (Some(_), true) => {
+                return Err(ConfigError::new(
+                    "notebook",
+                    "cannot be set with delegate_to",
+                ))
+            }
+            (Some(service), false) => {
+                let service = service_name(&service)
+                    .map_err(|e| ConfigError::new("delegate_to", e.to_string()))?;
+                Some(Delegation::Internal {
+                    service,
+                    scopes: self.delegate_scopes,
+                })
+            }
+            (None, _) if !self.delegate_scopes.is_empty() => {
+                return Err(ConfigError::new("delegate_scopes", "needs delegate_to"))
+            }
+            (None, true) => Some(Delegation::Notebook),
+            (None, false) => None,
+        };
+        if self.use_authorization && delegation.is_none() {
+            return Err(ConfigError::new(
+                "use_authorization",
+                "needs delegate_to or notebook",
+            ));
+        }
+        if self.minimum_lifetime == Some(0) {
+            return Err(ConfigError::new(
+                "minimum_lifetime",
+                "must be at least 1 second",
+            ));
+        }
         let check = CheckRequest {
             scopes: self.scopes,
             satisfy: self.satisfy,
+            auth_type: self.auth_type,
+            delegation,
+            minimum_lifetime: self.minimum_lifetime,
+            use_authorization: self.use_authorization,
         };
         Ok(FilterConfig {
             check_path: format!("{CHECK_PATH}?{}", check.to_query()),
@@ -162,6 +216,21 @@ mod tests {
     }
 
     #[test]
+    fn delegation_goes_into_the_check_path() {
+        let config = FilterConfig::from_json(
+            br#"{"cluster":"c","delegate_to":"tap","delegate_scopes":["read:all"],
+                 "minimum_lifetime":600,"use_authorization":true,"auth_type":"basic"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.check_path,
+            "/ingress/auth?satisfy=all&auth_type=basic&delegate_to=tap&delegate_scope=read%3Aall\
+             &minimum_lifetime=600&use_authorization=true"
+        );
+        assert!(config.check.use_authorization);
+    }
+
+    #[test]
     fn defaults_fill_everything_but_the_cluster() {
         let config = FilterConfig::from_json(br#"{"cluster":"c"}"#).unwrap();
         assert_eq!(config.authority, "c");
@@ -203,6 +272,36 @@ mod tests {
             ),
             (r#"{"cluster":"c","scope":["x"]}"#, "scope", "unknown field"),
             (r#"not json"#, "(root)", "expected"),
+            (
+                r#"{"cluster":"c","delegate_to":"a","notebook":true}"#,
+                "notebook",
+                "cannot be set",
+            ),
+            (
+                r#"{"cluster":"c","delegate_scopes":["read:all"]}"#,
+                "delegate_scopes",
+                "needs delegate_to",
+            ),
+            (
+                r#"{"cluster":"c","use_authorization":true}"#,
+                "use_authorization",
+                "needs",
+            ),
+            (
+                r#"{"cluster":"c","delegate_to":"a b"}"#,
+                "delegate_to",
+                "1 to 64",
+            ),
+            (
+                r#"{"cluster":"c","minimum_lifetime":0}"#,
+                "minimum_lifetime",
+                "at least 1",
+            ),
+            (
+                r#"{"cluster":"c","auth_type":"digest"}"#,
+                "auth_type",
+                "unknown variant",
+            ),
         ];
         for (json, field, reason) in cases {
             let e = err(json);

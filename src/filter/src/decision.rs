@@ -42,12 +42,14 @@ pub struct Refusal {
     pub body: Vec<u8>,
 }
 
-pub fn decide(reply: &CheckReply<'_>) -> Decision {
+/// `use_authorization`: the route wants the delegated token in
+/// `Authorization` as well.
+pub fn decide(reply: &CheckReply<'_>, use_authorization: bool) -> Decision {
     let Some(status) = reply.status else {
         return Decision::Unavailable("check callout failed: no response".into());
     };
     match status {
-        b"200" => allow(reply.body),
+        b"200" => allow(reply.body, use_authorization),
         b"400" | b"401" | b"403" => refuse(status, reply),
         other => Decision::Unavailable(format!(
             "check answered status {}",
@@ -56,7 +58,7 @@ pub fn decide(reply: &CheckReply<'_>) -> Decision {
     }
 }
 
-fn allow(body: &[u8]) -> Decision {
+fn allow(body: &[u8], use_authorization: bool) -> Decision {
     let answer: CheckAnswer = match serde_json::from_slice(body) {
         Ok(answer) => answer,
         Err(e) => return Decision::Unavailable(format!("check answer is not valid: {e}")),
@@ -69,6 +71,12 @@ fn allow(body: &[u8]) -> Decision {
         set.push((headers::EMAIL, email));
     }
     set.push((headers::TOKEN_SCOPES, scope::join(&answer.scopes)));
+    if let Some(token) = answer.delegated_token {
+        if use_authorization {
+            set.push(("authorization", format!("Bearer {}", token.expose())));
+        }
+        set.push((headers::TOKEN, token.expose().to_owned()));
+    }
     Decision::Allow(set)
 }
 
@@ -116,6 +124,10 @@ fn header_text(value: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn decide_plain(reply: &CheckReply<'_>) -> Decision {
+        decide(reply, false)
+    }
+
     const ANSWER: &[u8] = br#"{"username":"alice","token_type":"user","scopes":["read:all","exec:x"],
         "expires":null,"email":"alice@example.org","name":null,"uid":null,"gid":null,"cache_ttl":60}"#;
     const CHALLENGE: &[u8] =
@@ -133,7 +145,7 @@ mod tests {
     #[test]
     fn ok_answer_allows_with_identity_headers() {
         assert_eq!(
-            decide(&reply(b"200", None, ANSWER)),
+            decide_plain(&reply(b"200", None, ANSWER)),
             Decision::Allow(vec![
                 ("x-auth-request-user", "alice".into()),
                 ("x-auth-request-email", "alice@example.org".into()),
@@ -143,9 +155,26 @@ mod tests {
     }
 
     #[test]
+    fn delegated_token_goes_to_its_header_and_where_asked_to_authorization() {
+        let body = String::from_utf8_lossy(ANSWER).replace(
+            r#""cache_ttl":60"#,
+            r#""cache_ttl":60,"delegated_token":"gt-d""#,
+        );
+        let Decision::Allow(plain) = decide(&reply(b"200", None, body.as_bytes()), false) else {
+            panic!("not allowed");
+        };
+        assert!(plain.contains(&("x-auth-request-token", "gt-d".into())));
+        assert!(plain.iter().all(|(name, _)| *name != "authorization"));
+        let Decision::Allow(with) = decide(&reply(b"200", None, body.as_bytes()), true) else {
+            panic!("not allowed");
+        };
+        assert!(with.contains(&("authorization", "Bearer gt-d".into())));
+    }
+
+    #[test]
     fn answer_without_email_sets_no_email_header() {
         let body = String::from_utf8_lossy(ANSWER).replace(r#""alice@example.org""#, "null");
-        let Decision::Allow(set) = decide(&reply(b"200", None, body.as_bytes())) else {
+        let Decision::Allow(set) = decide_plain(&reply(b"200", None, body.as_bytes())) else {
             panic!("not allowed");
         };
         assert!(set.iter().all(|(name, _)| *name != "x-auth-request-email"));
@@ -154,7 +183,8 @@ mod tests {
     #[test]
     fn refusals_carry_the_companions_status_challenge_and_body() {
         for status in [&b"400"[..], b"401", b"403"] {
-            let Decision::Refuse(refusal) = decide(&reply(status, Some(CHALLENGE), ERROR)) else {
+            let Decision::Refuse(refusal) = decide_plain(&reply(status, Some(CHALLENGE), ERROR))
+            else {
                 panic!("not refused");
             };
             assert_eq!(refusal.status.to_string().as_bytes(), status);
@@ -186,7 +216,7 @@ mod tests {
         ];
         for (name, case) in cases {
             assert!(
-                matches!(decide(&case), Decision::Unavailable(_)),
+                matches!(decide_plain(&case), Decision::Unavailable(_)),
                 "{name} did not fail closed"
             );
         }

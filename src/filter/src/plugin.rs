@@ -117,13 +117,15 @@ impl Context for Check {
             www_authenticate: challenge.as_deref(),
             body: body.as_deref().unwrap_or_default(),
         };
-        match decision::decide(&reply) {
+        match decision::decide(&reply, self.config.check.use_authorization) {
             Decision::Allow(identity) => {
+                // The upstream gets the identity, never the caller's
+                // credential; removed first, so that a delegated token set
+                // below in its place stays.
+                self.set_http_request_header("authorization", None);
                 for (name, value) in &identity {
                     self.set_http_request_header(name, Some(value));
                 }
-                // The upstream gets the identity, never the caller's credential.
-                self.set_http_request_header("authorization", None);
                 self.resume_http_request();
             }
             Decision::Refuse(refusal) => {

@@ -59,6 +59,7 @@ impl App {
         ));
         let check = Arc::new(CheckService::new(
             auth.clone(),
+            tokens.clone(),
             clock,
             config.check_cache_ttl,
         ));

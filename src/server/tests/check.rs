@@ -57,7 +57,10 @@ impl Fixture {
         token: &Token,
         request: &CheckRequest,
     ) -> Result<CheckAnswer, CheckError> {
-        self.app.check.check(Some(&bearer(token)), request).await
+        self.app
+            .check
+            .check(Some(&bearer(token)), request, None)
+            .await
     }
 }
 
@@ -82,6 +85,7 @@ fn requiring(scopes: &[&str], satisfy: Satisfy) -> CheckRequest {
     CheckRequest {
         scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
         satisfy,
+        ..CheckRequest::default()
     }
 }
 
@@ -139,13 +143,13 @@ async fn scopes_are_checked_with_satisfy_all_and_any() {
     assert!(f
         .app
         .check
-        .check(Some(&auth), &requiring(&both, Satisfy::Any))
+        .check(Some(&auth), &requiring(&both, Satisfy::Any), None)
         .await
         .is_ok());
     match f
         .app
         .check
-        .check(Some(&auth), &requiring(&both, Satisfy::All))
+        .check(Some(&auth), &requiring(&both, Satisfy::All), None)
         .await
     {
         Err(CheckError::InsufficientScope(scopes)) => assert_eq!(scopes.len(), 2),
@@ -279,7 +283,7 @@ async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message() {
         (
             "/ingress/auth",
             vec![HeaderValue::from_static("Basic abc")],
-            "scheme \"Basic\" is not supported",
+            "not base64 of `username:password`",
         ),
         (
             "/ingress/auth?scopes=read:all",
@@ -324,4 +328,136 @@ async fn health_is_ok_when_the_store_answers() {
     let reply = get(&f, "/health", &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["status"], "ok");
+}
+
+#[tokio::test]
+async fn delegate_to_returns_a_reused_internal_token_with_the_held_scopes() {
+    let f = fixture().await;
+    let token = f
+        .create(new_token("alice", &["read:all", "exec:notebook"], None))
+        .await
+        .unwrap();
+    let request = CheckRequest::from_query(
+        "scope=read:all&delegate_to=tap&delegate_scope=read:all,write:all&minimum_lifetime=600",
+    )
+    .unwrap();
+    let answer = f.check(&token, &request).await.unwrap();
+    let delegated: Token = answer
+        .delegated_token
+        .as_ref()
+        .unwrap()
+        .expose()
+        .parse()
+        .unwrap();
+    let info = f
+        .app
+        .tokens
+        .get_token_info_unchecked(delegated.key(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.token_type, TokenType::Internal);
+    assert_eq!(info.service.as_deref(), Some("tap"));
+    assert_eq!(info.parent.as_ref(), Some(token.key()));
+    let held: Vec<String> = info.scopes.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        held,
+        ["read:all"],
+        "write:all is not the caller's to delegate"
+    );
+    let again = f.check(&token, &request).await.unwrap();
+    assert_eq!(again.delegated_token, answer.delegated_token, "reused");
+}
+
+#[tokio::test]
+async fn notebook_delegation_and_the_minimum_lifetime() {
+    let f = fixture().await;
+    let token = f
+        .create(new_token(
+            "alice",
+            &["exec:notebook"],
+            Some(Duration::from_secs(3600)),
+        ))
+        .await
+        .unwrap();
+    let notebook = CheckRequest::from_query("notebook=true&minimum_lifetime=600").unwrap();
+    let answer = f.check(&token, &notebook).await.unwrap();
+    assert!(answer.delegated_token.is_some());
+    assert_eq!(answer.cache_ttl, 300, "the configured maximum");
+    f.clock.advance(Duration::from_secs(2700));
+    let answer = f.check(&token, &notebook).await.unwrap();
+    assert_eq!(
+        answer.cache_ttl, 300,
+        "900 s left, 600 of which must remain: 300"
+    );
+    f.clock.advance(Duration::from_secs(100));
+    let answer = f.check(&token, &notebook).await.unwrap();
+    assert_eq!(answer.cache_ttl, 200);
+    f.clock.advance(Duration::from_secs(201));
+    let err = f.check(&token, &notebook).await.unwrap_err();
+    assert!(
+        matches!(err, CheckError::Auth(AuthError::InvalidToken(why)) if why.contains("lifetime")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn basic_credentials_carry_the_token_and_basic_routes_get_a_basic_challenge() {
+    use base64::Engine as _;
+    let f = fixture().await;
+    let token = f
+        .create(new_token("alice", &["read:all"], None))
+        .await
+        .unwrap();
+    let basic = |pair: String| {
+        HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        ))
+        .unwrap()
+    };
+    for pair in [
+        format!("{}:x-oauth-basic", token.expose()),
+        format!("x-oauth-basic:{}", token.expose()),
+    ] {
+        let reply = get(&f, "/ingress/auth?auth_type=basic", &[basic(pair)]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let none = get(&f, "/ingress/auth?auth_type=basic", &[]).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.challenge(),
+        Some(r#"Basic realm="portcullis", charset="UTF-8""#)
+    );
+    let wrong = get(
+        &f,
+        "/ingress/auth?auth_type=basic",
+        &[basic("alice:hunter2".into())],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body["error"], "invalid_token");
+}
+
+#[tokio::test]
+async fn use_authorization_puts_the_delegated_token_in_authorization() {
+    let f = fixture().await;
+    let token = f
+        .create(new_token("alice", &["read:all"], None))
+        .await
+        .unwrap();
+    let auth = HeaderValue::from_str(&bearer(&token)).unwrap();
+    let reply = get(
+        &f,
+        "/ingress/auth?delegate_to=tap&use_authorization=true",
+        &[auth],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let delegated = reply.headers["x-auth-request-token"].to_str().unwrap();
+    assert_eq!(
+        reply.headers["authorization"].to_str().unwrap(),
+        format!("Bearer {delegated}")
+    );
+    assert_ne!(delegated, token.expose());
 }

@@ -6,52 +6,54 @@ use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_core::challenge::{Challenge, ErrorCode};
+use portcullis_core::challenge::{self, Challenge, ErrorCode};
+use portcullis_core::AuthType;
 use serde_json::json;
 
+use crate::services::check::LIFETIME_TOO_SHORT;
 use crate::services::{AuthError, CheckError, TokenError};
 
-/// A failed authentication, for the ingress and the API alike.
-pub fn auth_error(e: &AuthError, realm: &str) -> Response {
-    let (code, description) = match e {
-        AuthError::NoCredential => {
-            let challenge = Challenge {
-                realm,
-                error: None,
-                scope: None,
-            };
-            return reply(
-                StatusCode::UNAUTHORIZED,
-                Some(challenge.to_string()),
-                "authentication_required",
-                &e.to_string(),
-            );
-        }
+/// A failed authentication, for the ingress and the API alike. A route
+/// whose callers use Basic auth gets a Basic challenge, so that browsers
+/// and tools prompt for it.
+pub fn auth_error(e: &AuthError, realm: &str, auth_type: AuthType) -> Response {
+    let (status, code, error) = match e {
         AuthError::Unavailable(cause) => {
             tracing::warn!(error = %cause, "authentication failed: storage unavailable");
             return unavailable();
         }
+        // RFC 6750 §3.1: no error code when no credential was presented.
+        AuthError::NoCredential => (StatusCode::UNAUTHORIZED, "authentication_required", None),
         // The challenge carries only fixed descriptions; the detail, which
         // may echo the request, goes in the JSON body, safely escaped.
-        AuthError::InvalidRequest(_) => (ErrorCode::InvalidRequest, "Malformed request"),
-        AuthError::InvalidToken(why) => (ErrorCode::InvalidToken, *why),
+        AuthError::InvalidRequest(_) => {
+            let code = ErrorCode::InvalidRequest;
+            (
+                status_of(code),
+                code.as_str(),
+                Some((code, "Malformed request")),
+            )
+        }
+        AuthError::InvalidToken(why) => {
+            let code = ErrorCode::InvalidToken;
+            (status_of(code), code.as_str(), Some((code, *why)))
+        }
     };
-    let challenge = Challenge {
-        realm,
-        error: Some((code, description)),
-        scope: None,
+    let challenge = match auth_type {
+        AuthType::Bearer => Challenge {
+            realm,
+            error,
+            scope: None,
+        }
+        .to_string(),
+        AuthType::Basic => challenge::basic(realm),
     };
-    reply(
-        status_of(code),
-        Some(challenge.to_string()),
-        code.as_str(),
-        &e.to_string(),
-    )
+    reply(status, Some(challenge), code, &e.to_string())
 }
 
-pub fn check_error(e: CheckError, realm: &str) -> Response {
+pub fn check_error(e: CheckError, realm: &str, auth_type: AuthType) -> Response {
     match e {
-        CheckError::Auth(auth) => auth_error(&auth, realm),
+        CheckError::Auth(auth) => auth_error(&auth, realm, auth_type),
         CheckError::InsufficientScope(scopes) => {
             let code = ErrorCode::InsufficientScope;
             let description = "Token lacks a required scope";
@@ -65,6 +67,24 @@ pub fn check_error(e: CheckError, realm: &str) -> Response {
                 Some(challenge.to_string()),
                 code.as_str(),
                 description,
+            )
+        }
+        CheckError::Delegation(TokenError::InsufficientLifetime) => auth_error(
+            &AuthError::InvalidToken(LIFETIME_TOO_SHORT),
+            realm,
+            auth_type,
+        ),
+        CheckError::Delegation(TokenError::Storage(cause)) => {
+            tracing::warn!(error = %cause, "delegation failed: storage unavailable");
+            unavailable()
+        }
+        CheckError::Delegation(other) => {
+            tracing::error!(error = %other, "delegation failed");
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "internal_error",
+                "Cannot delegate a token",
             )
         }
     }

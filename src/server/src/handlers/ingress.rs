@@ -7,31 +7,33 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_core::check::headers;
-use portcullis_core::{scope, CheckAnswer, CheckRequest};
+use portcullis_core::{scope, AuthType, CheckAnswer, CheckRequest};
 
+use super::client_ip::ClientIp;
 use super::{error, AppState};
-use crate::services::{AuthError, CheckError};
+use crate::services::AuthError;
 
 pub async fn ingress_auth(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
     request_headers: HeaderMap,
 ) -> Response {
-    match check(&state, query.as_deref().unwrap_or(""), &request_headers).await {
-        Ok(answer) => granted(answer),
-        Err(e) => error::check_error(e, &state.realm),
+    let request = match CheckRequest::from_query(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(e) => {
+            let e = AuthError::InvalidRequest(e.to_string());
+            return error::auth_error(&e, &state.realm, AuthType::Bearer);
+        }
+    };
+    let answer = match authorization(&request_headers) {
+        Ok(header) => state.check.check(header, &request, ip).await,
+        Err(e) => Err(e.into()),
+    };
+    match answer {
+        Ok(answer) => granted(answer, request.use_authorization),
+        Err(e) => error::check_error(e, &state.realm, request.auth_type),
     }
-}
-
-async fn check(
-    state: &AppState,
-    query: &str,
-    request_headers: &HeaderMap,
-) -> Result<CheckAnswer, CheckError> {
-    let request =
-        CheckRequest::from_query(query).map_err(|e| AuthError::InvalidRequest(e.to_string()))?;
-    let authorization = authorization(request_headers)?;
-    state.check.check(authorization, &request).await
 }
 
 /// The one `Authorization` value, if any. Two of them are ambiguous, and
@@ -52,12 +54,19 @@ pub fn authorization(request_headers: &HeaderMap) -> Result<Option<&str>, AuthEr
         .map_err(|_| AuthError::InvalidRequest("Authorization header is not visible ASCII".into()))
 }
 
-fn granted(answer: CheckAnswer) -> Response {
+/// 200 with the identity headers (what `ext_authz` forwards) and the answer.
+fn granted(answer: CheckAnswer, use_authorization: bool) -> Response {
     let mut identity = vec![(headers::USER, answer.username.clone())];
     if let Some(email) = &answer.email {
         identity.push((headers::EMAIL, email.clone()));
     }
     identity.push((headers::TOKEN_SCOPES, scope::join(&answer.scopes)));
+    if let Some(token) = &answer.delegated_token {
+        identity.push((headers::TOKEN, token.expose().to_owned()));
+        if use_authorization {
+            identity.push(("authorization", format!("Bearer {}", token.expose())));
+        }
+    }
     let mut response = Json(answer).into_response();
     let out = response.headers_mut();
     out.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

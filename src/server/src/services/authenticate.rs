@@ -74,7 +74,7 @@ impl Authenticator {
 }
 
 fn presented(authorization: Option<&str>) -> Result<Token, AuthError> {
-    let text = authorization::bearer_token(authorization.ok_or(AuthError::NoCredential)?)?;
+    let text = authorization::presented_token(authorization.ok_or(AuthError::NoCredential)?)?;
     text.parse()
         .map_err(|_| AuthError::InvalidToken("Token is malformed"))
 }

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_core::TokenKey;
+use portcullis_core::{AuthType, TokenKey};
 use serde::de::DeserializeOwned;
 
 use super::error::{auth_error, ApiError};
@@ -52,14 +52,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let header =
-            ingress::authorization(&parts.headers).map_err(|e| auth_error(&e, &state.realm))?;
+        let header = ingress::authorization(&parts.headers)
+            .map_err(|e| auth_error(&e, &state.realm, AuthType::Bearer))?;
         state
             .auth
             .api_actor(header)
             .await
             .map(Caller)
-            .map_err(|e| auth_error(&e, &state.realm))
+            .map_err(|e| auth_error(&e, &state.realm, AuthType::Bearer))
     }
 }
 
