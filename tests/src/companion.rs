@@ -61,15 +61,20 @@ impl Companion {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Runs a `portcullis` command on this companion's configuration and
-    /// returns its standard output; panics with stderr if it fails.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new(&self.binary)
+    /// Runs a `portcullis` command on this companion's configuration.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.binary)
             .arg("--config")
             .arg(self.config_path())
             .args(args)
             .output()
-            .expect("run portcullis");
+            .expect("run portcullis")
+    }
+
+    /// Runs a `portcullis` command and returns its standard output; panics
+    /// with stderr if it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = self.run(args);
         assert!(
             output.status.success(),
             "portcullis {args:?} failed: {}",

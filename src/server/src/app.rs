@@ -1,13 +1,15 @@
 //! The factory: builds stores, services and the router from configuration.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use ipnet::IpNet;
 
 use crate::config::{Config, StorageConfig};
 use crate::handlers::{self, AppState};
-use crate::services::{Authenticator, CheckService, Clock, SystemClock, TokenService};
+use crate::metrics::Metrics;
+use crate::services::{Authenticator, CheckService, Clock, SystemClock, TokenError, TokenService};
 use crate::storage::sqlite::{
     self, SqliteHistoryStore, SqliteTokenDataStore, SqliteTokenMetadataStore,
 };
@@ -22,6 +24,7 @@ type Stores = (
 );
 
 pub struct App {
+    pub metrics: Arc<Metrics>,
     pub tokens: Arc<TokenService>,
     pub check: Arc<CheckService>,
     pub auth: Arc<Authenticator>,
@@ -35,7 +38,15 @@ impl App {
     }
 
     pub async fn with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StorageError> {
-        let cipher = Arc::new(DataCipher::new(&config.encryption));
+        let mut cipher = DataCipher::new(&config.encryption);
+        if let Some(path) = config.source.clone() {
+            // Keys rotated by `portcullis keys rotate` are picked up from
+            // the file when data sealed with them is first met.
+            cipher = cipher.reloading_from(Box::new(move || {
+                Config::load(&path).ok().map(|c| c.encryption)
+            }));
+        }
+        let cipher = Arc::new(cipher);
         let (data, metadata, history): Stores = match &config.storage {
             StorageConfig::Embedded { path } => {
                 let pool = sqlite::open(path).await?;
@@ -64,12 +75,39 @@ impl App {
             config.check_cache_ttl,
         ));
         Ok(Self {
+            metrics: Arc::new(Metrics::default()),
             tokens,
             check,
             auth,
             realm: config.realm.as_str().into(),
             trusted_proxies: config.trusted_proxies.clone().into(),
         })
+    }
+
+    /// Expires tokens and truncates history; how many of each.
+    pub async fn run_maintenance(&self) -> Result<(usize, u64), TokenError> {
+        Ok((
+            self.tokens.expire_tokens().await?,
+            self.tokens.truncate_history().await?,
+        ))
+    }
+
+    /// Runs maintenance every `interval` for as long as the runtime lives.
+    pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match app.run_maintenance().await {
+                    Ok((expired, dropped)) => {
+                        tracing::info!(expired, history_dropped = dropped, "maintenance done")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "maintenance failed; will retry"),
+                }
+            }
+        });
     }
 
     pub fn router(&self) -> Router {
@@ -79,6 +117,7 @@ impl App {
             auth: self.auth.clone(),
             realm: self.realm.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 }

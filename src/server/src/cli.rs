@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use portcullis_core::{Group, Scope, Token, TokenType};
+use portcullis_core::{Group, Scope, Token, TokenKey, TokenType};
 use tracing_subscriber::EnvFilter;
 
 use crate::app::App;
@@ -50,12 +50,44 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Expire tokens past their expiry and drop history older than the
+    /// retention (the server also does this every maintenance interval).
+    Maintenance,
+    /// Check the stores against each other; exits 1 if problems remain.
+    Audit {
+        /// Repair what can be repaired.
+        #[arg(long)]
+        fix: bool,
+    },
+    /// Work with the encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new key to the configuration, make it the active one and
+    /// re-encrypt every token with it. Old keys stay listed (and old
+    /// ciphertext readable) until you remove them.
+    Rotate,
 }
 
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Create a token and print it on standard output.
     Create(CreateArgs),
+    /// List tokens, one a line: key, user, type, name, scopes, expiry.
+    List {
+        /// Only this user's tokens.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Show one token's metadata as JSON.
+    Show { key: TokenKey },
+    /// Revoke a token and, recursively, its children.
+    Revoke { key: TokenKey },
 }
 
 #[derive(Subcommand)]
@@ -148,12 +180,15 @@ pub async fn run() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve => serve(&cli.config).await,
-        Command::Token {
-            command: TokenCommand::Create(args),
-        } => create_token(&cli.config, args).await,
+        Command::Token { command } => token_command(&cli.config, command).await,
         Command::Config {
             command: ConfigCommand::Init { listen, database },
         } => init_config(&cli.config, listen, &database),
+        Command::Maintenance => maintenance(&cli.config).await,
+        Command::Audit { fix } => audit(&cli.config, fix).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => rotate_keys(&cli.config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,7 +201,8 @@ pub async fn run() -> ExitCode {
 
 async fn serve(config_path: &Path) -> CliResult {
     let config = Config::load(config_path)?;
-    let app = App::from_config(&config).await?;
+    let app = std::sync::Arc::new(App::from_config(&config).await?);
+    app.spawn_maintenance(config.maintenance_interval);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -194,14 +230,90 @@ async fn shutdown_signal() {
     }
 }
 
-async fn create_token(config_path: &Path, args: CreateArgs) -> CliResult {
-    let config = Config::load(config_path)?;
-    let app = App::from_config(&config).await?;
+async fn token_command(config_path: &Path, command: TokenCommand) -> CliResult {
+    let app = App::from_config(&Config::load(config_path)?).await?;
+    match command {
+        TokenCommand::Create(args) => create_token(&app, args).await,
+        TokenCommand::List { user } => {
+            println!("key\tuser\ttype\tname\tscopes\texpires");
+            for t in app.tokens.list_tokens(&Actor::Cli, user.as_deref()).await? {
+                let expires = t.expires.map_or("never".to_owned(), |e| e.to_string());
+                let scopes = portcullis_core::scope::join(&t.scopes);
+                let name = t.token_name.as_deref().unwrap_or("-");
+                println!(
+                    "{}\t{}\t{}\t{name}\t{scopes}\t{expires}",
+                    t.token,
+                    t.username,
+                    t.token_type.as_str()
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Show { key } => {
+            let info = app.tokens.get_token_info_unchecked(&key, None).await?;
+            let info = info.ok_or_else(|| format!("no token {key}"))?;
+            println!("{}", serde_json::to_string_pretty(&info)?);
+            Ok(())
+        }
+        TokenCommand::Revoke { key } => {
+            let info = app.tokens.get_token_info_unchecked(&key, None).await?;
+            let info = info.ok_or_else(|| format!("no token {key}"))?;
+            app.tokens
+                .delete_token(&key, &Actor::Cli, &info.username, None)
+                .await?;
+            eprintln!("revoked {key} and its children");
+            Ok(())
+        }
+    }
+}
+
+async fn maintenance(config_path: &Path) -> CliResult {
+    let app = App::from_config(&Config::load(config_path)?).await?;
+    let (expired, dropped) = app.run_maintenance().await?;
+    eprintln!("expired {expired} tokens; dropped {dropped} history entries");
+    Ok(())
+}
+
+async fn audit(config_path: &Path, fix: bool) -> CliResult {
+    let app = App::from_config(&Config::load(config_path)?).await?;
+    let report = app.tokens.audit(fix).await?;
+    for fixed in &report.fixed {
+        println!("fixed: {fixed}");
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    match report.problems.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} problems remain").into()),
+    }
+}
+
+async fn rotate_keys(config_path: &Path) -> CliResult {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("system random source failed: {e}"))?;
+    let id = config::add_active_key(config_path, key)?;
+    let app = App::from_config(&Config::load(config_path)?).await?;
+    let resealed = app.tokens.reseal_all().await?;
+    eprintln!(
+        "key {id} is now active; re-encrypted {resealed} tokens. Running companions load it \
+         when they meet it. Remove old keys from [encryption.keys] once every companion has it."
+    );
+    Ok(())
+}
+
+async fn create_token(app: &App, args: CreateArgs) -> CliResult {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let expires = args.lifetime.map(|l| now + l.as_secs());
     let token = match args.token_type {
+        CliTokenType::Session if args.lifetime.is_some() => {
+            return Err(
+                "--lifetime does not apply to session tokens: they last session_lifetime_seconds"
+                    .into(),
+            );
+        }
         CliTokenType::Session => {
             let user = UserInfo {
                 username: args.user,

@@ -179,6 +179,8 @@ pub struct TokenPolicy {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file this was loaded from, if any.
+    pub source: Option<PathBuf>,
     pub listen: SocketAddr,
     pub realm: String,
     pub bootstrap_token: Option<Token>,
@@ -197,13 +199,15 @@ impl Config {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base).map_err(|e| match e {
+        let mut config = Self::from_toml(&text, base).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
             },
             other => other,
-        })
+        })?;
+        config.source = Some(path.to_owned());
+        Ok(config)
     }
 
     /// Parses configuration text; relative paths are resolved against `base`.
@@ -268,6 +272,7 @@ impl RawConfig {
             },
         };
         Ok(Config {
+            source: None,
             listen: self.listen,
             realm: self.realm,
             bootstrap_token,
@@ -323,6 +328,55 @@ fn is_valid_key_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Adds `key` to the file's `[encryption.keys]` under a new id and makes it
+/// the active key, keeping the rest of the file (comments included). The
+/// file is replaced atomically and stays mode 0600. Returns the new id.
+pub fn add_active_key(path: &Path, key: [u8; 32]) -> Result<String, ConfigError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
+    // Validate first: never rotate a configuration that would not load.
+    Config::from_toml(&text, path.parent().unwrap_or(Path::new(".")))?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+    let keys = doc["encryption"]["keys"]
+        .as_table_like_mut()
+        .ok_or_else(|| invalid("encryption.keys", "must be a table"))?;
+    let mut n = keys.len() + 1;
+    while keys.contains_key(&format!("k{n}")) {
+        n += 1;
+    }
+    let id = format!("k{n}");
+    keys.insert(&id, toml_edit::value(STANDARD.encode(key)));
+    doc["encryption"]["active_key"] = toml_edit::value(id.as_str());
+
+    let temporary = path.with_extension("toml.rotating");
+    let write = |source| ConfigError::Read {
+        path: temporary.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(write)?;
+    file.write_all(doc.to_string().as_bytes()).map_err(write)?;
+    file.sync_all().map_err(write)?;
+    std::fs::rename(&temporary, path).map_err(read_error)?;
+    Ok(id)
 }
 
 /// A fresh configuration with a new random key and bootstrap token, for
@@ -460,6 +514,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("etcd"), "{e}");
+    }
+
+    #[test]
+    fn add_active_key_keeps_the_file_and_switches_the_active_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        let token = Token::from_random([3; 16], [4; 16]);
+        std::fs::write(
+            &path,
+            initial_toml(default_listen(), Path::new("p.sqlite"), [9; 32], &token),
+        )
+        .unwrap();
+        let id = add_active_key(&path, [7; 32]).unwrap();
+        assert_eq!(id, "k2");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("# Portcullis companion configuration"),
+            "comments kept"
+        );
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.encryption.active_key, "k2");
+        assert_eq!(config.encryption.keys["k1"], KeyMaterial([9; 32]));
+        assert_eq!(config.encryption.keys["k2"], KeyMaterial([7; 32]));
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(add_active_key(&path, [6; 32]).unwrap(), "k3");
     }
 
     #[test]

@@ -7,5 +7,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod handlers;
+pub mod metrics;
 pub mod services;
 pub mod storage;

@@ -1,5 +1,7 @@
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -18,4 +20,14 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             )
         }
     }
+}
+
+/// Prometheus metrics; the state gauges are counted afresh at each scrape.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match state.tokens.gather_state_metrics().await {
+        Ok(counts) => state.metrics.set_state(counts),
+        Err(e) => tracing::warn!(error = %e, "cannot count tokens for metrics"),
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(CONTENT_TYPE, content_type)], state.metrics.encode()).into_response()
 }

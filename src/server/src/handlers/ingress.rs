@@ -7,10 +7,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_core::check::headers;
-use portcullis_core::{scope, AuthType, CheckAnswer, CheckRequest};
+use portcullis_core::{scope, CheckAnswer, CheckRequest};
+
+use std::time::Instant;
 
 use super::client_ip::ClientIp;
 use super::{error, AppState};
+use crate::metrics::Outcome;
 use crate::services::AuthError;
 
 pub async fn ingress_auth(
@@ -19,18 +22,24 @@ pub async fn ingress_auth(
     RawQuery(query): RawQuery,
     request_headers: HeaderMap,
 ) -> Response {
-    let request = match CheckRequest::from_query(query.as_deref().unwrap_or("")) {
-        Ok(request) => request,
+    let start = Instant::now();
+    let (request, result) = match CheckRequest::from_query(query.as_deref().unwrap_or("")) {
+        Ok(request) => {
+            let result = match authorization(&request_headers) {
+                Ok(header) => state.check.check(header, &request, ip).await,
+                Err(e) => Err(e.into()),
+            };
+            (request, result)
+        }
         Err(e) => {
             let e = AuthError::InvalidRequest(e.to_string());
-            return error::auth_error(&e, &state.realm, AuthType::Bearer);
+            (CheckRequest::default(), Err(e.into()))
         }
     };
-    let answer = match authorization(&request_headers) {
-        Ok(header) => state.check.check(header, &request, ip).await,
-        Err(e) => Err(e.into()),
-    };
-    match answer {
+    state
+        .metrics
+        .record_check(Outcome::of(&result), start.elapsed());
+    match result {
         Ok(answer) => granted(answer, request.use_authorization),
         Err(e) => error::check_error(e, &state.realm, request.auth_type),
     }

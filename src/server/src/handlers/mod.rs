@@ -14,6 +14,7 @@ use axum::Router;
 use ipnet::IpNet;
 use portcullis_core::check::CHECK_PATH;
 
+use crate::metrics::Metrics;
 use crate::services::{Authenticator, CheckService, TokenService};
 
 pub use client_ip::client_ip;
@@ -25,11 +26,13 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub realm: Arc<str>,
     pub trusted_proxies: Arc<[IpNet]>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
         .route(CHECK_PATH, get(ingress::ingress_auth))
         .nest(api::PREFIX, api::router())
         .with_state(state)

@@ -2,6 +2,7 @@
 //! beside each ciphertext so that old keys keep opening old data.
 
 use std::collections::BTreeMap;
+use std::sync::RwLock;
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Key, KeyInit, Nonce};
@@ -30,13 +31,16 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
-pub struct DataCipher {
+/// Where fresh keys come from when data sealed with an unknown one is met.
+pub type KeySource = Box<dyn Fn() -> Option<EncryptionConfig> + Send + Sync>;
+
+struct Keyring {
     active: String,
     keys: BTreeMap<String, Aes256Gcm>,
 }
 
-impl DataCipher {
-    pub fn new(config: &EncryptionConfig) -> Self {
+impl Keyring {
+    fn new(config: &EncryptionConfig) -> Self {
         let keys = config
             .keys
             .iter()
@@ -50,17 +54,54 @@ impl DataCipher {
             keys,
         }
     }
+}
+
+pub struct DataCipher {
+    keyring: RwLock<Keyring>,
+    source: Option<KeySource>,
+}
+
+impl DataCipher {
+    pub fn new(config: &EncryptionConfig) -> Self {
+        Self {
+            keyring: RwLock::new(Keyring::new(config)),
+            source: None,
+        }
+    }
+
+    /// Reloads the keys from `source` when data sealed with an unknown key
+    /// is met, so that a key rotation elsewhere needs no restart here.
+    pub fn reloading_from(mut self, source: KeySource) -> Self {
+        self.source = Some(source);
+        self
+    }
 
     /// Id of the key new data is sealed with.
-    pub fn active_key(&self) -> &str {
-        &self.active
+    pub fn active_key(&self) -> String {
+        self.read().active.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
+        // A panic while holding the lock cannot leave a keyring half-made:
+        // it is replaced whole. So a poisoned lock is still sound.
+        self.keyring.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reload(&self) -> bool {
+        let Some(config) = self.source.as_ref().and_then(|source| source()) else {
+            return false;
+        };
+        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Keyring::new(&config);
+        tracing::info!(active = %config.active_key, "reloaded encryption keys");
+        true
     }
 
     /// Seals `plaintext` under the active key. `context` is authenticated but
     /// not stored: binding the row's key to its ciphertext means a row copied
     /// under another token key does not open.
     pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Sealed, CipherError> {
-        let cipher = &self.keys[&self.active];
+        let keyring = self.read();
+        let cipher = &keyring.keys[&keyring.active];
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| CipherError::Random)?;
         let ciphertext = cipher
@@ -73,14 +114,19 @@ impl DataCipher {
             )
             .map_err(|_| CipherError::Forged)?;
         Ok(Sealed {
-            key_id: self.active.clone(),
+            key_id: keyring.active.clone(),
             nonce: nonce.to_vec(),
             ciphertext,
         })
     }
 
     pub fn open(&self, context: &[u8], sealed: &Sealed) -> Result<Vec<u8>, CipherError> {
-        let cipher = self
+        let known = self.read().keys.contains_key(&sealed.key_id);
+        if !known && !self.reload() {
+            return Err(CipherError::UnknownKey(sealed.key_id.clone()));
+        }
+        let keyring = self.read();
+        let cipher = keyring
             .keys
             .get(&sealed.key_id)
             .ok_or_else(|| CipherError::UnknownKey(sealed.key_id.clone()))?;
@@ -153,6 +199,27 @@ mod tests {
         assert_eq!(
             forgot.open(b"row", &sealed),
             Err(CipherError::UnknownKey("k1".into()))
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_looked_up_again_at_the_source() {
+        let newer = cipher("k2", &[("k1", 1), ("k2", 2)]);
+        let sealed = newer.seal(b"row", b"data").unwrap();
+        let stale = cipher("k1", &[("k1", 1)]).reloading_from(Box::new(|| {
+            Some(EncryptionConfig {
+                active_key: "k2".into(),
+                keys: [("k1", 1u8), ("k2", 2)]
+                    .iter()
+                    .map(|(id, b)| (id.to_string(), KeyMaterial([*b; 32])))
+                    .collect(),
+            })
+        }));
+        assert_eq!(stale.open(b"row", &sealed).unwrap(), b"data");
+        assert_eq!(
+            stale.active_key(),
+            "k2",
+            "and seals with the new active key"
         );
     }
 }

@@ -110,10 +110,11 @@ impl TokenDataStore for SqliteTokenDataStore {
         let rows = sqlx::query("SELECT token_key, key_id, nonce, ciphertext FROM token_data")
             .fetch_all(&self.pool)
             .await?;
+        let active = self.cipher.active_key();
         let mut resealed = 0;
         for row in rows {
             let sealed = sealed_from(&row)?;
-            if sealed.key_id == self.cipher.active_key() {
+            if sealed.key_id == active {
                 continue;
             }
             let key = parse_key(row.try_get("token_key")?)?;
