@@ -95,6 +95,17 @@ impl Companion {
         self.cli(&args).trim().to_owned()
     }
 
+    /// Rewrites the configuration file (for the next `resume`).
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(self.config_path()).expect("read config");
+        std::fs::write(self.config_path(), edit(text)).expect("write config");
+    }
+
+    /// The companion's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("companion.log")).unwrap_or_default()
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.stop();

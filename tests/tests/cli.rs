@@ -112,6 +112,25 @@ async fn maintenance_runs_and_reports() {
 }
 
 #[tokio::test]
+async fn the_server_runs_maintenance_every_interval() {
+    let (mut companion, _dir) = started().await;
+    companion.stop();
+    // Top-level keys must come before the first table.
+    companion.edit_config(|text| format!("maintenance_interval_seconds = 1\n{text}"));
+    companion.resume().await;
+    let start = std::time::Instant::now();
+    while companion.log().matches("maintenance done").count() < 2 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "{}",
+            companion.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(companion.log().contains("expired=0"));
+}
+
+#[tokio::test]
 async fn keys_rotate_reseals_everything_without_restarting_the_server() {
     let (companion, _dir) = started().await;
     let before = companion.create_token("alice", &["read:all"]);

@@ -387,6 +387,10 @@ pub fn initial_toml(
     key: [u8; 32],
     bootstrap: &Token,
 ) -> String {
+    let scopes: String = default_scopes()
+        .iter()
+        .map(|(name, description)| format!("{name:?} = {description:?}\n"))
+        .collect();
     format!(
         r#"# Portcullis companion configuration. Keep this file private (mode 0600):
 # it holds the encryption key and the bootstrap token.
@@ -399,14 +403,22 @@ realm = "portcullis"
 bootstrap_token = "{bootstrap}"
 # Longest time the filter may cache a check answer.
 check_cache_ttl_seconds = 300
+# Session tokens last this long.
+session_lifetime_seconds = 2592000
+# Uncomment to make tokens unused for this long invalid (Boundary's staleness).
+# time_to_stale_seconds = 604800
 
 [storage]
 backend = "embedded"
 # SQLite file; relative paths are taken from this file's folder.
 path = {database:?}
 
+# The scopes tokens may hold, with what each grants.
+[scopes]
+{scopes}
 [encryption]
-# Key that seals new token data. To rotate, add a key and make it active.
+# Key that seals new token data. `portcullis keys rotate` adds one and
+# re-encrypts everything with it.
 active_key = "k1"
 
 [encryption.keys]
