@@ -303,10 +303,14 @@ async fn rotate_keys(config_path: &Path) -> CliResult {
 }
 
 async fn create_token(app: &App, args: CreateArgs) -> CliResult {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let expires = args.lifetime.map(|l| now + l.as_secs());
+    let user = UserInfo {
+        username: args.user,
+        name: args.name,
+        email: args.email,
+        uid: args.uid,
+        gid: args.gid,
+        groups: args.groups,
+    };
     let token = match args.token_type {
         CliTokenType::Session if args.lifetime.is_some() => {
             return Err(
@@ -315,30 +319,20 @@ async fn create_token(app: &App, args: CreateArgs) -> CliResult {
             );
         }
         CliTokenType::Session => {
-            let user = UserInfo {
-                username: args.user,
-                name: args.name,
-                email: args.email,
-                uid: args.uid,
-                gid: args.gid,
-                groups: args.groups,
-            };
             app.tokens
                 .create_session_token(&user, args.scopes, None)
                 .await?
         }
         CliTokenType::User | CliTokenType::Service => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
             let request = AdminTokenRequest {
-                username: args.user,
+                user,
                 token_type: args.token_type.into(),
                 token_name: args.token_name,
                 scopes: args.scopes,
-                expires,
-                name: args.name,
-                email: args.email,
-                uid: args.uid,
-                gid: args.gid,
-                groups: args.groups,
+                expires: args.lifetime.map(|l| now + l.as_secs()),
             };
             app.tokens
                 .create_token_from_admin_request(request, &Actor::Cli, None)

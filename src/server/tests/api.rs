@@ -2,18 +2,17 @@
 //! route, its successes and its refusals.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use portcullis::app::App;
-use portcullis::config::{self, Config};
 use portcullis::services::{ManualClock, UserInfo};
-use portcullis_core::Token;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
+
+mod common;
 
 const START: u64 = 1_900_000_000;
 
@@ -33,18 +32,7 @@ struct Reply {
 }
 
 async fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let bootstrap = Token::from_random([7; 16], [8; 16]);
-    let text = config::initial_toml(
-        "127.0.0.1:0".parse().unwrap(),
-        Path::new("t.sqlite"),
-        [5; 32],
-        &bootstrap,
-    );
-    let config = Config::from_toml(&text, dir.path()).unwrap();
-    let app = App::with_clock(&config, Arc::new(ManualClock::at(START)))
-        .await
-        .unwrap();
+    let (app, bootstrap, dir) = common::app(Arc::new(ManualClock::at(START))).await;
     let session = |name: &str, scopes: &[&str]| {
         let tokens = app.tokens.clone();
         let user = UserInfo {

@@ -1,19 +1,19 @@
 //! The companion's check, through the services with a clock the tests move,
 //! and through the HTTP router without a network.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode};
 use portcullis::app::App;
-use portcullis::config::{self, Config};
 use portcullis::services::{
-    Actor, AdminTokenRequest, AuthError, CheckError, ManualClock, TokenError,
+    Actor, AdminTokenRequest, AuthError, CheckError, ManualClock, TokenError, UserInfo,
 };
 use portcullis_core::{CheckAnswer, CheckRequest, Satisfy, Token, TokenType};
 use tower::ServiceExt as _;
+
+mod common;
 
 const START: u64 = 1_900_000_000;
 
@@ -25,17 +25,8 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let bootstrap = Token::from_random([7; 16], [8; 16]);
-    let text = config::initial_toml(
-        "127.0.0.1:0".parse().unwrap(),
-        Path::new("t.sqlite"),
-        [5; 32],
-        &bootstrap,
-    );
-    let config = Config::from_toml(&text, dir.path()).unwrap();
     let clock = Arc::new(ManualClock::at(START));
-    let app = App::with_clock(&config, clock.clone()).await.unwrap();
+    let (app, bootstrap, dir) = common::app(clock.clone()).await;
     Fixture {
         app,
         clock,
@@ -68,16 +59,14 @@ fn new_token(user: &str, scopes: &[&str], lifetime: Option<Duration>) -> AdminTo
     static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     AdminTokenRequest {
-        username: user.into(),
+        user: UserInfo {
+            username: user.into(),
+            ..UserInfo::default()
+        },
         token_type: TokenType::User,
         token_name: Some(format!("t{n}")),
         scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
         expires: lifetime.map(|l| START + l.as_secs()),
-        name: None,
-        email: None,
-        uid: None,
-        gid: None,
-        groups: vec![],
     }
 }
 
@@ -206,7 +195,7 @@ async fn creation_rules_refuse_bad_tokens_and_store_nothing() {
         Err(TokenError::InvalidUsername(_))
     ));
     let mut bad_email = new_token("alice", &[], None);
-    bad_email.email = Some("a@b\r\nx: y".into());
+    bad_email.user.email = Some("a@b\r\nx: y".into());
     assert!(matches!(
         f.create(bad_email).await,
         Err(TokenError::InvalidEmail)
@@ -249,7 +238,7 @@ async fn get(f: &Fixture, uri: &str, authorization: &[HeaderValue]) -> Reply {
 async fn ingress_answers_with_identity_headers_and_body() {
     let f = fixture().await;
     let mut new = new_token("alice", &["read:all", "exec:notebook"], None);
-    new.email = Some("alice@example.org".into());
+    new.user.email = Some("alice@example.org".into());
     let token = f.create(new).await.unwrap();
     let auth = HeaderValue::from_str(&bearer(&token)).unwrap();
     let reply = get(&f, "/ingress/auth?scope=read:all", &[auth]).await;

@@ -166,16 +166,14 @@ type ErrorMatcher = fn(&TokenError) -> bool;
 
 fn admin_request(username: &str, token_type: TokenType, name: Option<&str>) -> AdminTokenRequest {
     AdminTokenRequest {
-        username: username.into(),
+        user: UserInfo {
+            username: username.into(),
+            ..UserInfo::default()
+        },
         token_type,
         token_name: name.map(str::to_owned),
         scopes: scopes(&["read:all"]),
         expires: None,
-        name: None,
-        email: None,
-        uid: None,
-        gid: None,
-        groups: vec![],
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{path_key, ApiError, ApiJson, Caller, PREFIX};
 use crate::handlers::client_ip::ClientIp;
 use crate::handlers::AppState;
-use crate::services::AdminTokenRequest;
+use crate::services::{AdminTokenRequest, UserInfo};
 use crate::storage::{TokenChanges, TokenInfo};
 
 #[derive(Deserialize)]
@@ -156,16 +156,18 @@ pub async fn admin_create(
 ) -> Result<Response, ApiError> {
     let username = body.username.clone();
     let request = AdminTokenRequest {
-        username: body.username,
+        user: UserInfo {
+            username: body.username,
+            name: body.name,
+            email: body.email,
+            uid: body.uid,
+            gid: body.gid,
+            groups: body.groups,
+        },
         token_type: body.token_type,
         token_name: body.token_name,
         scopes: body.scopes,
         expires: body.expires,
-        name: body.name,
-        email: body.email,
-        uid: body.uid,
-        gid: body.gid,
-        groups: body.groups,
     };
     let token = state
         .tokens

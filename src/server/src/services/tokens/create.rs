@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use portcullis_core::{Group, Scope, Token, TokenType};
+use portcullis_core::{Scope, Token, TokenType};
 
 use super::{is_valid_name, require_held, Spec, TokenError, TokenService, UserInfo, MIN_LIFETIME};
 use crate::services::actor::{has_scope, Actor, USER_TOKEN_SCOPE};
@@ -12,16 +12,11 @@ use crate::storage::{ChildSlot, ReusableChild, TokenChange, TokenData};
 /// An administrator's request for a service or user token for anyone.
 #[derive(Debug, Clone)]
 pub struct AdminTokenRequest {
-    pub username: String,
+    pub user: UserInfo,
     pub token_type: TokenType,
     pub token_name: Option<String>,
     pub scopes: Vec<Scope>,
     pub expires: Option<u64>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub groups: Vec<Group>,
 }
 
 /// How many times a get-or-create retries when it finds a child whose data
@@ -116,14 +111,6 @@ impl TokenService {
         }
         self.validate_scopes(&request.scopes)?;
         self.validate_expires(request.expires)?;
-        let user = UserInfo {
-            username: request.username,
-            name: request.name,
-            email: request.email,
-            uid: request.uid,
-            gid: request.gid,
-            groups: request.groups,
-        };
         let spec = Spec {
             token_type: request.token_type,
             scopes: request.scopes,
@@ -132,7 +119,7 @@ impl TokenService {
             service: None,
             parent: None,
         };
-        let minted = self.mint(&user, spec)?;
+        let minted = self.mint(&request.user, spec)?;
         self.store(minted, &actor.history_name(), ip).await
     }
 

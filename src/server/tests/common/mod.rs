@@ -1,0 +1,21 @@
+//! The companion as the HTTP tests use it: a fresh embedded store, the
+//! configuration `config init` writes, and a clock the test moves.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use portcullis::app::App;
+use portcullis::config::{self, Config};
+use portcullis::services::ManualClock;
+use portcullis_core::Token;
+
+/// The app, its bootstrap token, and the folder that holds its store.
+pub async fn app(clock: Arc<ManualClock>) -> (App, Token, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = Token::from_random([7; 16], [8; 16]);
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let text = config::initial_toml(listen, Path::new("t.sqlite"), [5; 32], &bootstrap);
+    let config = Config::from_toml(&text, dir.path()).unwrap();
+    let app = App::with_clock(&config, clock).await.unwrap();
+    (app, bootstrap, dir)
+}
