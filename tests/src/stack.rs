@@ -29,6 +29,34 @@ pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports) -> String {
         .replace("{{WASM_PATH}}", &artifacts.wasm.display().to_string())
 }
 
+/// `config` with the Wasm filter's JSON configuration replaced by `json`.
+pub fn with_filter_config(config: &str, json: &str) -> String {
+    let mut out = Vec::new();
+    let mut lines = config.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push(line.to_owned());
+        if line.trim() == "value: |" {
+            let indent = line.len() - line.trim_start().len() + 2;
+            while lines
+                .peek()
+                .is_some_and(|l| l.len() - l.trim_start().len() >= indent)
+            {
+                lines.next();
+            }
+            // Every line indented, so the block scalar holds all of it.
+            out.extend(json.lines().map(|l| format!("{}{l}", " ".repeat(indent))));
+        }
+    }
+    out.join("\n")
+}
+
+/// `config` with `routes` (YAML list items, at the demo's indentation)
+/// placed before the catch-all route.
+pub fn with_routes_before_catch_all(config: &str, routes: &str) -> String {
+    let catch_all = "              - match: { prefix: \"/\" }";
+    config.replacen(catch_all, &format!("{routes}\n{catch_all}"), 1)
+}
+
 pub struct Stack {
     pub companion: Companion,
     pub envoy: Envoy,

@@ -3,20 +3,16 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use portcullis_e2e::stack::upstream_headers;
+use portcullis_e2e::stack::{upstream_headers, with_filter_config};
 use portcullis_e2e::Stack;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// The demo configuration with more filter settings.
+/// The demo with a default policy of scope `read:all` and more.
 async fn stack_with_filter_settings(extra: &'static str) -> Stack {
-    Stack::start_with(move |_, config| {
-        config.replace(
-            r#""satisfy": "all"}"#,
-            &format!(r#""satisfy": "all", {extra}}}"#),
-        )
-    })
-    .await
+    let json =
+        format!(r#"{{"cluster": "portcullis", "policy": {{"scopes": ["read:all"], {extra}}}}}"#);
+    Stack::start_with(move |_, config| with_filter_config(&config, &json)).await
 }
 
 async fn token_info(stack: &Stack, token: &str) -> Value {

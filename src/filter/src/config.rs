@@ -1,11 +1,14 @@
 //! The plugin configuration: JSON from Envoy's `configuration` field, parsed
 //! and validated once in `on_configure`.
 
+use std::rc::Rc;
 use std::time::Duration;
 
-use portcullis_core::check::{service_name, CHECK_PATH};
-use portcullis_core::{AuthType, CheckRequest, Delegation, Satisfy, Scope};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+
+use crate::policy::{Policy, RawPolicy};
+use crate::routing::{RawMatch, Rule};
 
 /// Longest callout timeout accepted: a check slower than this is an outage.
 const MAX_TIMEOUT_MS: u64 = 60_000;
@@ -20,29 +23,20 @@ struct RawConfig {
     /// Callout timeout in milliseconds, 1..=60000. Default: 1000.
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
-    /// Scopes every request must hold. Default: none (any valid token).
+    /// The policy of requests no rule matches. Default: any valid token.
     #[serde(default)]
-    scopes: Vec<Scope>,
-    /// `all` (default) or `any` of `scopes`.
+    policy: RawPolicy,
+    /// Rules tried in order; the first whose `match` holds gives the policy.
     #[serde(default)]
-    satisfy: Satisfy,
-    /// `bearer` (default) or `basic`: which challenge a refused caller gets.
-    #[serde(default)]
-    auth_type: AuthType,
-    /// Delegate an internal token for this service to the upstream, in
-    /// `X-Auth-Request-Token`. Default: none.
-    delegate_to: Option<String>,
-    /// Scopes of the delegated internal token (those the caller holds).
-    #[serde(default)]
-    delegate_scopes: Vec<Scope>,
-    /// Delegate a notebook token instead. Default: false.
-    #[serde(default)]
-    notebook: bool,
-    /// Seconds the caller's token, and the delegated one, must have left.
-    minimum_lifetime: Option<u64>,
-    /// Also put the delegated token in `Authorization`. Default: false.
-    #[serde(default)]
-    use_authorization: bool,
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    policy: RawPolicy,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -57,7 +51,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
+    pub fn new(field: &str, reason: impl Into<String>) -> Self {
         Self {
             field: field.to_owned(),
             reason: reason.into(),
@@ -67,32 +61,44 @@ impl ConfigError {
 
 /// The validated configuration, with everything the per-request path needs
 /// computed once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FilterConfig {
     pub cluster: String,
     pub authority: String,
     pub timeout: Duration,
-    pub check: CheckRequest,
-    /// `:path` of the check callout, query included.
-    pub check_path: String,
+    pub default_policy: Rc<Policy>,
+    pub rules: Vec<Rule>,
+    /// Whether any rule matches on the route name, so that the per-request
+    /// path reads `xds.route_name` only when it matters.
+    pub reads_route_name: bool,
 }
 
 impl FilterConfig {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            // serde_json names a missing or unknown field only in its message,
-            // at the path of the enclosing object (".").
-            let field = match path.as_str() {
-                "." => field_named_in(&inner.to_string()).unwrap_or_else(|| "(root)".to_owned()),
-                _ => path,
-            };
-            ConfigError::new(&field, strip_position(&inner.to_string()))
-        })?;
-        raw.validate()
+        parse_json::<RawConfig>(bytes)?.validate()
     }
+}
+
+/// Parses JSON into `T`, with an error that names the field it is about.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // A missing field is reported at its enclosing object, named only
+        // in the message; an unknown one already has its own path.
+        let missing = message
+            .starts_with("missing field")
+            .then(|| field_named_in(&message))
+            .flatten();
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name,
+            (".", None) => "(root)".to_owned(),
+            (path, Some(name)) => format!("{path}.{name}"),
+            (path, None) => path.to_owned(),
+        };
+        ConfigError::new(&field, strip_position(&message))
+    })
 }
 
 impl RawConfig {
@@ -119,53 +125,24 @@ impl RawConfig {
                 ),
             ));
         }
-        let delegation = match (self.delegate_to, self.notebook) {
-            (Some(_), true) => {
-                return Err(ConfigError::new(
-                    "notebook",
-                    "cannot be set with delegate_to",
-                ))
-            }
-            (Some(service), false) => {
-                let service = service_name(&service)
-                    .map_err(|e| ConfigError::new("delegate_to", e.to_string()))?;
-                Some(Delegation::Internal {
-                    service,
-                    scopes: self.delegate_scopes,
+        let rules = self
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                Ok(Rule {
+                    matcher: rule.matcher.validate(&format!("rules[{i}].match"))?,
+                    policy: Rc::new(rule.policy.validate(&format!("rules[{i}].policy"))?),
                 })
-            }
-            (None, _) if !self.delegate_scopes.is_empty() => {
-                return Err(ConfigError::new("delegate_scopes", "needs delegate_to"))
-            }
-            (None, true) => Some(Delegation::Notebook),
-            (None, false) => None,
-        };
-        if self.use_authorization && delegation.is_none() {
-            return Err(ConfigError::new(
-                "use_authorization",
-                "needs delegate_to or notebook",
-            ));
-        }
-        if self.minimum_lifetime == Some(0) {
-            return Err(ConfigError::new(
-                "minimum_lifetime",
-                "must be at least 1 second",
-            ));
-        }
-        let check = CheckRequest {
-            scopes: self.scopes,
-            satisfy: self.satisfy,
-            auth_type: self.auth_type,
-            delegation,
-            minimum_lifetime: self.minimum_lifetime,
-            use_authorization: self.use_authorization,
-        };
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(FilterConfig {
-            check_path: format!("{CHECK_PATH}?{}", check.to_query()),
             cluster: self.cluster,
             authority,
             timeout: Duration::from_millis(self.timeout_ms),
-            check,
+            default_policy: Rc::new(self.policy.validate("policy")?),
+            reads_route_name: rules.iter().any(|r| r.matcher.uses_route_name()),
+            rules,
         })
     }
 }
@@ -174,7 +151,7 @@ fn is_plain_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The field in serde_json's "missing field `x`" / "unknown field `x`".
+/// The field in serde_json's "missing field `x`".
 fn field_named_in(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
@@ -193,41 +170,36 @@ fn strip_position(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::{select, RequestFacts};
 
     fn err(json: &str) -> ConfigError {
         FilterConfig::from_json(json.as_bytes()).unwrap_err()
     }
 
     #[test]
-    fn full_configuration_is_read_and_the_check_path_precomputed() {
+    fn full_configuration_is_read_with_rules_in_order() {
         let config = FilterConfig::from_json(
             br#"{"cluster":"portcullis","authority":"auth.local:8080","timeout_ms":250,
-                 "scopes":["read:all","exec:notebook"],"satisfy":"any"}"#,
+                 "policy":{"scopes":["read:all"]},
+                 "rules":[{"match":{"prefix":"/public/"},"policy":{"anonymous":true}},
+                          {"match":{"route":"admin"},"policy":{"scopes":["admin:token"]}}]}"#,
         )
         .unwrap();
         assert_eq!(config.cluster, "portcullis");
         assert_eq!(config.authority, "auth.local:8080");
         assert_eq!(config.timeout, Duration::from_millis(250));
-        assert_eq!(config.check.satisfy, Satisfy::Any);
         assert_eq!(
-            config.check_path,
-            "/ingress/auth?scope=read%3Aall&scope=exec%3Anotebook&satisfy=any"
+            config.default_policy.check_path,
+            "/ingress/auth?scope=read%3Aall&satisfy=all"
         );
-    }
-
-    #[test]
-    fn delegation_goes_into_the_check_path() {
-        let config = FilterConfig::from_json(
-            br#"{"cluster":"c","delegate_to":"tap","delegate_scopes":["read:all"],
-                 "minimum_lifetime":600,"use_authorization":true,"auth_type":"basic"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            config.check_path,
-            "/ingress/auth?satisfy=all&auth_type=basic&delegate_to=tap&delegate_scope=read%3Aall\
-             &minimum_lifetime=600&use_authorization=true"
-        );
-        assert!(config.check.use_authorization);
+        assert_eq!(config.rules.len(), 2);
+        assert!(config.reads_route_name);
+        let facts = RequestFacts {
+            path: "/public/a",
+            method: "GET",
+            ..Default::default()
+        };
+        assert!(select(&config.rules, &config.default_policy, &facts).anonymous);
     }
 
     #[test]
@@ -235,9 +207,12 @@ mod tests {
         let config = FilterConfig::from_json(br#"{"cluster":"c"}"#).unwrap();
         assert_eq!(config.authority, "c");
         assert_eq!(config.timeout, Duration::from_millis(1000));
-        assert!(config.check.scopes.is_empty());
-        assert_eq!(config.check.satisfy, Satisfy::All);
-        assert_eq!(config.check_path, "/ingress/auth?satisfy=all");
+        assert!(config.rules.is_empty());
+        assert!(!config.reads_route_name);
+        assert_eq!(
+            config.default_policy.check_path,
+            "/ingress/auth?satisfy=all"
+        );
     }
 
     #[test]
@@ -261,47 +236,41 @@ mod tests {
                 "invalid type",
             ),
             (
-                r#"{"cluster":"c","scopes":["read all"]}"#,
-                "scopes[0]",
+                r#"{"cluster":"c","scopes":["x"]}"#,
+                "scopes",
+                "unknown field",
+            ),
+            (
+                r#"{"cluster":"c","policy":{"scopes":["read all"]}}"#,
+                "policy.scopes[0]",
                 "scope-token",
             ),
             (
-                r#"{"cluster":"c","satisfy":"most"}"#,
-                "satisfy",
-                "unknown variant",
-            ),
-            (r#"{"cluster":"c","scope":["x"]}"#, "scope", "unknown field"),
-            (r#"not json"#, "(root)", "expected"),
-            (
-                r#"{"cluster":"c","delegate_to":"a","notebook":true}"#,
-                "notebook",
-                "cannot be set",
+                r#"{"cluster":"c","policy":{"colour":1}}"#,
+                "policy.colour",
+                "unknown field",
             ),
             (
-                r#"{"cluster":"c","delegate_scopes":["read:all"]}"#,
-                "delegate_scopes",
-                "needs delegate_to",
-            ),
-            (
-                r#"{"cluster":"c","use_authorization":true}"#,
-                "use_authorization",
+                r#"{"cluster":"c","policy":{"use_authorization":true}}"#,
+                "policy.use_authorization",
                 "needs",
             ),
             (
-                r#"{"cluster":"c","delegate_to":"a b"}"#,
-                "delegate_to",
-                "1 to 64",
+                r#"{"cluster":"c","rules":[{"policy":{}}]}"#,
+                "rules[0].match",
+                "missing field",
             ),
             (
-                r#"{"cluster":"c","minimum_lifetime":0}"#,
-                "minimum_lifetime",
-                "at least 1",
+                r#"{"cluster":"c","rules":[{"match":{"path":"x"},"policy":{}}]}"#,
+                "rules[0].match.path",
+                "start with /",
             ),
             (
-                r#"{"cluster":"c","auth_type":"digest"}"#,
-                "auth_type",
+                r#"{"cluster":"c","rules":[{"match":{"path":"/x"},"policy":{"satisfy":"most"}}]}"#,
+                "rules[0].policy.satisfy",
                 "unknown variant",
             ),
+            (r#"not json"#, "(root)", "expected"),
         ];
         for (json, field, reason) in cases {
             let e = err(json);

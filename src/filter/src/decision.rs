@@ -12,6 +12,10 @@ pub const MAX_REPLY_BODY: usize = 64 * 1024;
 pub const UNAVAILABLE_BODY: &[u8] =
     br#"{"error":"temporarily_unavailable","error_description":"Authentication service unavailable"}"#;
 
+/// Body of the filter's own 500 for a route whose metadata policy is invalid.
+pub const BAD_ROUTE_POLICY_BODY: &[u8] =
+    br#"{"error":"server_error","error_description":"This route's authentication policy is invalid"}"#;
+
 /// Body of the filter's own 400 for an Authorization header it cannot read.
 pub const BAD_AUTHORIZATION_BODY: &[u8] =
     br#"{"error":"invalid_request","error_description":"Authorization header is not valid UTF-8"}"#;

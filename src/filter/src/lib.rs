@@ -4,7 +4,9 @@
 
 pub mod config;
 pub mod decision;
+pub mod policy;
 pub mod request;
+pub mod routing;
 
 #[cfg(target_arch = "wasm32")]
 mod plugin;

@@ -1,14 +1,19 @@
 //! The proxy-wasm glue: host calls in, pure decisions out. Nothing here
 //! decides anything that the pure modules could.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
-use crate::config::FilterConfig;
-use crate::decision::{self, CheckReply, Decision, BAD_AUTHORIZATION_BODY, UNAVAILABLE_BODY};
+use crate::config::{ConfigError, FilterConfig};
+use crate::decision::{
+    self, CheckReply, Decision, BAD_AUTHORIZATION_BODY, BAD_ROUTE_POLICY_BODY, UNAVAILABLE_BODY,
+};
+use crate::policy::Policy;
 use crate::request;
+use crate::routing::{self, MetadataPolicies, RequestFacts};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -20,6 +25,7 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 #[derive(Default)]
 struct Root {
     config: Option<Rc<FilterConfig>>,
+    route_policies: Rc<RefCell<MetadataPolicies>>,
 }
 
 impl Context for Root {}
@@ -43,7 +49,11 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = self.config.clone()?;
-        Some(Box::new(Check { config }))
+        Some(Box::new(Check {
+            config,
+            route_policies: self.route_policies.clone(),
+            policy: None,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -51,12 +61,59 @@ impl RootContext for Root {
     }
 }
 
+/// Where a route's own policy sits in its metadata, as a JSON string.
+const ROUTE_POLICY: [&str; 5] = [
+    "xds",
+    "route_metadata",
+    "filter_metadata",
+    "portcullis",
+    "policy",
+];
+
 /// One request's check.
 struct Check {
     config: Rc<FilterConfig>,
+    route_policies: Rc<RefCell<MetadataPolicies>>,
+    /// The policy this request is checked against, once chosen.
+    policy: Option<Rc<Policy>>,
 }
 
 impl Check {
+    /// The route's own policy if its metadata has one, else the first rule
+    /// that matches, else the default.
+    fn choose_policy(&self) -> Result<Rc<Policy>, ConfigError> {
+        if let Some(json) = self
+            .get_property(ROUTE_POLICY.to_vec())
+            .filter(|j| !j.is_empty())
+        {
+            return self.route_policies.borrow_mut().get_or_parse(&json);
+        }
+        let route = match self.config.reads_route_name {
+            true => self.get_property(vec!["xds", "route_name"]),
+            false => None,
+        };
+        let host = self.get_http_request_header_bytes(":authority");
+        let path = self.get_http_request_header_bytes(":path");
+        let method = self.get_http_request_header_bytes(":method");
+        let facts = RequestFacts {
+            route: text(&route),
+            host: text(&host),
+            path: text(&path).unwrap_or(""),
+            method: text(&method).unwrap_or(""),
+        };
+        Ok(routing::select(&self.config.rules, &self.config.default_policy, &facts).clone())
+    }
+
+    fn is_cors_preflight(&self) -> bool {
+        let method = self.get_http_request_header_bytes(":method");
+        request::is_cors_preflight(
+            std::str::from_utf8(method.as_deref().unwrap_or_default()).unwrap_or(""),
+            self.get_http_request_header_bytes("origin").is_some(),
+            self.get_http_request_header_bytes("access-control-request-method")
+                .is_some(),
+        )
+    }
+
     fn strip_identity_headers(&self) {
         for (name, _) in self.get_http_request_headers_bytes() {
             if request::is_identity_header(&name) {
@@ -65,10 +122,10 @@ impl Check {
         }
     }
 
-    fn dispatch_check(&self) -> Result<(), Action> {
+    fn dispatch_check(&self, policy: &Policy) -> Result<(), Action> {
         let authorization = self.get_http_request_header_bytes("authorization");
-        let headers =
-            request::callout_headers(&self.config, authorization.as_deref()).map_err(|_| {
+        let headers = request::callout_headers(&self.config, policy, authorization.as_deref())
+            .map_err(|_| {
                 self.send_http_response(400, vec![JSON], Some(BAD_AUTHORIZATION_BODY));
                 Action::Pause
             })?;
@@ -117,7 +174,11 @@ impl Context for Check {
             www_authenticate: challenge.as_deref(),
             body: body.as_deref().unwrap_or_default(),
         };
-        match decision::decide(&reply, self.config.check.use_authorization) {
+        let use_authorization = self
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.check.use_authorization);
+        match decision::decide(&reply, use_authorization) {
             Decision::Allow(identity) => {
                 // The upstream gets the identity, never the caller's
                 // credential; removed first, so that a delegated token set
@@ -143,11 +204,34 @@ impl Context for Check {
 impl HttpContext for Check {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         self.strip_identity_headers();
-        match self.dispatch_check() {
+        let policy = match self.choose_policy() {
+            Ok(policy) => policy,
+            Err(e) => {
+                // A route's metadata is not seen at configure time: an
+                // invalid one fails closed here, and says why in the log.
+                log(LogLevel::Error, &format!("portcullis: route policy: {e}"));
+                self.send_http_response(500, vec![JSON], Some(BAD_ROUTE_POLICY_BODY));
+                return Action::Pause;
+            }
+        };
+        if policy.anonymous || (policy.cors_preflight && self.is_cors_preflight()) {
+            // Nothing to check, but a credential still never reaches the
+            // upstream.
+            self.set_http_request_header("authorization", None);
+            return Action::Continue;
+        }
+        let dispatched = self.dispatch_check(&policy);
+        self.policy = Some(policy);
+        match dispatched {
             Ok(()) => Action::Pause,
             Err(action) => action,
         }
     }
+}
+
+/// A host value as text, if it is UTF-8.
+fn text(bytes: &Option<Vec<u8>>) -> Option<&str> {
+    bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok())
 }
 
 fn log(level: LogLevel, message: &str) {

@@ -4,6 +4,13 @@
 use portcullis_core::check::headers;
 
 use crate::config::FilterConfig;
+use crate::policy::Policy;
+
+/// A CORS preflight (Fetch standard): `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`. Browsers never send credentials on one.
+pub fn is_cors_preflight(method: &str, has_origin: bool, has_request_method: bool) -> bool {
+    method == "OPTIONS" && has_origin && has_request_method
+}
 
 /// True for a header a client must never be able to set: the identity
 /// headers this filter alone writes for the upstream. Names arrive
@@ -22,11 +29,12 @@ pub struct AuthorizationNotText;
 /// a malformed token get the companion's precise refusal.
 pub fn callout_headers<'a>(
     config: &'a FilterConfig,
+    policy: &'a Policy,
     authorization: Option<&'a [u8]>,
 ) -> Result<Vec<(&'a str, &'a str)>, AuthorizationNotText> {
     let mut out = vec![
         (":method", "GET"),
-        (":path", config.check_path.as_str()),
+        (":path", policy.check_path.as_str()),
         (":authority", config.authority.as_str()),
     ];
     if let Some(value) = authorization {
@@ -41,7 +49,8 @@ mod tests {
     use super::*;
 
     fn config() -> FilterConfig {
-        FilterConfig::from_json(br#"{"cluster":"portcullis","scopes":["read:all"]}"#).unwrap()
+        FilterConfig::from_json(br#"{"cluster":"portcullis","policy":{"scopes":["read:all"]}}"#)
+            .unwrap()
     }
 
     #[test]
@@ -62,7 +71,8 @@ mod tests {
     #[test]
     fn callout_carries_the_check_path_and_the_callers_authorization() {
         let config = config();
-        let headers = callout_headers(&config, Some(b"Bearer abc")).unwrap();
+        let headers =
+            callout_headers(&config, &config.default_policy, Some(b"Bearer abc")).unwrap();
         assert_eq!(
             headers,
             vec![
@@ -77,15 +87,23 @@ mod tests {
     #[test]
     fn callout_without_authorization_sends_none() {
         let config = config();
-        let headers = callout_headers(&config, None).unwrap();
+        let headers = callout_headers(&config, &config.default_policy, None).unwrap();
         assert!(headers.iter().all(|(name, _)| *name != "authorization"));
+    }
+
+    #[test]
+    fn only_a_full_preflight_is_a_preflight() {
+        assert!(is_cors_preflight("OPTIONS", true, true));
+        assert!(!is_cors_preflight("OPTIONS", true, false));
+        assert!(!is_cors_preflight("OPTIONS", false, true));
+        assert!(!is_cors_preflight("GET", true, true));
     }
 
     #[test]
     fn non_utf8_authorization_is_refused() {
         let config = config();
         assert_eq!(
-            callout_headers(&config, Some(&[0x42, 0xff, 0x20])),
+            callout_headers(&config, &config.default_policy, Some(&[0x42, 0xff, 0x20])),
             Err(AuthorizationNotText)
         );
     }

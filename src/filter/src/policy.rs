@@ -1,0 +1,195 @@
+//! One route's policy: what a request must present, and what is delegated
+//! to the upstream. Parsed and validated once, with the check callout's
+//! path computed then.
+
+use portcullis_core::check::{service_name, CHECK_PATH};
+use portcullis_core::{AuthType, CheckRequest, Delegation, Satisfy, Scope};
+use serde::Deserialize;
+
+use crate::config::{parse_json, ConfigError};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// Scopes a request must hold. Default: none (any valid token).
+    #[serde(default)]
+    scopes: Vec<Scope>,
+    /// `all` (default) or `any` of `scopes`.
+    #[serde(default)]
+    satisfy: Satisfy,
+    /// No authentication at all; credentials are still stripped. Default: false.
+    #[serde(default)]
+    anonymous: bool,
+    /// Let CORS preflights (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) through unauthenticated. Default: false.
+    #[serde(default)]
+    cors_preflight: bool,
+    /// `bearer` (default) or `basic`: which challenge a refused caller gets.
+    #[serde(default)]
+    auth_type: AuthType,
+    /// Delegate an internal token for this service, in `X-Auth-Request-Token`.
+    delegate_to: Option<String>,
+    /// Scopes of the delegated internal token (those the caller holds).
+    #[serde(default)]
+    delegate_scopes: Vec<Scope>,
+    /// Delegate a notebook token instead. Default: false.
+    #[serde(default)]
+    notebook: bool,
+    /// Seconds the caller's token, and the delegated one, must have left.
+    minimum_lifetime: Option<u64>,
+    /// Also put the delegated token in `Authorization`. Default: false.
+    #[serde(default)]
+    use_authorization: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub anonymous: bool,
+    pub cors_preflight: bool,
+    pub check: CheckRequest,
+    /// `:path` of the check callout, query included.
+    pub check_path: String,
+}
+
+impl Policy {
+    /// A policy from JSON on its own, as a route's metadata carries it.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        parse_json::<RawPolicy>(bytes)?.validate("")
+    }
+}
+
+impl RawPolicy {
+    /// Validates the policy found at `at` (a field path, for errors).
+    pub fn validate(self, at: &str) -> Result<Policy, ConfigError> {
+        let field = |name: &str| match at {
+            "" => name.to_owned(),
+            _ => format!("{at}.{name}"),
+        };
+        let error = |name: &str, reason: &str| Err(ConfigError::new(&field(name), reason));
+        let delegation = match (self.delegate_to, self.notebook) {
+            (Some(_), true) => return error("notebook", "cannot be set with delegate_to"),
+            (Some(service), false) => {
+                let service = service_name(&service)
+                    .map_err(|e| ConfigError::new(&field("delegate_to"), e.to_string()))?;
+                Some(Delegation::Internal {
+                    service,
+                    scopes: self.delegate_scopes,
+                })
+            }
+            (None, _) if !self.delegate_scopes.is_empty() => {
+                return error("delegate_scopes", "needs delegate_to")
+            }
+            (None, true) => Some(Delegation::Notebook),
+            (None, false) => None,
+        };
+        if self.use_authorization && delegation.is_none() {
+            return error("use_authorization", "needs delegate_to or notebook");
+        }
+        if self.minimum_lifetime == Some(0) {
+            return error("minimum_lifetime", "must be at least 1 second");
+        }
+        // An anonymous route checks nothing, so anything that needs a check
+        // would silently do nothing: refuse it.
+        if self.anonymous
+            && (!self.scopes.is_empty() || delegation.is_some() || self.minimum_lifetime.is_some())
+        {
+            return error(
+                "anonymous",
+                "cannot be combined with scopes, delegation or minimum_lifetime",
+            );
+        }
+        let check = CheckRequest {
+            scopes: self.scopes,
+            satisfy: self.satisfy,
+            auth_type: self.auth_type,
+            delegation,
+            minimum_lifetime: self.minimum_lifetime,
+            use_authorization: self.use_authorization,
+        };
+        Ok(Policy {
+            anonymous: self.anonymous,
+            cors_preflight: self.cors_preflight,
+            check_path: format!("{CHECK_PATH}?{}", check.to_query()),
+            check,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> ConfigError {
+        Policy::from_json(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn empty_policy_asks_only_for_a_valid_token() {
+        let policy = Policy::from_json(b"{}").unwrap();
+        assert!(!policy.anonymous && !policy.cors_preflight);
+        assert_eq!(policy.check_path, "/ingress/auth?satisfy=all");
+    }
+
+    #[test]
+    fn delegation_goes_into_the_check_path() {
+        let policy = Policy::from_json(
+            br#"{"delegate_to":"tap","delegate_scopes":["read:all"],
+                 "minimum_lifetime":600,"use_authorization":true,"auth_type":"basic"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            policy.check_path,
+            "/ingress/auth?satisfy=all&auth_type=basic&delegate_to=tap&delegate_scope=read%3Aall\
+             &minimum_lifetime=600&use_authorization=true"
+        );
+    }
+
+    #[test]
+    fn each_error_names_its_field() {
+        let cases = [
+            (
+                r#"{"delegate_to":"a","notebook":true}"#,
+                "notebook",
+                "cannot be set",
+            ),
+            (
+                r#"{"delegate_scopes":["read:all"]}"#,
+                "delegate_scopes",
+                "needs delegate_to",
+            ),
+            (
+                r#"{"use_authorization":true}"#,
+                "use_authorization",
+                "needs",
+            ),
+            (r#"{"delegate_to":"a b"}"#, "delegate_to", "1 to 64"),
+            (
+                r#"{"minimum_lifetime":0}"#,
+                "minimum_lifetime",
+                "at least 1",
+            ),
+            (r#"{"auth_type":"digest"}"#, "auth_type", "unknown variant"),
+            (
+                r#"{"anonymous":true,"scopes":["read:all"]}"#,
+                "anonymous",
+                "cannot be combined",
+            ),
+            (r#"{"scopes":["read all"]}"#, "scopes[0]", "scope-token"),
+            (r#"{"login":true}"#, "login", "unknown field"),
+        ];
+        for (json, field, reason) in cases {
+            let e = err(json);
+            assert_eq!(e.field, field, "{json}: {e}");
+            assert!(e.reason.contains(reason), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn errors_inside_a_rule_carry_the_rules_path() {
+        let raw: RawPolicy = serde_json::from_str(r#"{"use_authorization":true}"#).unwrap();
+        assert_eq!(
+            raw.validate("rules[2].policy").unwrap_err().field,
+            "rules[2].policy.use_authorization"
+        );
+    }
+}
