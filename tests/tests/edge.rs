@@ -38,6 +38,50 @@ async fn valid_token_reaches_upstream_with_identity_and_without_authorization() 
 }
 
 #[tokio::test]
+async fn identity_headers_carry_email_uid_gid_and_groups() {
+    let stack = Stack::start().await;
+    let token = stack
+        .companion
+        .cli(&[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--token-name",
+            "full",
+            "--scope",
+            "read:all",
+            "--email",
+            "alice@example.org",
+            "--uid",
+            "1000",
+            "--gid",
+            "2000",
+            "--group",
+            "staff:2000",
+            "--group",
+            "admins",
+        ])
+        .trim()
+        .to_owned();
+    let headers = upstream_headers(stack.get_with_token("/", &token).await).await;
+    for (name, value) in [
+        ("x-auth-request-user", "alice"),
+        ("x-auth-request-email", "alice@example.org"),
+        ("x-auth-request-uid", "1000"),
+        ("x-auth-request-gid", "2000"),
+        ("x-auth-request-groups", "staff,admins"),
+        ("x-auth-request-token-scopes", "read:all"),
+    ] {
+        assert_eq!(headers[name], serde_json::json!([value]), "{name}");
+    }
+    assert!(
+        !headers.contains_key("x-auth-request-service"),
+        "not an internal token"
+    );
+}
+
+#[tokio::test]
 async fn missing_token_gets_401_with_a_bare_bearer_challenge() {
     let stack = Stack::start().await;
     let response = stack.get("/", &[]).await;

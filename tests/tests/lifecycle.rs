@@ -55,6 +55,10 @@ async fn a_route_with_delegate_to_gets_a_working_internal_token() {
     assert_eq!(info["scopes"], serde_json::json!(["read:all"]));
     assert_eq!(info["parent"], token[3..25]);
 
+    // Presented at the edge itself, the internal token names its service.
+    let as_internal = upstream_headers(stack.get_with_token("/", &delegated).await).await;
+    assert_eq!(as_internal["x-auth-request-service"][0], "tap");
+
     // The next request, through either worker, gets the same child.
     for _ in 0..4 {
         let again = upstream_headers(stack.get_with_token("/", &token).await).await;

@@ -19,6 +19,12 @@ pub mod headers {
     pub const TOKEN_SCOPES: &str = "x-auth-request-token-scopes";
     /// The delegated token, when the route asks for one.
     pub const TOKEN: &str = "x-auth-request-token";
+    pub const UID: &str = "x-auth-request-uid";
+    pub const GID: &str = "x-auth-request-gid";
+    /// Group names, comma-separated.
+    pub const GROUPS: &str = "x-auth-request-groups";
+    /// The service an internal token was delegated to.
+    pub const SERVICE: &str = "x-auth-request-service";
 }
 
 /// The kinds of token, after Gafaelfawr.
@@ -303,6 +309,9 @@ pub struct CheckAnswer {
     pub groups: Vec<Group>,
     /// Seconds this answer may be cached; never past `expires`.
     pub cache_ttl: u64,
+    /// For an internal token, the service it was delegated to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     /// The token delegated to the upstream, when the route asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegated_token: Option<DelegatedToken>,
@@ -313,12 +322,46 @@ impl CheckAnswer {
     /// control character here would let stored data split or forge headers.
     pub fn is_header_safe(&self) -> bool {
         let safe = |s: &str| !s.is_empty() && !s.chars().any(char::is_control);
+        // A comma inside a group name would split the Groups header.
+        let safe_group = |g: &Group| safe(&g.name) && !g.name.contains(',');
         safe(&self.username)
             && self.email.as_deref().is_none_or(safe)
+            && self.service.as_deref().is_none_or(safe)
+            && self.groups.iter().all(safe_group)
             && self
                 .delegated_token
                 .as_ref()
                 .is_none_or(|t| safe(t.expose()))
+    }
+
+    /// The identity headers for the upstream (what the filter sets, and
+    /// what `ext_authz` forwards from the companion's answer).
+    /// `use_authorization` also puts a delegated token in `Authorization`.
+    pub fn upstream_headers(&self, use_authorization: bool) -> Vec<(&'static str, String)> {
+        let mut set = vec![(headers::USER, self.username.clone())];
+        let optional = [
+            (headers::EMAIL, self.email.clone()),
+            (headers::UID, self.uid.map(|u| u.to_string())),
+            (headers::GID, self.gid.map(|g| g.to_string())),
+            (headers::SERVICE, self.service.clone()),
+        ];
+        set.extend(
+            optional
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?))),
+        );
+        if !self.groups.is_empty() {
+            let names: Vec<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
+            set.push((headers::GROUPS, names.join(",")));
+        }
+        set.push((headers::TOKEN_SCOPES, crate::scope::join(&self.scopes)));
+        if let Some(token) = &self.delegated_token {
+            set.push((headers::TOKEN, token.expose().to_owned()));
+            if use_authorization {
+                set.push(("authorization", format!("Bearer {}", token.expose())));
+            }
+        }
+        set
     }
 }
 
@@ -445,8 +488,37 @@ mod tests {
                 id: Some(2000),
             }],
             cache_ttl: 300,
+            service: None,
             delegated_token: None,
         }
+    }
+
+    #[test]
+    fn upstream_headers_carry_every_known_part_of_the_identity() {
+        let mut a = answer();
+        a.groups.push(Group {
+            name: "admins".into(),
+            id: None,
+        });
+        a.service = Some("tap".into());
+        a.delegated_token = Some(DelegatedToken::new("gt-d".into()));
+        let set = a.upstream_headers(true);
+        let get = |name: &str| {
+            set.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("x-auth-request-user"), Some("alice"));
+        assert_eq!(get("x-auth-request-email"), Some("alice@example.org"));
+        assert_eq!(get("x-auth-request-uid"), Some("1000"));
+        assert_eq!(get("x-auth-request-gid"), None);
+        assert_eq!(get("x-auth-request-groups"), Some("staff,admins"));
+        assert_eq!(get("x-auth-request-service"), Some("tap"));
+        assert_eq!(get("x-auth-request-token-scopes"), Some("read:all"));
+        assert_eq!(get("x-auth-request-token"), Some("gt-d"));
+        assert_eq!(get("authorization"), Some("Bearer gt-d"));
+        let plain = answer().upstream_headers(false);
+        assert!(plain.iter().all(|(n, _)| *n != "authorization"));
     }
 
     #[test]
@@ -478,6 +550,9 @@ mod tests {
         assert!(!bad.is_header_safe());
         let mut bad = answer();
         bad.username.clear();
+        assert!(!bad.is_header_safe());
+        let mut bad = answer();
+        bad.groups[0].name = "a,b".into();
         assert!(!bad.is_header_safe());
     }
 }

@@ -2,8 +2,7 @@
 //! let the request through with identity headers, refuse it with the
 //! companion's own status and challenge, or fail closed with 503.
 
-use portcullis_core::check::headers;
-use portcullis_core::{scope, CheckAnswer};
+use portcullis_core::CheckAnswer;
 
 /// Largest check reply body read; anything larger is not a check answer.
 pub const MAX_REPLY_BODY: usize = 64 * 1024;
@@ -70,18 +69,7 @@ fn allow(body: &[u8], use_authorization: bool) -> Decision {
     if !answer.is_header_safe() {
         return Decision::Unavailable("check answer has control characters".into());
     }
-    let mut set = vec![(headers::USER, answer.username)];
-    if let Some(email) = answer.email {
-        set.push((headers::EMAIL, email));
-    }
-    set.push((headers::TOKEN_SCOPES, scope::join(&answer.scopes)));
-    if let Some(token) = answer.delegated_token {
-        if use_authorization {
-            set.push(("authorization", format!("Bearer {}", token.expose())));
-        }
-        set.push((headers::TOKEN, token.expose().to_owned()));
-    }
-    Decision::Allow(set)
+    Decision::Allow(answer.upstream_headers(use_authorization))
 }
 
 fn refuse(status: &[u8], reply: &CheckReply<'_>) -> Decision {

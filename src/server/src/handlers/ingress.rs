@@ -6,8 +6,7 @@ use axum::http::header::{AUTHORIZATION, CACHE_CONTROL};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_core::check::headers;
-use portcullis_core::{scope, CheckAnswer, CheckRequest};
+use portcullis_core::{CheckAnswer, CheckRequest};
 
 use std::time::Instant;
 
@@ -65,23 +64,13 @@ pub fn authorization(request_headers: &HeaderMap) -> Result<Option<&str>, AuthEr
 
 /// 200 with the identity headers (what `ext_authz` forwards) and the answer.
 fn granted(answer: CheckAnswer, use_authorization: bool) -> Response {
-    let mut identity = vec![(headers::USER, answer.username.clone())];
-    if let Some(email) = &answer.email {
-        identity.push((headers::EMAIL, email.clone()));
-    }
-    identity.push((headers::TOKEN_SCOPES, scope::join(&answer.scopes)));
-    if let Some(token) = &answer.delegated_token {
-        identity.push((headers::TOKEN, token.expose().to_owned()));
-        if use_authorization {
-            identity.push(("authorization", format!("Bearer {}", token.expose())));
-        }
-    }
+    let identity = answer.upstream_headers(use_authorization);
     let mut response = Json(answer).into_response();
     let out = response.headers_mut();
     out.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for (name, value) in identity {
-        // Usernames and emails are validated when tokens are made; a value
-        // that still cannot be a header is left out rather than mangled.
+        // What becomes a header is validated when tokens are made; a value
+        // that still cannot be one is left out rather than mangled.
         if let Ok(value) = HeaderValue::from_str(&value) {
             out.insert(HeaderName::from_static(name), value);
         }

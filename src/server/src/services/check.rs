@@ -82,6 +82,7 @@ impl CheckService {
             uid: data.uid,
             gid: data.gid,
             groups: data.groups,
+            service: data.service,
             cache_ttl,
             delegated_token: delegated,
         })

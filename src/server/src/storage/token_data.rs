@@ -23,6 +23,8 @@ pub struct TokenData {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub groups: Vec<Group>,
+    /// For an internal token, the service it was delegated to.
+    pub service: Option<String>,
 }
 
 /// The sealed form: every field but the key, which is the row's name.
@@ -39,6 +41,9 @@ struct SealedFields {
     uid: Option<u32>,
     gid: Option<u32>,
     groups: Vec<Group>,
+    // Absent from data sealed before it existed.
+    #[serde(default)]
+    service: Option<String>,
 }
 
 impl TokenData {
@@ -56,6 +61,7 @@ impl TokenData {
             uid: self.uid,
             gid: self.gid,
             groups: self.groups.clone(),
+            service: self.service.clone(),
         };
         // Serializing plain fields to a Vec cannot fail.
         serde_json::to_vec(&fields).unwrap_or_default()
@@ -83,6 +89,7 @@ impl TokenData {
             uid: f.uid,
             gid: f.gid,
             groups: f.groups,
+            service: f.service,
         })
     }
 }

@@ -39,6 +39,8 @@ pub enum TokenError {
     InvalidEmail,
     #[error("{0} must be 1 to 64 printable characters")]
     InvalidName(&'static str),
+    #[error("group name {0:?} is not valid: a letter, then letters, digits, `.`, `_` or `-`")]
+    InvalidGroup(String),
     #[error("a token name is required for user tokens")]
     NameRequired,
     #[error("expiry must be at least 5 minutes in the future")]
@@ -209,6 +211,7 @@ impl TokenService {
             uid: user.uid,
             gid: user.gid,
             groups: user.groups.clone(),
+            service: spec.service.clone(),
         };
         let info = TokenInfo {
             token: token.key().clone(),
@@ -354,6 +357,9 @@ fn validate_user(user: &UserInfo, token_type: TokenType) -> Result<(), TokenErro
     if user.name.as_deref().is_some_and(|n| !is_valid_name(n)) {
         return Err(TokenError::InvalidName("name"));
     }
+    if let Some(bad) = user.groups.iter().find(|g| !is_valid_group_name(&g.name)) {
+        return Err(TokenError::InvalidGroup(bad.name.clone()));
+    }
     Ok(())
 }
 
@@ -368,6 +374,16 @@ fn is_valid_username(name: &str) -> bool {
         && !name.ends_with('-')
         && !name.contains("--")
         && !name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Gafaelfawr's group names: a letter, then letters, digits, `.`, `_`, `-`.
+/// They are joined with commas into a header, so no comma or space.
+fn is_valid_group_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Token names, service names and display names: printable, bounded.
@@ -396,6 +412,16 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(!is_valid_username(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn group_names_follow_gafaelfawrs_rule() {
+        for good in ["staff", "g.team_1-x"] {
+            assert!(is_valid_group_name(good), "{good}");
+        }
+        for bad in ["", "1staff", "a,b", "a b", "ä"] {
+            assert!(!is_valid_group_name(bad), "{bad}");
         }
     }
 
