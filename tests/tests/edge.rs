@@ -264,3 +264,63 @@ async fn invalid_plugin_configuration_is_refused_naming_the_field() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn plugin_stats_count_each_outcome_and_the_callout_latency() {
+    let mut stack = Stack::start().await;
+    let reader = stack.companion.create_token("alice", &["read:all"]);
+    let writer = stack.companion.create_token("bob", &["write:all"]);
+    for _ in 0..2 {
+        assert_eq!(
+            stack.get_with_token("/", &reader).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(stack.get("/", &[]).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        stack.get_with_token("/", &writer).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        stack
+            .get("/", &[("authorization", "Bearer")])
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(stack.get("/public/x", &[]).await.status(), StatusCode::OK);
+    stack.companion.stop();
+    assert_eq!(
+        stack.get_with_token("/", &reader).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let url = format!(
+        "http://127.0.0.1:{}/stats?filter=portcullis%5C.",
+        stack.ports.admin
+    );
+    let stats = reqwest::get(url)
+        .await
+        .expect("admin")
+        .text()
+        .await
+        .expect("stats");
+    // Counters are summed across both workers.
+    for (name, count) in [
+        ("portcullis.allowed", 2),
+        ("portcullis.denied_401", 1),
+        ("portcullis.denied_403", 1),
+        ("portcullis.denied_400", 1),
+        ("portcullis.unchecked", 1),
+        ("portcullis.unavailable", 1),
+        ("portcullis.callout_errors", 1),
+        ("portcullis.bad_route_policy", 0),
+    ] {
+        let line = stats
+            .lines()
+            .find(|l| l.contains(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stats}"));
+        assert!(line.ends_with(&format!(": {count}")), "{line}\n{stats}");
+    }
+    assert!(stats.contains("portcullis.callout_latency_ms"), "{stats}");
+}

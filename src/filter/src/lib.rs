@@ -7,6 +7,7 @@ pub mod decision;
 pub mod policy;
 pub mod request;
 pub mod routing;
+pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
 mod plugin;

@@ -3,9 +3,11 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::SystemTime;
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use crate::config::{ConfigError, FilterConfig};
 use crate::decision::{
@@ -14,6 +16,7 @@ use crate::decision::{
 use crate::policy::Policy;
 use crate::request;
 use crate::routing::{self, MetadataPolicies, RequestFacts};
+use crate::stats::{self, Event};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -26,6 +29,40 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 struct Root {
     config: Option<Rc<FilterConfig>>,
     route_policies: Rc<RefCell<MetadataPolicies>>,
+    stats: Rc<Stats>,
+}
+
+/// Metric ids of this VM, by [`Event::index`]; defined in `on_configure`.
+#[derive(Default)]
+struct Stats {
+    counters: Vec<u32>,
+    latency: Option<u32>,
+}
+
+impl Stats {
+    fn define() -> Self {
+        let counters = Event::ALL
+            .iter()
+            .filter_map(|e| hostcalls::define_metric(MetricType::Counter, e.name()).ok())
+            .collect();
+        let latency = hostcalls::define_metric(MetricType::Histogram, stats::CALLOUT_LATENCY).ok();
+        Self { counters, latency }
+    }
+
+    fn count(&self, event: Event) {
+        if let Some(id) = self.counters.get(event.index()) {
+            // A stat that cannot be bumped must not fail the request.
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+
+    fn latency(&self, since: Option<SystemTime>) {
+        let elapsed =
+            since.and_then(|t| hostcalls::get_current_time().ok()?.duration_since(t).ok());
+        if let (Some(id), Some(elapsed)) = (self.latency, elapsed) {
+            let _ = hostcalls::record_metric(id, elapsed.as_millis() as u64);
+        }
+    }
 }
 
 impl Context for Root {}
@@ -36,6 +73,7 @@ impl RootContext for Root {
         match FilterConfig::from_json(&bytes) {
             Ok(config) => {
                 self.config = Some(Rc::new(config));
+                self.stats = Rc::new(Stats::define());
                 true
             }
             Err(e) => {
@@ -52,7 +90,9 @@ impl RootContext for Root {
         Some(Box::new(Check {
             config,
             route_policies: self.route_policies.clone(),
+            stats: self.stats.clone(),
             policy: None,
+            dispatched_at: None,
         }))
     }
 
@@ -74,8 +114,10 @@ const ROUTE_POLICY: [&str; 5] = [
 struct Check {
     config: Rc<FilterConfig>,
     route_policies: Rc<RefCell<MetadataPolicies>>,
+    stats: Rc<Stats>,
     /// The policy this request is checked against, once chosen.
     policy: Option<Rc<Policy>>,
+    dispatched_at: Option<SystemTime>,
 }
 
 impl Check {
@@ -126,6 +168,7 @@ impl Check {
         let authorization = self.get_http_request_header_bytes("authorization");
         let headers = request::callout_headers(&self.config, policy, authorization.as_deref())
             .map_err(|_| {
+                self.stats.count(Event::Denied400);
                 self.send_http_response(400, vec![JSON], Some(BAD_AUTHORIZATION_BODY));
                 Action::Pause
             })?;
@@ -138,12 +181,14 @@ impl Check {
         )
         .map(|_| ())
         .map_err(|status| {
+            self.stats.count(Event::CalloutError);
             self.fail_closed(&format!("check callout not dispatched: {status:?}"));
             Action::Pause
         })
     }
 
     fn fail_closed(&self, reason: &str) {
+        self.stats.count(Event::Unavailable);
         log(
             LogLevel::Warn,
             &format!("portcullis: {reason}; answering 503"),
@@ -160,11 +205,13 @@ impl Context for Check {
         body_size: usize,
         _trailers: usize,
     ) {
+        self.stats.latency(self.dispatched_at);
         let status = self.get_http_call_response_header_bytes(":status");
         let challenge = self.get_http_call_response_header_bytes("www-authenticate");
         let body = match body_size {
             0 => None,
             n if n > decision::MAX_REPLY_BODY => {
+                self.stats.count(Event::CalloutError);
                 return self.fail_closed(&format!("check reply of {n} bytes is too large"));
             }
             n => self.get_http_call_response_body(0, n),
@@ -178,7 +225,15 @@ impl Context for Check {
             .policy
             .as_ref()
             .is_some_and(|p| p.check.use_authorization);
-        match decision::decide(&reply, use_authorization) {
+        let decision = decision::decide(&reply, use_authorization);
+        // fail_closed counts its own 503.
+        for event in Event::of(&decision)
+            .iter()
+            .filter(|e| **e != Event::Unavailable)
+        {
+            self.stats.count(*event);
+        }
+        match decision {
             Decision::Allow(identity) => {
                 // The upstream gets the identity, never the caller's
                 // credential; removed first, so that a delegated token set
@@ -209,6 +264,7 @@ impl HttpContext for Check {
             Err(e) => {
                 // A route's metadata is not seen at configure time: an
                 // invalid one fails closed here, and says why in the log.
+                self.stats.count(Event::BadRoutePolicy);
                 log(LogLevel::Error, &format!("portcullis: route policy: {e}"));
                 self.send_http_response(500, vec![JSON], Some(BAD_ROUTE_POLICY_BODY));
                 return Action::Pause;
@@ -218,8 +274,10 @@ impl HttpContext for Check {
             // Nothing to check, but a credential still never reaches the
             // upstream.
             self.set_http_request_header("authorization", None);
+            self.stats.count(Event::Unchecked);
             return Action::Continue;
         }
+        self.dispatched_at = hostcalls::get_current_time().ok();
         let dispatched = self.dispatch_check(&policy);
         self.policy = Some(policy);
         match dispatched {
