@@ -81,10 +81,14 @@ run_demo() {
   demo_token=$("$COMPANION" --config "$config" token create --user demo --scope read:all \
     --email demo@example.org --name "Demo User" --token-name demo 2>/dev/null)
   bootstrap_token=$(sed -n 's/^bootstrap_token = "\(.*\)"$/\1/p' "$config")
+  session_key=$(sed -n 's/^key = "\(.*\)"$/\1/p' "$config")
+  demo_cookie=$("$COMPANION" --config "$config" token create --type session --user demo \
+    --scope read:all --email demo@example.org --name "Demo User" --cookie 2>/dev/null)
 
   sed -e "s|{{ADMIN_PORT}}|$admin_port|" -e "s|{{PROXY_PORT}}|$proxy_port|" \
       -e "s|{{UPSTREAM_PORT}}|$upstream_port|" -e "s|{{COMPANION_PORT}}|$companion_port|" \
-      -e "s|{{WASM_PATH}}|$WASM|" envoy/demo.yaml >"$DEMO_DIR/envoy.yaml"
+      -e "s|{{WASM_PATH}}|$WASM|" -e "s|{{SESSION_KEY}}|$session_key|" \
+      envoy/demo.yaml >"$DEMO_DIR/envoy.yaml"
 
   PIDS=()
   # Ctrl-C is the way to stop the demo: a clean exit. Any other exit keeps
@@ -112,6 +116,7 @@ PORTCULLIS_SERVER_URL=http://127.0.0.1:$companion_port
 PORTCULLIS_ENVOY_ADMIN_URL=http://127.0.0.1:$admin_port
 PORTCULLIS_DEMO_TOKEN=$demo_token
 PORTCULLIS_BOOTSTRAP_TOKEN=$bootstrap_token
+PORTCULLIS_DEMO_COOKIE=$demo_cookie
 EOF
   chmod 600 "$env_file"
   cat "$env_file"
@@ -122,6 +127,8 @@ EOF
 
 # Allowed: the echo upstream shows X-Auth-Request-User and no Authorization.
 curl -s -H "Authorization: Bearer $demo_token" http://127.0.0.1:$proxy_port/hello
+# The same, as a browser would: the session cookie.
+curl -s --cookie "$demo_cookie" http://127.0.0.1:$proxy_port/hello
 # No token: 401 with a Bearer challenge.
 curl -si http://127.0.0.1:$proxy_port/hello
 # A token without scope read:all: 403 insufficient_scope.

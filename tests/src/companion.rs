@@ -46,15 +46,37 @@ impl Companion {
         self.dir.join("portcullis.sqlite")
     }
 
-    /// The admin token `config init` wrote into the configuration.
-    pub fn bootstrap_token(&self) -> String {
+    /// A top-level string setting of the configuration `config init` wrote.
+    fn setting(&self, name: &str) -> String {
         let config = std::fs::read_to_string(self.config_path()).expect("read config");
+        let prefix = format!("{name} = \"");
         config
             .lines()
-            .find_map(|l| l.strip_prefix("bootstrap_token = \""))
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
             .and_then(|rest| rest.strip_suffix('"'))
-            .expect("a bootstrap token in the config")
+            .unwrap_or_else(|| panic!("no {name} in the config"))
             .to_owned()
+    }
+
+    /// The admin token `config init` wrote into the configuration.
+    pub fn bootstrap_token(&self) -> String {
+        self.setting("bootstrap_token")
+    }
+
+    /// The key that seals session cookies (`session.key`).
+    pub fn session_key(&self) -> String {
+        self.setting("key")
+    }
+
+    /// A new session token for `user`, as the `name=value` session cookie.
+    pub fn session_cookie(&self, user: &str, scopes: &[&str]) -> String {
+        let mut args = vec![
+            "token", "create", "--type", "session", "--user", user, "--cookie",
+        ];
+        for scope in scopes {
+            args.extend(["--scope", scope]);
+        }
+        self.cli(&args).trim().to_owned()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -17,8 +17,12 @@ pub struct Ports {
     pub companion: u16,
 }
 
-/// `envoy/demo.yaml` with its placeholders filled.
-pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports) -> String {
+/// A well-formed session key, for configurations no companion serves.
+pub const ANY_SESSION_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// `envoy/demo.yaml` with its placeholders filled. `session_key` is the
+/// companion's `session.key`.
+pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports, session_key: &str) -> String {
     let template = std::fs::read_to_string(artifacts.root.join("envoy/demo.yaml"))
         .expect("read envoy/demo.yaml");
     template
@@ -27,6 +31,7 @@ pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports) -> String {
         .replace("{{UPSTREAM_PORT}}", &ports.upstream.to_string())
         .replace("{{COMPANION_PORT}}", &ports.companion.to_string())
         .replace("{{WASM_PATH}}", &artifacts.wasm.display().to_string())
+        .replace("{{SESSION_KEY}}", session_key)
 }
 
 /// `config` with the Wasm filter's JSON configuration replaced by `json`.
@@ -92,7 +97,10 @@ impl Stack {
             crate::process::answers_ok(&echo_url)
         })
         .await;
-        let config = edit(&ports, render_demo_config(&artifacts, &ports));
+        let config = edit(
+            &ports,
+            render_demo_config(&artifacts, &ports, &companion.session_key()),
+        );
         let envoy = Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path())
             .await
             .unwrap_or_else(|log| panic!("Envoy exited during start-up:\n{log}"));

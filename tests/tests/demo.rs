@@ -121,6 +121,7 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
         "PORTCULLIS_ENVOY_ADMIN_URL",
         "PORTCULLIS_DEMO_TOKEN",
         "PORTCULLIS_BOOTSTRAP_TOKEN",
+        "PORTCULLIS_DEMO_COOKIE",
     ] {
         assert!(env.contains_key(var), "{var} missing from the env file");
         assert!(
@@ -152,6 +153,14 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
     )
     .await;
     assert_eq!(bootstrap.status(), StatusCode::UNAUTHORIZED);
+    let cookie = env["PORTCULLIS_DEMO_COOKIE"].clone();
+    let by_cookie = reqwest::Client::new()
+        .get(format!("{proxy}/hello"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("cookie request");
+    assert_eq!(by_cookie.status(), StatusCode::OK);
     let admin_ready = fetch(
         &format!("{}/ready", env["PORTCULLIS_ENVOY_ADMIN_URL"]),
         None,

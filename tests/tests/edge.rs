@@ -251,8 +251,12 @@ async fn invalid_plugin_configuration_is_refused_naming_the_field() {
         upstream: portcullis_e2e::process::free_port(),
         companion: portcullis_e2e::process::free_port(),
     };
-    let config = portcullis_e2e::stack::render_demo_config(&artifacts, &ports)
-        .replace(r#""timeout_ms": 1000"#, r#""timeout_ms": 0"#);
+    let config = portcullis_e2e::stack::render_demo_config(
+        &artifacts,
+        &ports,
+        portcullis_e2e::stack::ANY_SESSION_KEY,
+    )
+    .replace(r#""timeout_ms": 1000"#, r#""timeout_ms": 0"#);
     let log = match Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path()).await {
         Ok(_) => panic!("Envoy served with an invalid plugin configuration"),
         Err(log) => log,

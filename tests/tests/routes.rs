@@ -325,7 +325,11 @@ async fn an_invalid_rule_is_refused_at_load_naming_its_field() {
     };
     let bad = r#"{"cluster": "portcullis", "rules": [{"match": {"prefix": "/a/"}, "policy": {}}, {"match": {"path": "nope"}, "policy": {}}]}"#;
     let config = with_filter_config(
-        &portcullis_e2e::stack::render_demo_config(&artifacts, &ports),
+        &portcullis_e2e::stack::render_demo_config(
+            &artifacts,
+            &ports,
+            portcullis_e2e::stack::ANY_SESSION_KEY,
+        ),
         bad,
     );
     let log = match Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path()).await {

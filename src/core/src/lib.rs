@@ -5,6 +5,7 @@ pub mod authorization;
 pub mod challenge;
 pub mod check;
 pub mod scope;
+pub mod session;
 pub mod token;
 
 pub use check::{

@@ -4,6 +4,9 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use portcullis_core::session::SessionSeal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -29,6 +32,35 @@ struct RawConfig {
     /// Rules tried in order; the first whose `match` holds gives the policy.
     #[serde(default)]
     rules: Vec<RawRule>,
+    /// The companion's session cookie, opened here. Default: none.
+    session_cookie: Option<RawSessionCookie>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessionCookie {
+    /// Default: portcullis_session.
+    #[serde(default = "default_cookie_name")]
+    name: String,
+    /// The companion's `session.key`: 32 bytes in standard base64.
+    key: String,
+}
+
+fn default_cookie_name() -> String {
+    "portcullis_session".to_owned()
+}
+
+/// The session cookie's name and the seal that opens it.
+#[derive(Clone)]
+pub struct SessionCookie {
+    pub name: String,
+    pub seal: Rc<SessionSeal>,
+}
+
+impl std::fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionCookie({}, key <redacted>)", self.name)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +103,7 @@ pub struct FilterConfig {
     /// Whether any rule matches on the route name, so that the per-request
     /// path reads `xds.route_name` only when it matters.
     pub reads_route_name: bool,
+    pub session_cookie: Option<SessionCookie>,
 }
 
 impl FilterConfig {
@@ -136,13 +169,45 @@ impl RawConfig {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        let session_cookie = self
+            .session_cookie
+            .map(RawSessionCookie::validate)
+            .transpose()?;
         Ok(FilterConfig {
+            session_cookie,
             cluster: self.cluster,
             authority,
             timeout: Duration::from_millis(self.timeout_ms),
             default_policy: Rc::new(self.policy.validate("policy")?),
             reads_route_name: rules.iter().any(|r| r.matcher.uses_route_name()),
             rules,
+        })
+    }
+}
+
+impl RawSessionCookie {
+    fn validate(self) -> Result<SessionCookie, ConfigError> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Err(ConfigError::new(
+                "session_cookie.name",
+                "must be an RFC 6265 cookie name",
+            ));
+        }
+        let key: [u8; 32] = STANDARD
+            .decode(self.key.trim())
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| {
+                ConfigError::new("session_cookie.key", "must be 32 bytes in standard base64")
+            })?;
+        Ok(SessionCookie {
+            name: self.name,
+            seal: Rc::new(SessionSeal::new(&key)),
         })
     }
 }
@@ -271,6 +336,16 @@ mod tests {
                 "unknown variant",
             ),
             (r#"not json"#, "(root)", "expected"),
+            (
+                r#"{"cluster":"c","session_cookie":{"key":"c2hvcnQ="}}"#,
+                "session_cookie.key",
+                "32 bytes",
+            ),
+            (
+                r#"{"cluster":"c","session_cookie":{"name":"a b","key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#,
+                "session_cookie.name",
+                "RFC 6265",
+            ),
         ];
         for (json, field, reason) in cases {
             let e = err(json);

@@ -3,6 +3,7 @@
 //! talks to the proxy, and it is built for wasm only.
 
 pub mod config;
+pub mod cookie;
 pub mod decision;
 pub mod policy;
 pub mod request;

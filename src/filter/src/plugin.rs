@@ -9,7 +9,10 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
+use portcullis_core::Token;
+
 use crate::config::{ConfigError, FilterConfig};
+use crate::cookie;
 use crate::decision::{
     self, CheckReply, Decision, BAD_AUTHORIZATION_BODY, BAD_ROUTE_POLICY_BODY, UNAVAILABLE_BODY,
 };
@@ -156,22 +159,38 @@ impl Check {
         )
     }
 
-    fn strip_identity_headers(&self) {
-        for (name, _) in self.get_http_request_headers_bytes() {
-            if request::is_identity_header(&name) {
-                self.set_http_request_header(&name, None);
+    fn strip_identity_headers(&self, headers: &[(String, Vec<u8>)]) {
+        for (name, _) in headers {
+            if request::is_identity_header(name) {
+                self.set_http_request_header(name, None);
             }
         }
     }
 
-    fn dispatch_check(&self, policy: &Policy) -> Result<(), Action> {
+    /// Removes the session cookie (every copy) from the request, keeping
+    /// the other cookies, and returns its token if it opens with our key.
+    /// A cookie that does not open is no credential at all.
+    fn take_session_cookie(&self, headers: &[(String, Vec<u8>)]) -> Option<Token> {
+        let session = self.config.session_cookie.as_ref()?;
+        let cookies: Vec<&str> = headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+            .collect();
+        let (value, rest) = cookie::take(&cookies, &session.name);
+        let value = value?;
+        self.set_http_request_header("cookie", rest.as_deref());
+        session.seal.open(value)
+    }
+
+    fn dispatch_check(&self, policy: &Policy, session: Option<&Token>) -> Result<(), Action> {
         let authorization = self.get_http_request_header_bytes("authorization");
-        let headers = request::callout_headers(&self.config, policy, authorization.as_deref())
-            .map_err(|_| {
-                self.stats.count(Event::Denied400);
-                self.send_http_response(400, vec![JSON], Some(BAD_AUTHORIZATION_BODY));
-                Action::Pause
-            })?;
+        let credential = request::credential(session, authorization.as_deref()).map_err(|_| {
+            self.stats.count(Event::Denied400);
+            self.send_http_response(400, vec![JSON], Some(BAD_AUTHORIZATION_BODY));
+            Action::Pause
+        })?;
+        let headers = request::callout_headers(&self.config, policy, credential.as_deref());
         self.dispatch_http_call(
             &self.config.cluster,
             headers,
@@ -258,7 +277,11 @@ impl Context for Check {
 
 impl HttpContext for Check {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.strip_identity_headers();
+        let headers = self.get_http_request_headers_bytes();
+        self.strip_identity_headers(&headers);
+        // Taken off every request, checked or not: the credential never
+        // reaches the upstream.
+        let session = self.take_session_cookie(&headers);
         let policy = match self.choose_policy() {
             Ok(policy) => policy,
             Err(e) => {
@@ -278,7 +301,7 @@ impl HttpContext for Check {
             return Action::Continue;
         }
         self.dispatched_at = hostcalls::get_current_time().ok();
-        let dispatched = self.dispatch_check(&policy);
+        let dispatched = self.dispatch_check(&policy, session.as_ref());
         self.policy = Some(policy);
         match dispatched {
             Ok(()) => Action::Pause,

@@ -3,6 +3,8 @@
 
 use portcullis_core::check::headers;
 
+use portcullis_core::Token;
+
 use crate::config::FilterConfig;
 use crate::policy::Policy;
 
@@ -24,24 +26,41 @@ pub fn is_identity_header(name: &str) -> bool {
 #[error("Authorization header is not valid UTF-8")]
 pub struct AuthorizationNotText;
 
-/// The headers of the check callout. The caller's `Authorization` is passed
-/// on as it came: the companion owns the parsing, so a malformed header and
-/// a malformed token get the companion's precise refusal.
+/// The credential the check callout presents: the session cookie's token
+/// if the cookie opened (Gafaelfawr's order: the cookie first), else the
+/// caller's `Authorization` as it came. The companion owns the parsing, so
+/// a malformed header or token gets its precise refusal.
+pub fn credential(
+    session: Option<&Token>,
+    authorization: Option<&[u8]>,
+) -> Result<Option<String>, AuthorizationNotText> {
+    if let Some(token) = session {
+        return Ok(Some(format!("Bearer {}", token.expose())));
+    }
+    authorization
+        .map(|value| {
+            std::str::from_utf8(value)
+                .map(str::to_owned)
+                .map_err(|_| AuthorizationNotText)
+        })
+        .transpose()
+}
+
+/// The headers of the check callout.
 pub fn callout_headers<'a>(
     config: &'a FilterConfig,
     policy: &'a Policy,
-    authorization: Option<&'a [u8]>,
-) -> Result<Vec<(&'a str, &'a str)>, AuthorizationNotText> {
+    credential: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
     let mut out = vec![
         (":method", "GET"),
         (":path", policy.check_path.as_str()),
         (":authority", config.authority.as_str()),
     ];
-    if let Some(value) = authorization {
-        let value = std::str::from_utf8(value).map_err(|_| AuthorizationNotText)?;
+    if let Some(value) = credential {
         out.push(("authorization", value));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -71,8 +90,7 @@ mod tests {
     #[test]
     fn callout_carries_the_check_path_and_the_callers_authorization() {
         let config = config();
-        let headers =
-            callout_headers(&config, &config.default_policy, Some(b"Bearer abc")).unwrap();
+        let headers = callout_headers(&config, &config.default_policy, Some("Bearer abc"));
         assert_eq!(
             headers,
             vec![
@@ -87,7 +105,7 @@ mod tests {
     #[test]
     fn callout_without_authorization_sends_none() {
         let config = config();
-        let headers = callout_headers(&config, &config.default_policy, None).unwrap();
+        let headers = callout_headers(&config, &config.default_policy, None);
         assert!(headers.iter().all(|(name, _)| *name != "authorization"));
     }
 
@@ -101,10 +119,23 @@ mod tests {
 
     #[test]
     fn non_utf8_authorization_is_refused() {
-        let config = config();
         assert_eq!(
-            callout_headers(&config, &config.default_policy, Some(&[0x42, 0xff, 0x20])),
+            credential(None, Some(&[0x42, 0xff, 0x20])),
             Err(AuthorizationNotText)
         );
+    }
+
+    #[test]
+    fn an_opened_session_cookie_is_presented_before_the_header() {
+        let token = Token::from_random([1; 16], [2; 16]);
+        let presented = credential(Some(&token), Some(b"Bearer other"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(presented, format!("Bearer {}", token.expose()));
+        assert_eq!(
+            credential(None, Some(b"Bearer other")).unwrap().as_deref(),
+            Some("Bearer other")
+        );
+        assert_eq!(credential(None, None), Ok(None));
     }
 }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use portcullis_core::session::SessionSeal;
 use portcullis_core::{Group, Scope, Token, TokenKey, TokenType};
 use tracing_subscriber::EnvFilter;
 
@@ -148,6 +149,10 @@ struct CreateArgs {
     /// A group as NAME or NAME:GID; repeat for more.
     #[arg(long = "group", value_parser = parse_group)]
     groups: Vec<Group>,
+    /// For a session token: print it as the session cookie, `name=value`,
+    /// sealed as the filter opens it.
+    #[arg(long)]
+    cookie: bool,
 }
 
 fn parse_group(s: &str) -> Result<Group, String> {
@@ -231,9 +236,10 @@ async fn shutdown_signal() {
 }
 
 async fn token_command(config_path: &Path, command: TokenCommand) -> CliResult {
-    let app = App::from_config(&Config::load(config_path)?).await?;
+    let config = Config::load(config_path)?;
+    let app = App::from_config(&config).await?;
     match command {
-        TokenCommand::Create(args) => create_token(&app, args).await,
+        TokenCommand::Create(args) => create_token(&app, &config, args).await,
         TokenCommand::List { user } => {
             println!("key\tuser\ttype\tname\tscopes\texpires");
             for t in app.tokens.list_tokens(&Actor::Cli, user.as_deref()).await? {
@@ -302,7 +308,15 @@ async fn rotate_keys(config_path: &Path) -> CliResult {
     Ok(())
 }
 
-async fn create_token(app: &App, args: CreateArgs) -> CliResult {
+async fn create_token(app: &App, config: &Config, args: CreateArgs) -> CliResult {
+    let session = match (args.cookie, args.token_type, &config.session) {
+        (false, _, _) => None,
+        (true, CliTokenType::Session, Some(session)) => Some(session),
+        (true, CliTokenType::Session, None) => {
+            return Err("--cookie needs a [session] section in the configuration".into())
+        }
+        (true, _, _) => return Err("--cookie is for session tokens (--type session)".into()),
+    };
     let user = UserInfo {
         username: args.user,
         name: args.name,
@@ -339,18 +353,35 @@ async fn create_token(app: &App, args: CreateArgs) -> CliResult {
                 .await?
         }
     };
-    println!("{}", token.expose());
+    match session {
+        None => println!("{}", token.expose()),
+        Some(session) => {
+            let mut nonce = [0u8; portcullis_core::session::NONCE_LEN];
+            getrandom::fill(&mut nonce).map_err(|e| format!("system random source failed: {e}"))?;
+            let value = SessionSeal::new(&session.key.0).seal(&token, nonce);
+            println!("{}={value}", session.cookie_name);
+        }
+    }
     Ok(())
 }
 
 fn init_config(path: &Path, listen: SocketAddr, database: &Path) -> CliResult {
-    let mut key = [0u8; 32];
+    let (mut data_key, mut session_key) = ([0u8; 32], [0u8; 32]);
     let (mut token_key, mut token_secret) = ([0u8; 16], [0u8; 16]);
-    for buf in [&mut key[..], &mut token_key, &mut token_secret] {
+    for buf in [
+        &mut data_key[..],
+        &mut session_key,
+        &mut token_key,
+        &mut token_secret,
+    ] {
         getrandom::fill(buf).map_err(|e| format!("system random source failed: {e}"))?;
     }
-    let bootstrap = Token::from_random(token_key, token_secret);
-    let text = config::initial_toml(listen, database, key, &bootstrap);
+    let secrets = config::InitialSecrets {
+        data_key,
+        session_key,
+        bootstrap: Token::from_random(token_key, token_secret),
+    };
+    let text = config::initial_toml(listen, database, &secrets);
     // create_new: never overwrite a key someone depends on. 0600: the file
     // holds the key and the bootstrap token.
     let mut file = OpenOptions::new()

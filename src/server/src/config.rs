@@ -75,8 +75,32 @@ struct RawConfig {
     /// client's address in history. Default: loopback only.
     #[serde(default = "default_trusted_proxies")]
     trusted_proxies: Vec<IpNet>,
+    /// The session cookie. Default: none (no cookies are made).
+    session: Option<RawSession>,
     storage: RawStorage,
     encryption: RawEncryption,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    /// Name of the cookie. Default: portcullis_session.
+    #[serde(default = "default_cookie_name")]
+    cookie_name: String,
+    /// 32 bytes in standard base64, shared with the filter, which opens
+    /// the cookie itself.
+    key: String,
+}
+
+fn default_cookie_name() -> String {
+    "portcullis_session".to_owned()
+}
+
+/// The session cookie: its name and the key that seals it.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub key: KeyMaterial,
 }
 
 fn default_trusted_proxies() -> Vec<IpNet> {
@@ -188,6 +212,7 @@ pub struct Config {
     pub policy: TokenPolicy,
     pub maintenance_interval: Duration,
     pub trusted_proxies: Vec<IpNet>,
+    pub session: Option<SessionConfig>,
     pub storage: StorageConfig,
     pub encryption: EncryptionConfig,
 }
@@ -286,10 +311,39 @@ impl RawConfig {
             },
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
             trusted_proxies: self.trusted_proxies,
+            session: self.session.map(RawSession::validate).transpose()?,
             storage,
             encryption: self.encryption.validate()?,
         })
     }
+}
+
+impl RawSession {
+    fn validate(self) -> Result<SessionConfig, ConfigError> {
+        // RFC 6265 cookie-name: a token (no separators, no controls).
+        let valid_name = !self.cookie_name.is_empty()
+            && self
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(invalid(
+                "session.cookie_name",
+                "must be an RFC 6265 cookie name",
+            ));
+        }
+        Ok(SessionConfig {
+            cookie_name: self.cookie_name,
+            key: decode_key(&self.key)
+                .ok_or_else(|| invalid("session.key", "must be 32 bytes in standard base64"))?,
+        })
+    }
+}
+
+/// 32 bytes of key from standard base64.
+fn decode_key(encoded: &str) -> Option<KeyMaterial> {
+    let bytes: [u8; 32] = STANDARD.decode(encoded.trim()).ok()?.try_into().ok()?;
+    Some(KeyMaterial(bytes))
 }
 
 impl RawEncryption {
@@ -303,12 +357,9 @@ impl RawEncryption {
                     format!("key id must be 1 to {MAX_KEY_ID_LEN} of A-Z a-z 0-9 _ -"),
                 ));
             }
-            let bytes: [u8; 32] = STANDARD
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|b| b.try_into().ok())
+            let key = decode_key(&encoded)
                 .ok_or_else(|| invalid(&field, "must be 32 bytes in standard base64"))?;
-            keys.insert(id, KeyMaterial(bytes));
+            keys.insert(id, key);
         }
         if !keys.contains_key(&self.active_key) {
             return Err(invalid(
@@ -381,12 +432,14 @@ pub fn add_active_key(path: &Path, key: [u8; 32]) -> Result<String, ConfigError>
 
 /// A fresh configuration with a new random key and bootstrap token, for
 /// `portcullis config init`.
-pub fn initial_toml(
-    listen: SocketAddr,
-    database: &Path,
-    key: [u8; 32],
-    bootstrap: &Token,
-) -> String {
+/// The random material a new configuration holds.
+pub struct InitialSecrets {
+    pub data_key: [u8; 32],
+    pub session_key: [u8; 32],
+    pub bootstrap: Token,
+}
+
+pub fn initial_toml(listen: SocketAddr, database: &Path, secrets: &InitialSecrets) -> String {
     let scopes: String = default_scopes()
         .iter()
         .map(|(name, description)| format!("{name:?} = {description:?}\n"))
@@ -413,6 +466,12 @@ backend = "embedded"
 # SQLite file; relative paths are taken from this file's folder.
 path = {database:?}
 
+# The session cookie. The filter opens it itself, so its configuration
+# needs the same key.
+[session]
+cookie_name = "portcullis_session"
+key = "{session_key}"
+
 # The scopes tokens may hold, with what each grants.
 [scopes]
 {scopes}
@@ -424,9 +483,10 @@ active_key = "k1"
 [encryption.keys]
 k1 = "{key}"
 "#,
-        bootstrap = bootstrap.expose(),
+        bootstrap = secrets.bootstrap.expose(),
         database = database.display().to_string(),
-        key = STANDARD.encode(key),
+        key = STANDARD.encode(secrets.data_key),
+        session_key = STANDARD.encode(secrets.session_key),
     )
 }
 
@@ -469,14 +529,21 @@ mod tests {
         );
     }
 
+    fn secrets(token: &Token) -> InitialSecrets {
+        InitialSecrets {
+            data_key: [9; 32],
+            session_key: [10; 32],
+            bootstrap: token.clone(),
+        }
+    }
+
     #[test]
     fn initial_toml_loads_back() {
         let token = Token::from_random([3; 16], [4; 16]);
         let text = initial_toml(
             default_listen(),
             Path::new("data/p.sqlite"),
-            [9; 32],
-            &token,
+            &secrets(&token),
         );
         let config = parse(&text).unwrap();
         assert_eq!(config.bootstrap_token.unwrap().key(), token.key());
@@ -535,7 +602,7 @@ mod tests {
         let token = Token::from_random([3; 16], [4; 16]);
         std::fs::write(
             &path,
-            initial_toml(default_listen(), Path::new("p.sqlite"), [9; 32], &token),
+            initial_toml(default_listen(), Path::new("p.sqlite"), &secrets(&token)),
         )
         .unwrap();
         let id = add_active_key(&path, [7; 32]).unwrap();
@@ -560,7 +627,7 @@ mod tests {
     #[test]
     fn debug_output_redacts_keys_and_bootstrap_token() {
         let token = Token::from_random([3; 16], [4; 16]);
-        let text = initial_toml(default_listen(), Path::new("p.sqlite"), [9; 32], &token);
+        let text = initial_toml(default_listen(), Path::new("p.sqlite"), &secrets(&token));
         let shown = format!("{:?}", parse(&text).unwrap());
         assert!(!shown.contains(&token.secret().expose()), "{shown}");
         assert!(!shown.contains(&STANDARD.encode([9u8; 32])), "{shown}");

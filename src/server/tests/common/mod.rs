@@ -14,7 +14,12 @@ pub async fn app(clock: Arc<ManualClock>) -> (App, Token, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap = Token::from_random([7; 16], [8; 16]);
     let listen = "127.0.0.1:0".parse().unwrap();
-    let text = config::initial_toml(listen, Path::new("t.sqlite"), [5; 32], &bootstrap);
+    let secrets = config::InitialSecrets {
+        data_key: [5; 32],
+        session_key: [6; 32],
+        bootstrap: bootstrap.clone(),
+    };
+    let text = config::initial_toml(listen, Path::new("t.sqlite"), &secrets);
     let config = Config::from_toml(&text, dir.path()).unwrap();
     let app = App::with_clock(&config, clock).await.unwrap();
     (app, bootstrap, dir)
