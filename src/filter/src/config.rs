@@ -10,6 +10,7 @@ use portcullis_core::session::SessionSeal;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::browser::is_valid_login_url;
 use crate::policy::{Policy, RawPolicy};
 use crate::routing::{RawMatch, Rule};
 
@@ -34,6 +35,9 @@ struct RawConfig {
     rules: Vec<RawRule>,
     /// The companion's session cookie, opened here. Default: none.
     session_cookie: Option<RawSessionCookie>,
+    /// Where a policy's `login_redirect` sends browsers: an http(s) URL or
+    /// a local path. Default: none.
+    login_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +108,7 @@ pub struct FilterConfig {
     /// path reads `xds.route_name` only when it matters.
     pub reads_route_name: bool,
     pub session_cookie: Option<SessionCookie>,
+    pub login_url: Option<String>,
 }
 
 impl FilterConfig {
@@ -173,12 +178,32 @@ impl RawConfig {
             .session_cookie
             .map(RawSessionCookie::validate)
             .transpose()?;
+        if self
+            .login_url
+            .as_deref()
+            .is_some_and(|u| !is_valid_login_url(u))
+        {
+            return Err(ConfigError::new(
+                "login_url",
+                "must be an http(s) URL or a path starting with one /",
+            ));
+        }
+        let default_policy = Rc::new(self.policy.validate("policy")?);
+        let redirects =
+            default_policy.login_redirect || rules.iter().any(|r| r.policy.login_redirect);
+        if redirects && self.login_url.is_none() {
+            return Err(ConfigError::new(
+                "login_url",
+                "is needed by a policy with login_redirect",
+            ));
+        }
         Ok(FilterConfig {
             session_cookie,
             cluster: self.cluster,
             authority,
             timeout: Duration::from_millis(self.timeout_ms),
-            default_policy: Rc::new(self.policy.validate("policy")?),
+            default_policy,
+            login_url: self.login_url,
             reads_route_name: rules.iter().any(|r| r.matcher.uses_route_name()),
             rules,
         })
@@ -336,6 +361,16 @@ mod tests {
                 "unknown variant",
             ),
             (r#"not json"#, "(root)", "expected"),
+            (
+                r#"{"cluster":"c","policy":{"login_redirect":true}}"#,
+                "login_url",
+                "is needed",
+            ),
+            (
+                r#"{"cluster":"c","login_url":"login"}"#,
+                "login_url",
+                "http(s) URL",
+            ),
             (
                 r#"{"cluster":"c","session_cookie":{"key":"c2hvcnQ="}}"#,
                 "session_cookie.key",

@@ -2,6 +2,7 @@
 //! modules that are unit-tested natively; `plugin` is the only module that
 //! talks to the proxy, and it is built for wasm only.
 
+pub mod browser;
 pub mod config;
 pub mod cookie;
 pub mod decision;

@@ -11,6 +11,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use portcullis_core::Token;
 
+use crate::browser;
 use crate::config::{ConfigError, FilterConfig};
 use crate::cookie;
 use crate::decision::{
@@ -149,6 +150,29 @@ impl Check {
         Ok(routing::select(&self.config.rules, &self.config.default_policy, &facts).clone())
     }
 
+    /// A browser on a route whose policy sends it to log in.
+    fn redirects_to_login(&self) -> bool {
+        let wanted = self.policy.as_ref().is_some_and(|p| p.login_redirect)
+            && self.config.login_url.is_some();
+        wanted && browser::wants_html(text(&self.get_http_request_header_bytes("accept")))
+    }
+
+    /// The login URL with this request's URL in `rd`.
+    fn login_location(&self) -> String {
+        // Envoy sets x-forwarded-proto to what the client spoke.
+        let scheme = self
+            .get_http_request_header_bytes("x-forwarded-proto")
+            .or_else(|| self.get_http_request_header_bytes(":scheme"));
+        let authority = self.get_http_request_header_bytes(":authority");
+        let path = self.get_http_request_header_bytes(":path");
+        browser::login_location(
+            self.config.login_url.as_deref().unwrap_or("/"),
+            text(&scheme).unwrap_or("https"),
+            text(&authority).unwrap_or(""),
+            text(&path).unwrap_or("/"),
+        )
+    }
+
     fn is_cors_preflight(&self) -> bool {
         let method = self.get_http_request_header_bytes(":method");
         request::is_cors_preflight(
@@ -262,6 +286,15 @@ impl Context for Check {
                     self.set_http_request_header(name, Some(value));
                 }
                 self.resume_http_request();
+            }
+            Decision::Refuse(refusal) if refusal.status == 401 && self.redirects_to_login() => {
+                let location = self.login_location();
+                self.stats.count(Event::LoginRedirect);
+                let headers = vec![
+                    ("location", location.as_str()),
+                    ("cache-control", "no-store"),
+                ];
+                self.send_http_response(302, headers, None);
             }
             Decision::Refuse(refusal) => {
                 let mut headers = vec![JSON];

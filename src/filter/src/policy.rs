@@ -40,12 +40,17 @@ pub struct RawPolicy {
     /// Also put the delegated token in `Authorization`. Default: false.
     #[serde(default)]
     use_authorization: bool,
+    /// Send a browser (`Accept: text/html`) that must log in to the
+    /// configuration's `login_url` instead of answering 401. Default: false.
+    #[serde(default)]
+    login_redirect: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub anonymous: bool,
     pub cors_preflight: bool,
+    pub login_redirect: bool,
     pub check: CheckRequest,
     /// `:path` of the check callout, query included.
     pub check_path: String,
@@ -90,12 +95,14 @@ impl RawPolicy {
         }
         // An anonymous route checks nothing, so anything that needs a check
         // would silently do nothing: refuse it.
-        if self.anonymous
-            && (!self.scopes.is_empty() || delegation.is_some() || self.minimum_lifetime.is_some())
-        {
+        let checks_something = !self.scopes.is_empty()
+            || delegation.is_some()
+            || self.minimum_lifetime.is_some()
+            || self.login_redirect;
+        if self.anonymous && checks_something {
             return error(
                 "anonymous",
-                "cannot be combined with scopes, delegation or minimum_lifetime",
+                "cannot be combined with scopes, delegation, minimum_lifetime or login_redirect",
             );
         }
         let check = CheckRequest {
@@ -109,6 +116,7 @@ impl RawPolicy {
         Ok(Policy {
             anonymous: self.anonymous,
             cors_preflight: self.cors_preflight,
+            login_redirect: self.login_redirect,
             check_path: format!("{CHECK_PATH}?{}", check.to_query()),
             check,
         })

@@ -20,10 +20,12 @@ pub enum Event {
     CalloutError,
     /// A route's metadata policy was invalid (answered 500).
     BadRoutePolicy,
+    /// A browser sent to log in (302) instead of a 401.
+    LoginRedirect,
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 9] = [
         Event::Allowed,
         Event::Unchecked,
         Event::Denied400,
@@ -32,6 +34,7 @@ impl Event {
         Event::Unavailable,
         Event::CalloutError,
         Event::BadRoutePolicy,
+        Event::LoginRedirect,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Event {
             Event::Unavailable => "portcullis.unavailable",
             Event::CalloutError => "portcullis.callout_errors",
             Event::BadRoutePolicy => "portcullis.bad_route_policy",
+            Event::LoginRedirect => "portcullis.login_redirects",
         }
     }
 
