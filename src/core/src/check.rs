@@ -9,6 +9,18 @@ use crate::scope::{Satisfy, SatisfyError, Scope, ScopeError};
 /// Path of the check endpoint on the companion.
 pub const CHECK_PATH: &str = "/ingress/auth";
 
+/// Path of the companion's feed of revoked and changed token keys.
+pub const CHANGES_PATH: &str = "/ingress/changes";
+
+/// One page of that feed: keys whose cached answers must go, and where the
+/// next poll starts. `reset`: drop every cached answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    pub cursor: i64,
+    pub keys: Vec<crate::TokenKey>,
+    pub reset: bool,
+}
+
 /// Identity headers set for the upstream. Every request header with
 /// [`headers::PREFIX`] that a client sends is removed first, so none can be
 /// forged.

@@ -1342,3 +1342,65 @@ async fn metadata_store_lists_children_deepest_first_and_finds_orphans() {
     assert_eq!(orphans.len(), 1);
     assert_eq!(&orphans[0].token, grandchild.key());
 }
+
+#[tokio::test]
+async fn token_changes_feed_keys_revoked_or_edited_since_a_cursor_and_reset_on_gaps() {
+    let f = fixture().await;
+    let a = f
+        .admin_token(admin_request("bob", TokenType::User, Some("a")))
+        .await
+        .unwrap();
+    let b = f
+        .admin_token(admin_request("bob", TokenType::User, Some("b")))
+        .await
+        .unwrap();
+    let start = f.service.token_changes(None).await.unwrap();
+    assert!(start.keys.is_empty() && !start.reset);
+
+    f.service
+        .delete_token(a.key(), &Actor::Cli, "bob", None)
+        .await
+        .unwrap();
+    let rename = TokenChanges {
+        token_name: Some("b2".into()),
+        ..Default::default()
+    };
+    f.service
+        .modify_token(b.key(), &Actor::Cli, "bob", rename, None)
+        .await
+        .unwrap();
+    f.admin_token(admin_request("bob", TokenType::User, Some("c")))
+        .await
+        .unwrap();
+    let feed = f.service.token_changes(Some(start.cursor)).await.unwrap();
+    assert_eq!(
+        feed.keys,
+        [a.key().clone(), b.key().clone()],
+        "creations are not changes"
+    );
+    assert!(!feed.reset);
+    let quiet = f.service.token_changes(Some(feed.cursor)).await.unwrap();
+    assert!(quiet.keys.is_empty() && quiet.cursor == feed.cursor);
+
+    // History truncated past the cursor: the feed cannot tell, so reset.
+    f.clock.advance(std::time::Duration::from_secs(31 * DAY));
+    f.admin_token(admin_request("bob", TokenType::User, Some("d")))
+        .await
+        .unwrap();
+    f.service.truncate_history().await.unwrap();
+    assert!(
+        f.service
+            .token_changes(Some(start.cursor))
+            .await
+            .unwrap()
+            .reset
+    );
+    // A cursor from another store's future: reset too.
+    assert!(
+        f.service
+            .token_changes(Some(1_000_000))
+            .await
+            .unwrap()
+            .reset
+    );
+}

@@ -2,6 +2,7 @@
 //! reply. Errors become HTTP in `error`, and nowhere else.
 
 mod api;
+mod changes;
 mod client_ip;
 mod error;
 mod health;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use ipnet::IpNet;
-use portcullis_core::check::CHECK_PATH;
+use portcullis_core::check::{CHANGES_PATH, CHECK_PATH};
 
 use crate::metrics::Metrics;
 use crate::services::{Authenticator, CheckService, TokenService};
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route(CHECK_PATH, get(ingress::ingress_auth))
+        .route(CHANGES_PATH, get(changes::changes))
         .nest(api::PREFIX, api::router())
         .with_state(state)
 }

@@ -117,6 +117,16 @@ pub struct HistoryPage {
     pub previous: Option<HistoryCursor>,
 }
 
+/// Keys of tokens revoked, expired or edited after a history position.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangeFeed {
+    /// (row id, key), oldest first.
+    pub changes: Vec<(i64, TokenKey)>,
+    /// Lowest and highest row ids the history holds now, if any.
+    pub oldest: Option<i64>,
+    pub newest: Option<i64>,
+}
+
 #[async_trait]
 pub trait TokenHistoryStore: Send + Sync {
     async fn add(&self, entry: &HistoryEntry) -> Result<(), StorageError>;
@@ -127,6 +137,8 @@ pub trait TokenHistoryStore: Send + Sync {
         cursor: Option<HistoryCursor>,
         limit: u32,
     ) -> Result<HistoryPage, StorageError>;
+    /// Up to `limit` revoke, expire and edit entries after row `after`.
+    async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StorageError>;
     /// Deletes entries older than `cutoff`; how many went.
     async fn delete_older_than(&self, cutoff: u64) -> Result<u64, StorageError>;
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use portcullis_core::check::Changes;
 use portcullis_core::TokenKey;
 
 use super::{TokenError, TokenService};
@@ -25,6 +26,9 @@ impl AuditReport {
     }
 }
 
+/// Most changes one poll returns; the rest come with the next.
+const MAX_CHANGES: u32 = 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateMetrics {
     /// Users with an unexpired session token.
@@ -44,6 +48,41 @@ impl TokenService {
             self.record(info, TokenChange::Expire, None, None).await?;
         }
         Ok(expired.len())
+    }
+
+    /// Tokens revoked, expired or edited since `since` (a cursor this
+    /// returned before); with no cursor, just where to start.
+    pub async fn token_changes(&self, since: Option<i64>) -> Result<Changes, TokenError> {
+        let after = since.unwrap_or(i64::MAX);
+        let feed = self.history.changes_since(after, MAX_CHANGES).await?;
+        let newest = feed.newest.unwrap_or(0);
+        let Some(since) = since else {
+            return Ok(Changes {
+                cursor: newest,
+                keys: vec![],
+                reset: false,
+            });
+        };
+        // Rows after `since` were dropped by truncation, or `since` is from
+        // the future of this store: the feed cannot say what changed.
+        let gap = feed.oldest.is_some_and(|oldest| oldest > since + 1);
+        if gap || since > newest {
+            return Ok(Changes {
+                cursor: newest,
+                keys: vec![],
+                reset: true,
+            });
+        }
+        let cursor = match feed.changes.len() as u32 {
+            n if n == MAX_CHANGES => feed.changes.last().map_or(newest, |(id, _)| *id),
+            _ => newest,
+        };
+        let keys = feed.changes.into_iter().map(|(_, key)| key).collect();
+        Ok(Changes {
+            cursor,
+            keys,
+            reset: false,
+        })
     }
 
     /// Drops history older than the configured retention; how many entries.

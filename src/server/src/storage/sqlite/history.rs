@@ -3,6 +3,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use super::{corrupt, parse_key, parse_scopes, scopes_column, to_i64, to_u64};
+use crate::storage::history::ChangeFeed;
 use crate::storage::history::{ip_bytes, net_range};
 use crate::storage::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenChange,
@@ -145,6 +146,30 @@ impl TokenHistoryStore for SqliteHistoryStore {
             previous: found.first().filter(|_| has_newer).map(|f| at(f, true)),
             next: found.last().filter(|_| has_older).map(|l| at(l, false)),
             entries: found.into_iter().map(|(_, e)| e).collect(),
+        })
+    }
+
+    async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, token_key FROM token_history WHERE id > ? AND action IN ('revoke', 'expire', 'edit')
+             ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let changes = rows
+            .iter()
+            .map(|row| Ok((row.try_get("id")?, parse_key(row.try_get("token_key")?)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let (oldest, newest): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_history")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(ChangeFeed {
+            changes,
+            oldest,
+            newest,
         })
     }
 
