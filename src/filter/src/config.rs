@@ -38,6 +38,79 @@ struct RawConfig {
     /// Where a policy's `login_redirect` sends browsers: an http(s) URL or
     /// a local path. Default: none.
     login_url: Option<String>,
+    /// Cache check answers per worker. Default: none (every request asks).
+    cache: Option<RawCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    /// Longest life of an allowed answer, 1..=86400. Default: 300.
+    #[serde(default = "default_ttl")]
+    ttl_seconds: u64,
+    /// Life of a refusal of a token (401, 403), 0..=3600; 0 caches none.
+    /// Default: 5.
+    #[serde(default = "default_negative_ttl")]
+    negative_ttl_seconds: u64,
+    /// Most answers a worker keeps, 1..=1000000. Default: 10000.
+    #[serde(default = "default_max_entries")]
+    max_entries: usize,
+    /// How often a worker asks the companion what was revoked, 100..=60000
+    /// ms. Default: 1000.
+    #[serde(default = "default_poll_ms")]
+    poll_interval_ms: u64,
+}
+
+fn default_ttl() -> u64 {
+    300
+}
+
+fn default_negative_ttl() -> u64 {
+    5
+}
+
+fn default_max_entries() -> usize {
+    10_000
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub ttl_seconds: u64,
+    pub negative_ttl_seconds: u64,
+    pub max_entries: usize,
+    pub poll_interval: Duration,
+}
+
+impl RawCache {
+    fn validate(self) -> Result<CacheConfig, ConfigError> {
+        let range = |field: &str, value: u64, min: u64, max: u64| match (min..=max).contains(&value)
+        {
+            true => Ok(()),
+            false => Err(ConfigError::new(
+                field,
+                format!("must be between {min} and {max}, not {value}"),
+            )),
+        };
+        range("cache.ttl_seconds", self.ttl_seconds, 1, 86_400)?;
+        range(
+            "cache.negative_ttl_seconds",
+            self.negative_ttl_seconds,
+            0,
+            3600,
+        )?;
+        range("cache.max_entries", self.max_entries as u64, 1, 1_000_000)?;
+        range("cache.poll_interval_ms", self.poll_interval_ms, 100, 60_000)?;
+        Ok(CacheConfig {
+            ttl_seconds: self.ttl_seconds,
+            negative_ttl_seconds: self.negative_ttl_seconds,
+            max_entries: self.max_entries,
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +182,7 @@ pub struct FilterConfig {
     pub reads_route_name: bool,
     pub session_cookie: Option<SessionCookie>,
     pub login_url: Option<String>,
+    pub cache: Option<CacheConfig>,
 }
 
 impl FilterConfig {
@@ -204,6 +278,7 @@ impl RawConfig {
             timeout: Duration::from_millis(self.timeout_ms),
             default_policy,
             login_url: self.login_url,
+            cache: self.cache.map(RawCache::validate).transpose()?,
             reads_route_name: rules.iter().any(|r| r.matcher.uses_route_name()),
             rules,
         })
@@ -361,6 +436,21 @@ mod tests {
                 "unknown variant",
             ),
             (r#"not json"#, "(root)", "expected"),
+            (
+                r#"{"cluster":"c","cache":{"ttl_seconds":0}}"#,
+                "cache.ttl_seconds",
+                "between 1 and 86400",
+            ),
+            (
+                r#"{"cluster":"c","cache":{"poll_interval_ms":10}}"#,
+                "cache.poll_interval_ms",
+                "between 100",
+            ),
+            (
+                r#"{"cluster":"c","cache":{"size":1}}"#,
+                "cache.size",
+                "unknown field",
+            ),
             (
                 r#"{"cluster":"c","policy":{"login_redirect":true}}"#,
                 "login_url",

@@ -30,15 +30,19 @@ pub struct CheckReply<'a> {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Continue to the upstream with these identity headers set.
-    Allow(Vec<(&'static str, String)>),
+    /// Continue to the upstream with these identity headers set; the
+    /// answer may be reused for `cache_ttl` seconds.
+    Allow {
+        headers: Vec<(&'static str, String)>,
+        cache_ttl: u64,
+    },
     Refuse(Refusal),
     /// Answer 503; the reason is for the log, never for the client.
     Unavailable(String),
 }
 
 /// A refusal forwarded from the companion: 400, 401 or 403.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub status: u32,
     pub www_authenticate: Option<String>,
@@ -69,7 +73,10 @@ fn allow(body: &[u8], use_authorization: bool) -> Decision {
     if !answer.is_header_safe() {
         return Decision::Unavailable("check answer has control characters".into());
     }
-    Decision::Allow(answer.upstream_headers(use_authorization))
+    Decision::Allow {
+        headers: answer.upstream_headers(use_authorization),
+        cache_ttl: answer.cache_ttl,
+    }
 }
 
 fn refuse(status: &[u8], reply: &CheckReply<'_>) -> Decision {
@@ -138,11 +145,14 @@ mod tests {
     fn ok_answer_allows_with_identity_headers() {
         assert_eq!(
             decide_plain(&reply(b"200", None, ANSWER)),
-            Decision::Allow(vec![
-                ("x-auth-request-user", "alice".into()),
-                ("x-auth-request-email", "alice@example.org".into()),
-                ("x-auth-request-token-scopes", "read:all exec:x".into()),
-            ])
+            Decision::Allow {
+                headers: vec![
+                    ("x-auth-request-user", "alice".into()),
+                    ("x-auth-request-email", "alice@example.org".into()),
+                    ("x-auth-request-token-scopes", "read:all exec:x".into()),
+                ],
+                cache_ttl: 60,
+            }
         );
     }
 
@@ -152,12 +162,16 @@ mod tests {
             r#""cache_ttl":60"#,
             r#""cache_ttl":60,"delegated_token":"gt-d""#,
         );
-        let Decision::Allow(plain) = decide(&reply(b"200", None, body.as_bytes()), false) else {
+        let Decision::Allow { headers: plain, .. } =
+            decide(&reply(b"200", None, body.as_bytes()), false)
+        else {
             panic!("not allowed");
         };
         assert!(plain.contains(&("x-auth-request-token", "gt-d".into())));
         assert!(plain.iter().all(|(name, _)| *name != "authorization"));
-        let Decision::Allow(with) = decide(&reply(b"200", None, body.as_bytes()), true) else {
+        let Decision::Allow { headers: with, .. } =
+            decide(&reply(b"200", None, body.as_bytes()), true)
+        else {
             panic!("not allowed");
         };
         assert!(with.contains(&("authorization", "Bearer gt-d".into())));
@@ -166,7 +180,9 @@ mod tests {
     #[test]
     fn answer_without_email_sets_no_email_header() {
         let body = String::from_utf8_lossy(ANSWER).replace(r#""alice@example.org""#, "null");
-        let Decision::Allow(set) = decide_plain(&reply(b"200", None, body.as_bytes())) else {
+        let Decision::Allow { headers: set, .. } =
+            decide_plain(&reply(b"200", None, body.as_bytes()))
+        else {
             panic!("not allowed");
         };
         assert!(set.iter().all(|(name, _)| *name != "x-auth-request-email"));

@@ -3,9 +3,11 @@
 //! talks to the proxy, and it is built for wasm only.
 
 pub mod browser;
+pub mod cache;
 pub mod config;
 pub mod cookie;
 pub mod decision;
+pub mod feed;
 pub mod policy;
 pub mod request;
 pub mod routing;

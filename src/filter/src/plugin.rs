@@ -12,11 +12,14 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use portcullis_core::Token;
 
 use crate::browser;
+use crate::cache::{cache_key, CacheKey, Cached};
 use crate::config::{ConfigError, FilterConfig};
 use crate::cookie;
 use crate::decision::{
-    self, CheckReply, Decision, BAD_AUTHORIZATION_BODY, BAD_ROUTE_POLICY_BODY, UNAVAILABLE_BODY,
+    self, CheckReply, Decision, Refusal, BAD_AUTHORIZATION_BODY, BAD_ROUTE_POLICY_BODY,
+    UNAVAILABLE_BODY,
 };
+use crate::feed::{self, CacheState};
 use crate::policy::Policy;
 use crate::request;
 use crate::routing::{self, MetadataPolicies, RequestFacts};
@@ -34,6 +37,11 @@ struct Root {
     config: Option<Rc<FilterConfig>>,
     route_policies: Rc<RefCell<MetadataPolicies>>,
     stats: Rc<Stats>,
+    cache: Option<Rc<RefCell<CacheState>>>,
+    /// A poll of the change feed is under way.
+    polling: bool,
+    /// The last poll failed; logged once, not on every tick.
+    feed_failing: bool,
 }
 
 /// Metric ids of this VM, by [`Event::index`]; defined in `on_configure`.
@@ -54,9 +62,13 @@ impl Stats {
     }
 
     fn count(&self, event: Event) {
+        self.add(event, 1);
+    }
+
+    fn add(&self, event: Event, n: i64) {
         if let Some(id) = self.counters.get(event.index()) {
             // A stat that cannot be bumped must not fail the request.
-            let _ = hostcalls::increment_metric(*id, 1);
+            let _ = hostcalls::increment_metric(*id, n);
         }
     }
 
@@ -69,13 +81,81 @@ impl Stats {
     }
 }
 
-impl Context for Root {}
+impl Root {
+    /// Asks the companion what was revoked or changed since the last poll.
+    fn poll_changes(&mut self) {
+        let (Some(config), Some(cache)) = (&self.config, &self.cache) else {
+            return;
+        };
+        if self.polling {
+            return;
+        }
+        let path = cache.borrow().poll_path();
+        let headers = vec![
+            (":method", "GET"),
+            (":path", path.as_str()),
+            (":authority", config.authority.as_str()),
+        ];
+        match self.dispatch_http_call(&config.cluster, headers, None, vec![], config.timeout) {
+            Ok(_) => self.polling = true,
+            Err(status) => self.feed_failed(&format!("not dispatched: {status:?}")),
+        }
+    }
+
+    fn feed_failed(&mut self, reason: &str) {
+        self.stats.count(Event::FeedErrors);
+        if !self.feed_failing {
+            log(
+                LogLevel::Warn,
+                &format!("portcullis: change feed: {reason}"),
+            );
+        }
+        self.feed_failing = true;
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        _id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        self.polling = false;
+        let status = self.get_http_call_response_header_bytes(":status");
+        let body = self
+            .get_http_call_response_body(0, body_size.min(decision::MAX_REPLY_BODY))
+            .unwrap_or_default();
+        let Some(cache) = self.cache.clone() else {
+            return;
+        };
+        if status.as_deref() != Some(b"200") {
+            return self.feed_failed("the companion did not answer 200");
+        }
+        let applied = cache.borrow_mut().apply(&body);
+        match applied {
+            Ok(dropped) => {
+                self.stats.add(Event::RevocationsApplied, dropped as i64);
+                if self.feed_failing {
+                    log(LogLevel::Info, "portcullis: change feed: answering again");
+                }
+                self.feed_failing = false;
+            }
+            Err(reason) => self.feed_failed(&reason),
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match FilterConfig::from_json(&bytes) {
             Ok(config) => {
+                if let Some(cache) = &config.cache {
+                    self.cache = Some(Rc::new(RefCell::new(CacheState::new(cache))));
+                    self.set_tick_period(cache.poll_interval);
+                }
                 self.config = Some(Rc::new(config));
                 self.stats = Rc::new(Stats::define());
                 true
@@ -89,14 +169,20 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        self.poll_changes();
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = self.config.clone()?;
         Some(Box::new(Check {
             config,
             route_policies: self.route_policies.clone(),
             stats: self.stats.clone(),
+            cache: self.cache.clone(),
             policy: None,
             dispatched_at: None,
+            pending: None,
         }))
     }
 
@@ -119,9 +205,13 @@ struct Check {
     config: Rc<FilterConfig>,
     route_policies: Rc<RefCell<MetadataPolicies>>,
     stats: Rc<Stats>,
+    cache: Option<Rc<RefCell<CacheState>>>,
     /// The policy this request is checked against, once chosen.
     policy: Option<Rc<Policy>>,
     dispatched_at: Option<SystemTime>,
+    /// Where the companion's answer goes in the cache, and the key of the
+    /// token it is about (for eviction on revocation).
+    pending: Option<(CacheKey, Option<String>)>,
 }
 
 impl Check {
@@ -207,27 +297,20 @@ impl Check {
         session.seal.open(value)
     }
 
-    fn dispatch_check(&self, policy: &Policy, session: Option<&Token>) -> Result<(), Action> {
-        let authorization = self.get_http_request_header_bytes("authorization");
-        let credential = request::credential(session, authorization.as_deref()).map_err(|_| {
-            self.stats.count(Event::Denied400);
-            self.send_http_response(400, vec![JSON], Some(BAD_AUTHORIZATION_BODY));
-            Action::Pause
-        })?;
-        let headers = request::callout_headers(&self.config, policy, credential.as_deref());
-        self.dispatch_http_call(
+    fn dispatch_check(&self, policy: &Policy, credential: Option<&str>) -> Action {
+        let headers = request::callout_headers(&self.config, policy, credential);
+        let dispatched = self.dispatch_http_call(
             &self.config.cluster,
             headers,
             None,
             vec![],
             self.config.timeout,
-        )
-        .map(|_| ())
-        .map_err(|status| {
+        );
+        if let Err(status) = dispatched {
             self.stats.count(Event::CalloutError);
             self.fail_closed(&format!("check callout not dispatched: {status:?}"));
-            Action::Pause
-        })
+        }
+        Action::Pause
     }
 
     fn fail_closed(&self, reason: &str) {
@@ -237,6 +320,72 @@ impl Check {
             &format!("portcullis: {reason}; answering 503"),
         );
         self.send_http_response(503, vec![JSON], Some(UNAVAILABLE_BODY));
+    }
+
+    /// Lets the request on with the identity headers.
+    fn allow(&self, identity: &[(&'static str, String)]) {
+        // The upstream gets the identity, never the caller's credential;
+        // removed first, so that a delegated token set in its place stays.
+        self.set_http_request_header("authorization", None);
+        for (name, value) in identity {
+            self.set_http_request_header(name, Some(value));
+        }
+    }
+
+    /// Answers a refusal: the companion's status and challenge, or for a
+    /// browser that must log in on a redirecting route, a 302.
+    fn refuse(&self, refusal: &Refusal) {
+        self.stats.count(match refusal.status {
+            400 => Event::Denied400,
+            401 => Event::Denied401,
+            _ => Event::Denied403,
+        });
+        if refusal.status == 401 && self.redirects_to_login() {
+            let location = self.login_location();
+            self.stats.count(Event::LoginRedirect);
+            let headers = vec![
+                ("location", location.as_str()),
+                ("cache-control", "no-store"),
+            ];
+            return self.send_http_response(302, headers, None);
+        }
+        let mut headers = vec![JSON];
+        if let Some(challenge) = &refusal.www_authenticate {
+            headers.push(("www-authenticate", challenge));
+        }
+        self.send_http_response(refusal.status, headers, Some(&refusal.body));
+    }
+
+    /// The cached answer for this credential and policy, counting the hit
+    /// or miss; on a miss, remembers where the answer will go.
+    fn cached(&mut self, policy: &Policy, credential: &str) -> Option<Cached> {
+        let cache = self.cache.clone()?;
+        let key = cache_key(credential, &policy.check_path);
+        let hit = cache.borrow_mut().lookup(&key, now_ms());
+        match hit {
+            Some(_) => self.stats.count(Event::CacheHit),
+            None => {
+                self.stats.count(Event::CacheMiss);
+                if cache.borrow().is_ready() {
+                    self.pending = Some((key, request::token_key(credential)));
+                }
+            }
+        }
+        hit
+    }
+
+    fn remember(&mut self, decision: &Decision) {
+        let (Some((key, token_key)), Some(cache), Some(config)) =
+            (self.pending.take(), &self.cache, &self.config.cache)
+        else {
+            return;
+        };
+        if let Some((cached, ttl_ms)) = feed::cacheable(decision, config) {
+            cache
+                .borrow_mut()
+                .answers
+                .insert(key, cached, token_key, ttl_ms, now_ms());
+        }
     }
 }
 
@@ -269,41 +418,18 @@ impl Context for Check {
             .as_ref()
             .is_some_and(|p| p.check.use_authorization);
         let decision = decision::decide(&reply, use_authorization);
-        // fail_closed counts its own 503.
-        for event in Event::of(&decision)
-            .iter()
-            .filter(|e| **e != Event::Unavailable)
-        {
-            self.stats.count(*event);
-        }
+        self.remember(&decision);
         match decision {
-            Decision::Allow(identity) => {
-                // The upstream gets the identity, never the caller's
-                // credential; removed first, so that a delegated token set
-                // below in its place stays.
-                self.set_http_request_header("authorization", None);
-                for (name, value) in &identity {
-                    self.set_http_request_header(name, Some(value));
-                }
+            Decision::Allow { headers, .. } => {
+                self.stats.count(Event::Allowed);
+                self.allow(&headers);
                 self.resume_http_request();
             }
-            Decision::Refuse(refusal) if refusal.status == 401 && self.redirects_to_login() => {
-                let location = self.login_location();
-                self.stats.count(Event::LoginRedirect);
-                let headers = vec![
-                    ("location", location.as_str()),
-                    ("cache-control", "no-store"),
-                ];
-                self.send_http_response(302, headers, None);
+            Decision::Refuse(refusal) => self.refuse(&refusal),
+            Decision::Unavailable(reason) => {
+                self.stats.count(Event::CalloutError);
+                self.fail_closed(&reason);
             }
-            Decision::Refuse(refusal) => {
-                let mut headers = vec![JSON];
-                if let Some(challenge) = &refusal.www_authenticate {
-                    headers.push(("www-authenticate", challenge));
-                }
-                self.send_http_response(refusal.status, headers, Some(&refusal.body));
-            }
-            Decision::Unavailable(reason) => self.fail_closed(&reason),
         }
     }
 }
@@ -333,14 +459,37 @@ impl HttpContext for Check {
             self.stats.count(Event::Unchecked);
             return Action::Continue;
         }
-        self.dispatched_at = hostcalls::get_current_time().ok();
-        let dispatched = self.dispatch_check(&policy, session.as_ref());
-        self.policy = Some(policy);
-        match dispatched {
-            Ok(()) => Action::Pause,
-            Err(action) => action,
+        let authorization = self.get_http_request_header_bytes("authorization");
+        let Ok(credential) = request::credential(session.as_ref(), authorization.as_deref()) else {
+            self.stats.count(Event::Denied400);
+            self.send_http_response(400, vec![JSON], Some(BAD_AUTHORIZATION_BODY));
+            return Action::Pause;
+        };
+        self.policy = Some(policy.clone());
+        match credential.as_deref().and_then(|c| self.cached(&policy, c)) {
+            Some(Cached::Allow(identity)) => {
+                self.stats.count(Event::Allowed);
+                self.allow(&identity);
+                Action::Continue
+            }
+            Some(Cached::Refuse(refusal)) => {
+                self.refuse(&refusal);
+                Action::Pause
+            }
+            None => {
+                self.dispatched_at = hostcalls::get_current_time().ok();
+                self.dispatch_check(&policy, credential.as_deref())
+            }
         }
     }
+}
+
+/// Milliseconds since the Unix epoch, by the host's clock.
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A host value as text, if it is UTF-8.

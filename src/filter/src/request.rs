@@ -46,6 +46,13 @@ pub fn credential(
         .transpose()
 }
 
+/// The key of the token in a credential, for evicting cached answers when
+/// the companion reports it revoked; `None` when there is no token in it.
+pub fn token_key(credential: &str) -> Option<String> {
+    let text = portcullis_core::authorization::presented_token(credential).ok()?;
+    Some(text.parse::<Token>().ok()?.key().to_string())
+}
+
 /// The headers of the check callout.
 pub fn callout_headers<'a>(
     config: &'a FilterConfig,
@@ -107,6 +114,19 @@ mod tests {
         let config = config();
         let headers = callout_headers(&config, &config.default_policy, None);
         assert!(headers.iter().all(|(name, _)| *name != "authorization"));
+    }
+
+    #[test]
+    fn the_token_key_is_found_in_bearer_and_basic_credentials() {
+        let token = Token::from_random([1; 16], [2; 16]);
+        let key = Some(token.key().to_string());
+        assert_eq!(token_key(&format!("Bearer {}", token.expose())), key);
+        let basic = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{}:", token.expose()),
+        );
+        assert_eq!(token_key(&format!("Basic {basic}")), key);
+        assert_eq!(token_key("Bearer not-a-token"), None);
     }
 
     #[test]

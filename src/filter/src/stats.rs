@@ -2,8 +2,6 @@
 //! defines them once per VM; Envoy keys stats by name, so every worker's
 //! counts land in the same counters.
 
-use crate::decision::Decision;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// Let through after a check.
@@ -22,10 +20,17 @@ pub enum Event {
     BadRoutePolicy,
     /// A browser sent to log in (302) instead of a 401.
     LoginRedirect,
+    CacheHit,
+    CacheMiss,
+    /// Cached answers dropped because the companion reported their token
+    /// revoked, expired or changed.
+    RevocationsApplied,
+    /// A poll of the change feed that failed.
+    FeedErrors,
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 13] = [
         Event::Allowed,
         Event::Unchecked,
         Event::Denied400,
@@ -35,6 +40,10 @@ impl Event {
         Event::CalloutError,
         Event::BadRoutePolicy,
         Event::LoginRedirect,
+        Event::CacheHit,
+        Event::CacheMiss,
+        Event::RevocationsApplied,
+        Event::FeedErrors,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,23 +57,16 @@ impl Event {
             Event::CalloutError => "portcullis.callout_errors",
             Event::BadRoutePolicy => "portcullis.bad_route_policy",
             Event::LoginRedirect => "portcullis.login_redirects",
+            Event::CacheHit => "portcullis.cache_hits",
+            Event::CacheMiss => "portcullis.cache_misses",
+            Event::RevocationsApplied => "portcullis.revocations_applied",
+            Event::FeedErrors => "portcullis.feed_errors",
         }
     }
 
     /// Position in [`Event::ALL`], for a table of metric ids.
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// What a check's decision counts as.
-    pub fn of(decision: &Decision) -> &'static [Event] {
-        match decision {
-            Decision::Allow(_) => &[Event::Allowed],
-            Decision::Refuse(r) if r.status == 400 => &[Event::Denied400],
-            Decision::Refuse(r) if r.status == 401 => &[Event::Denied401],
-            Decision::Refuse(_) => &[Event::Denied403],
-            Decision::Unavailable(_) => &[Event::Unavailable, Event::CalloutError],
-        }
     }
 }
 
@@ -74,7 +76,6 @@ pub const CALLOUT_LATENCY: &str = "portcullis.callout_latency_ms";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::Refusal;
 
     #[test]
     fn every_event_has_its_own_name_and_index() {
@@ -85,24 +86,5 @@ mod tests {
         let mut names: Vec<_> = Event::ALL.iter().map(|e| e.name()).collect();
         names.dedup();
         assert_eq!(names.len(), Event::ALL.len());
-    }
-
-    #[test]
-    fn decisions_count_by_outcome() {
-        let refusal = |status| {
-            Decision::Refuse(Refusal {
-                status,
-                www_authenticate: None,
-                body: vec![],
-            })
-        };
-        assert_eq!(Event::of(&Decision::Allow(vec![])), [Event::Allowed]);
-        assert_eq!(Event::of(&refusal(400)), [Event::Denied400]);
-        assert_eq!(Event::of(&refusal(401)), [Event::Denied401]);
-        assert_eq!(Event::of(&refusal(403)), [Event::Denied403]);
-        assert_eq!(
-            Event::of(&Decision::Unavailable("x".into())),
-            [Event::Unavailable, Event::CalloutError]
-        );
     }
 }

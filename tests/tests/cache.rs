@@ -1,0 +1,154 @@
+//! The filter's cache through the real Envoy: answers reused, revocations
+//! applied within two seconds at a five-minute TTL, bad tokens absorbed.
+
+use std::time::{Duration, Instant};
+
+use portcullis_e2e::stack::with_filter_config;
+use portcullis_e2e::Stack;
+use reqwest::StatusCode;
+
+const FILTER: &str = r#"{"cluster": "portcullis", "policy": {"scopes": ["read:all"]},
+  "cache": {"ttl_seconds": 300, "negative_ttl_seconds": 60, "poll_interval_ms": 200}}"#;
+
+async fn cached_stack() -> Stack {
+    let stack = Stack::start_with(|_, config| with_filter_config(&config, FILTER)).await;
+    // Nothing is cached before each worker's first poll of the change feed.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stack
+}
+
+/// A new connection for every request, so that both workers serve some.
+async fn get(stack: &Stack, path: &str, token: &str) -> StatusCode {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    client
+        .get(stack.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+/// A counter from the companion's Prometheus metrics.
+async fn companion_checks(stack: &Stack, outcome: &str) -> u64 {
+    let text = reqwest::get(stack.companion.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let prefix = format!("portcullis_checks_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn a_validated_token_is_answered_from_cache_not_the_companion() {
+    let stack = cached_stack().await;
+    let token = stack.companion.create_token("alice", &["read:all"]);
+    for _ in 0..20 {
+        assert_eq!(get(&stack, "/", &token).await, StatusCode::OK);
+    }
+    let asked = companion_checks(&stack, "allowed").await;
+    assert!(
+        (1..=2).contains(&asked),
+        "20 requests asked the companion {asked} times (one per worker at most)"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_the_edge_within_two_seconds_despite_a_five_minute_ttl() {
+    let stack = cached_stack().await;
+    let token = stack.companion.create_token("alice", &["read:all"]);
+    for _ in 0..6 {
+        assert_eq!(get(&stack, "/", &token).await, StatusCode::OK);
+    }
+    assert!(
+        companion_checks(&stack, "allowed").await <= 2,
+        "answered from cache"
+    );
+
+    let revoke = stack
+        .client
+        .delete(stack.companion.url(&format!(
+            "/auth/api/v1/users/alice/tokens/{}",
+            &token[3..25]
+        )))
+        .bearer_auth(stack.companion.bootstrap_token())
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    let revoked_at = Instant::now();
+    while get(&stack, "/", &token).await == StatusCode::OK {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(2),
+            "still allowed 2 s after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = revoked_at.elapsed();
+    // And refused by both workers from then on.
+    for _ in 0..10 {
+        assert_eq!(get(&stack, "/", &token).await, StatusCode::UNAUTHORIZED);
+    }
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_flood_of_one_bad_token_barely_reaches_the_companion() {
+    let stack = cached_stack().await;
+    let bad = "gt-AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA";
+    let client = reqwest::Client::new();
+    for _ in 0..1000 {
+        let status = client
+            .get(stack.url("/"))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let asked = companion_checks(&stack, "invalid_token").await;
+    assert!(
+        asked <= 4,
+        "1000 bad requests asked the companion {asked} times"
+    );
+}
+
+#[tokio::test]
+async fn cached_answers_are_kept_per_policy() {
+    let stack = cached_stack().await;
+    let reader = stack.companion.create_token("alice", &["read:all"]);
+    for _ in 0..4 {
+        assert_eq!(get(&stack, "/", &reader).await, StatusCode::OK);
+        // The demo's /admin/ route needs admin:token (its metadata policy).
+        assert_eq!(
+            get(&stack, "/admin/x", &reader).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let url = format!(
+        "http://127.0.0.1:{}/stats?filter=portcullis%5C.cache",
+        stack.ports.admin
+    );
+    let stats = reqwest::get(url)
+        .await
+        .expect("admin")
+        .text()
+        .await
+        .expect("stats");
+    let count = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.split_once(&format!("{name}: ")))
+            .map_or(0, |(_, n)| n.trim().parse().expect("count"))
+    };
+    assert!(count("portcullis.cache_hits") >= 4, "{stats}");
+    assert!(count("portcullis.cache_misses") <= 4, "{stats}");
+}
