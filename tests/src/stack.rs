@@ -130,6 +130,42 @@ impl Stack {
         request.send().await.expect("request through Envoy")
     }
 
+    /// A counter of Envoy's (summed over workers), by the end of its name.
+    pub async fn envoy_counter(&self, name: &str) -> u64 {
+        let url = format!("http://127.0.0.1:{}/stats", self.ports.admin);
+        let stats = reqwest::get(url)
+            .await
+            .expect("admin")
+            .text()
+            .await
+            .expect("stats");
+        stats
+            .lines()
+            .find_map(|l| l.split_once(&format!("{name}: ")))
+            .map(|(_, n)| n.trim().parse().expect("a count"))
+            .unwrap_or_else(|| panic!("no stat {name} in:\n{stats}"))
+    }
+
+    /// Revokes `token` (of `user`) through the companion's API.
+    pub async fn revoke(&self, user: &str, token: &str) {
+        let key = &token[3..25];
+        let reply = self
+            .client
+            .delete(
+                self.companion
+                    .url(&format!("/auth/api/v1/users/{user}/tokens/{key}")),
+            )
+            .bearer_auth(self.companion.bootstrap_token())
+            .send()
+            .await
+            .expect("revoke");
+        assert_eq!(
+            reply.status(),
+            reqwest::StatusCode::NO_CONTENT,
+            "revoking {key}"
+        );
+    }
+
     /// GET through Envoy with a bearer token.
     pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
         self.get(path, &[("authorization", &format!("Bearer {token}"))])

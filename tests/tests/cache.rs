@@ -72,17 +72,7 @@ async fn a_revoked_token_is_refused_at_the_edge_within_two_seconds_despite_a_fiv
         "answered from cache"
     );
 
-    let revoke = stack
-        .client
-        .delete(stack.companion.url(&format!(
-            "/auth/api/v1/users/alice/tokens/{}",
-            &token[3..25]
-        )))
-        .bearer_auth(stack.companion.bootstrap_token())
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    stack.revoke("alice", &token).await;
     let revoked_at = Instant::now();
     while get(&stack, "/", &token).await == StatusCode::OK {
         assert!(
@@ -133,22 +123,6 @@ async fn cached_answers_are_kept_per_policy() {
             StatusCode::FORBIDDEN
         );
     }
-    let url = format!(
-        "http://127.0.0.1:{}/stats?filter=portcullis%5C.cache",
-        stack.ports.admin
-    );
-    let stats = reqwest::get(url)
-        .await
-        .expect("admin")
-        .text()
-        .await
-        .expect("stats");
-    let count = |name: &str| -> u64 {
-        stats
-            .lines()
-            .find_map(|l| l.split_once(&format!("{name}: ")))
-            .map_or(0, |(_, n)| n.trim().parse().expect("count"))
-    };
-    assert!(count("portcullis.cache_hits") >= 4, "{stats}");
-    assert!(count("portcullis.cache_misses") <= 4, "{stats}");
+    assert!(stack.envoy_counter("portcullis.cache_hits").await >= 4);
+    assert!(stack.envoy_counter("portcullis.cache_misses").await <= 4);
 }

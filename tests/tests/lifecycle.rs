@@ -119,17 +119,7 @@ async fn a_token_revoked_through_the_api_is_refused_at_the_edge() {
         StatusCode::OK
     );
 
-    let revoke = stack
-        .client
-        .delete(stack.companion.url(&format!(
-            "/auth/api/v1/users/alice/tokens/{}",
-            &token[3..25]
-        )))
-        .bearer_auth(stack.companion.bootstrap_token())
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    stack.revoke("alice", &token).await;
 
     let refused = stack.get_with_token("/", &token).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);

@@ -91,11 +91,7 @@ impl Root {
             return;
         }
         let path = cache.borrow().poll_path();
-        let headers = vec![
-            (":method", "GET"),
-            (":path", path.as_str()),
-            (":authority", config.authority.as_str()),
-        ];
+        let headers = request::callout_headers(&config.authority, &path, None);
         match self.dispatch_http_call(&config.cluster, headers, None, vec![], config.timeout) {
             Ok(_) => self.polling = true,
             Err(status) => self.feed_failed(&format!("not dispatched: {status:?}")),
@@ -298,7 +294,8 @@ impl Check {
     }
 
     fn dispatch_check(&self, policy: &Policy, credential: Option<&str>) -> Action {
-        let headers = request::callout_headers(&self.config, policy, credential);
+        let headers =
+            request::callout_headers(&self.config.authority, &policy.check_path, credential);
         let dispatched = self.dispatch_http_call(
             &self.config.cluster,
             headers,

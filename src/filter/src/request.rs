@@ -5,9 +5,6 @@ use portcullis_core::check::headers;
 
 use portcullis_core::Token;
 
-use crate::config::FilterConfig;
-use crate::policy::Policy;
-
 /// A CORS preflight (Fetch standard): `OPTIONS` with `Origin` and
 /// `Access-Control-Request-Method`. Browsers never send credentials on one.
 pub fn is_cors_preflight(method: &str, has_origin: bool, has_request_method: bool) -> bool {
@@ -53,16 +50,17 @@ pub fn token_key(credential: &str) -> Option<String> {
     Some(text.parse::<Token>().ok()?.key().to_string())
 }
 
-/// The headers of the check callout.
+/// The headers of a GET callout to the companion (a check, or a poll of
+/// the change feed).
 pub fn callout_headers<'a>(
-    config: &'a FilterConfig,
-    policy: &'a Policy,
+    authority: &'a str,
+    path: &'a str,
     credential: Option<&'a str>,
 ) -> Vec<(&'a str, &'a str)> {
     let mut out = vec![
         (":method", "GET"),
-        (":path", policy.check_path.as_str()),
-        (":authority", config.authority.as_str()),
+        (":path", path),
+        (":authority", authority),
     ];
     if let Some(value) = credential {
         out.push(("authorization", value));
@@ -73,6 +71,7 @@ pub fn callout_headers<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::FilterConfig;
 
     fn config() -> FilterConfig {
         FilterConfig::from_json(br#"{"cluster":"portcullis","policy":{"scopes":["read:all"]}}"#)
@@ -97,7 +96,11 @@ mod tests {
     #[test]
     fn callout_carries_the_check_path_and_the_callers_authorization() {
         let config = config();
-        let headers = callout_headers(&config, &config.default_policy, Some("Bearer abc"));
+        let headers = callout_headers(
+            &config.authority,
+            &config.default_policy.check_path,
+            Some("Bearer abc"),
+        );
         assert_eq!(
             headers,
             vec![
@@ -112,7 +115,7 @@ mod tests {
     #[test]
     fn callout_without_authorization_sends_none() {
         let config = config();
-        let headers = callout_headers(&config, &config.default_policy, None);
+        let headers = callout_headers(&config.authority, &config.default_policy.check_path, None);
         assert!(headers.iter().all(|(name, _)| *name != "authorization"));
     }
 
