@@ -1,6 +1,9 @@
 //! What the filter caches, and how the companion's change feed keeps the
 //! cache honest: nothing is cached until the feed's first cursor is known,
-//! so no revocation can fall between the two.
+//! and an answer is stored only if nothing about its token changed after
+//! the cursor at which it was asked for, so no revocation can slip between.
+
+use std::collections::HashMap;
 
 use portcullis_core::check::{Changes, CHANGES_PATH};
 
@@ -8,12 +11,58 @@ use crate::cache::{AnswerCache, CacheKey, Cached};
 use crate::config::CacheConfig;
 use crate::decision::Decision;
 
+/// Most revocations remembered; past it the worker acts as on a reset.
+const MAX_REMEMBERED_REVOCATIONS: usize = 100_000;
+
+/// Revocations this worker has applied lately, each with the feed cursor
+/// it arrived with: an answer asked for at an earlier cursor may predate it.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    by_key: HashMap<String, (i64, u64)>,
+    /// Answers asked for before this cursor predate a reset: never stored.
+    reset_at: i64,
+}
+
+impl Revocations {
+    fn record(&mut self, key: &str, cursor: i64, now_ms: u64) {
+        if self.by_key.len() >= MAX_REMEMBERED_REVOCATIONS {
+            self.reset(cursor);
+        }
+        self.by_key.insert(key.to_owned(), (cursor, now_ms));
+    }
+
+    fn reset(&mut self, cursor: i64) {
+        self.by_key.clear();
+        self.reset_at = cursor;
+    }
+
+    /// Forgets revocations older than `horizon_ms`: no answer asked for
+    /// before them can still be waiting to be stored.
+    fn prune(&mut self, now_ms: u64, horizon_ms: u64) {
+        self.by_key.retain(|_, (_, at)| *at + horizon_ms > now_ms);
+    }
+
+    /// True when an answer about `token_key` asked for at `cursor` may be
+    /// out of date.
+    pub fn outdates(&self, token_key: Option<&str>, cursor: i64) -> bool {
+        cursor < self.reset_at
+            || token_key.is_some_and(|k| {
+                self.by_key
+                    .get(k)
+                    .is_some_and(|(revoked, _)| *revoked > cursor)
+            })
+    }
+}
+
 /// A worker's cache, shared by its root context (which polls the feed) and
 /// its requests.
 pub struct CacheState {
     pub answers: AnswerCache,
     /// Where the next poll starts; `None` until the first poll answers.
     pub cursor: Option<i64>,
+    pub revocations: Revocations,
+    /// How long a revocation is remembered: longer than any answer waits.
+    horizon_ms: u64,
 }
 
 impl CacheState {
@@ -21,6 +70,25 @@ impl CacheState {
         Self {
             answers: AnswerCache::new(config.max_entries),
             cursor: None,
+            revocations: Revocations::default(),
+            // An answer waits at most a callout timeout (60 s at most).
+            horizon_ms: 120_000,
+        }
+    }
+
+    /// Stores an answer asked for at `asked_at`, unless its token changed
+    /// since (then the answer may be out of date and is dropped).
+    pub fn store(
+        &mut self,
+        key: CacheKey,
+        cached: Cached,
+        token_key: Option<String>,
+        asked_at: i64,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) {
+        if !self.revocations.outdates(token_key.as_deref(), asked_at) {
+            self.answers.insert(key, cached, token_key, ttl_ms, now_ms);
         }
     }
 
@@ -36,19 +104,23 @@ impl CacheState {
     }
 
     /// Applies one page of the feed; how many cached answers it dropped.
-    pub fn apply(&mut self, body: &[u8]) -> Result<usize, String> {
+    pub fn apply(&mut self, body: &[u8], now_ms: u64) -> Result<usize, String> {
         let changes: Changes = serde_json::from_slice(body)
             .map_err(|e| format!("change feed answer is not valid: {e}"))?;
+        self.revocations.prune(now_ms, self.horizon_ms);
         let dropped = if changes.reset {
+            self.revocations.reset(changes.cursor);
             let all = self.answers.len();
             self.answers.clear();
             all
         } else {
-            changes
-                .keys
-                .iter()
-                .map(|k| self.answers.evict_token(k.as_str()))
-                .sum()
+            let mut dropped = 0;
+            for key in &changes.keys {
+                self.revocations
+                    .record(key.as_str(), changes.cursor, now_ms);
+                dropped += self.answers.evict_token(key.as_str());
+            }
+            dropped
         };
         self.cursor = Some(changes.cursor);
         Ok(dropped)
@@ -142,17 +214,59 @@ mod tests {
         assert_eq!(state.poll_path(), "/ingress/changes");
         assert!(state.lookup(&key, 1).is_none());
         state
-            .apply(br#"{"cursor":7,"keys":[],"reset":false}"#)
+            .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 0)
             .unwrap();
         assert_eq!(state.poll_path(), "/ingress/changes?since=7");
         assert!(state.lookup(&key, 1).is_some());
     }
 
     #[test]
+    fn an_answer_asked_for_before_its_token_was_revoked_is_not_stored() {
+        let mut state = CacheState::new(&config());
+        let key = "AAAAAAAAAAAAAAAAAAAAAA";
+        state
+            .apply(br#"{"cursor":5,"keys":[],"reset":false}"#, 0)
+            .unwrap();
+        // Asked at cursor 5; the revocation arrives (cursor 6) before the answer.
+        let page = format!(r#"{{"cursor":6,"keys":["{key}"],"reset":false}}"#);
+        state.apply(page.as_bytes(), 10).unwrap();
+        let (a, b) = (cache_key("Bearer a", "/p"), cache_key("Bearer b", "/p"));
+        state.store(a, Cached::Allow(vec![]), Some(key.into()), 5, 60_000, 20);
+        assert!(
+            state.lookup(&a, 21).is_none(),
+            "the stale answer was dropped"
+        );
+        // Another token's answer, or one asked for after the revocation, is kept.
+        state.store(
+            b,
+            Cached::Allow(vec![]),
+            Some("BBBBBBBBBBBBBBBBBBBBBA".into()),
+            5,
+            60_000,
+            20,
+        );
+        state.store(a, Cached::Allow(vec![]), Some(key.into()), 6, 60_000, 20);
+        assert!(state.lookup(&a, 21).is_some() && state.lookup(&b, 21).is_some());
+        // After a reset, nothing asked for before it is stored.
+        state
+            .apply(br#"{"cursor":9,"keys":[],"reset":true}"#, 30)
+            .unwrap();
+        state.store(b, Cached::Allow(vec![]), None, 8, 60_000, 40);
+        assert!(state.lookup(&b, 41).is_none());
+        // Revocations are forgotten once no answer can still be waiting.
+        state.apply(page.as_bytes(), 50).unwrap();
+        assert!(state.revocations.outdates(Some(key), 5));
+        state
+            .apply(br#"{"cursor":9,"keys":[],"reset":false}"#, 50 + 120_001)
+            .unwrap();
+        assert!(!state.revocations.outdates(Some(key), 10));
+    }
+
+    #[test]
     fn the_feed_evicts_the_keys_it_names_or_everything_on_reset() {
         let mut state = CacheState::new(&config());
         state
-            .apply(br#"{"cursor":1,"keys":[],"reset":false}"#)
+            .apply(br#"{"cursor":1,"keys":[],"reset":false}"#, 0)
             .unwrap();
         let key = "AAAAAAAAAAAAAAAAAAAAAA";
         let (a, b) = (cache_key("Bearer a", "/p"), cache_key("Bearer b", "/p"));
@@ -167,14 +281,14 @@ mod tests {
             0,
         );
         let page = format!(r#"{{"cursor":2,"keys":["{key}"],"reset":false}}"#);
-        assert_eq!(state.apply(page.as_bytes()), Ok(1));
+        assert_eq!(state.apply(page.as_bytes(), 0), Ok(1));
         assert!(state.lookup(&a, 1).is_none() && state.lookup(&b, 1).is_some());
         assert_eq!(
-            state.apply(br#"{"cursor":0,"keys":[],"reset":true}"#),
+            state.apply(br#"{"cursor":0,"keys":[],"reset":true}"#, 0),
             Ok(1)
         );
         assert!(state.answers.is_empty());
-        assert!(state.apply(b"<html>").is_err());
+        assert!(state.apply(b"<html>", 0).is_err());
         assert_eq!(state.cursor, Some(0), "a bad page moves nothing");
     }
 }

@@ -129,7 +129,7 @@ impl Context for Root {
         if status.as_deref() != Some(b"200") {
             return self.feed_failed("the companion did not answer 200");
         }
-        let applied = cache.borrow_mut().apply(&body);
+        let applied = cache.borrow_mut().apply(&body, now_ms());
         match applied {
             Ok(dropped) => {
                 self.stats.add(Event::RevocationsApplied, dropped as i64);
@@ -205,9 +205,10 @@ struct Check {
     /// The policy this request is checked against, once chosen.
     policy: Option<Rc<Policy>>,
     dispatched_at: Option<SystemTime>,
-    /// Where the companion's answer goes in the cache, and the key of the
-    /// token it is about (for eviction on revocation).
-    pending: Option<(CacheKey, Option<String>)>,
+    /// Where the companion's answer goes in the cache, the key of the
+    /// token it is about (for eviction on revocation), and the feed cursor
+    /// when it was asked for.
+    pending: Option<(CacheKey, Option<String>, i64)>,
 }
 
 impl Check {
@@ -363,8 +364,8 @@ impl Check {
             Some(_) => self.stats.count(Event::CacheHit),
             None => {
                 self.stats.count(Event::CacheMiss);
-                if cache.borrow().is_ready() {
-                    self.pending = Some((key, request::token_key(credential)));
+                if let Some(cursor) = cache.borrow().cursor {
+                    self.pending = Some((key, request::token_key(credential), cursor));
                 }
             }
         }
@@ -372,7 +373,7 @@ impl Check {
     }
 
     fn remember(&mut self, decision: &Decision) {
-        let (Some((key, token_key)), Some(cache), Some(config)) =
+        let (Some((key, token_key, asked_at)), Some(cache), Some(config)) =
             (self.pending.take(), &self.cache, &self.config.cache)
         else {
             return;
@@ -380,8 +381,7 @@ impl Check {
         if let Some((cached, ttl_ms)) = feed::cacheable(decision, config) {
             cache
                 .borrow_mut()
-                .answers
-                .insert(key, cached, token_key, ttl_ms, now_ms());
+                .store(key, cached, token_key, asked_at, ttl_ms, now_ms());
         }
     }
 }
