@@ -47,17 +47,26 @@ async fn companion_checks(stack: &Stack, outcome: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn a_validated_token_is_answered_from_cache_not_the_companion() {
+async fn a_token_validated_by_one_worker_is_answered_by_both_without_asking_again() {
     let stack = cached_stack().await;
     let token = stack.companion.create_token("alice", &["read:all"]);
+    // Fresh connections spread over both workers.
     for _ in 0..20 {
         assert_eq!(get(&stack, "/", &token).await, StatusCode::OK);
     }
-    let asked = companion_checks(&stack, "allowed").await;
-    assert!(
-        (1..=2).contains(&asked),
-        "20 requests asked the companion {asked} times (one per worker at most)"
+    assert_eq!(
+        companion_checks(&stack, "allowed").await,
+        1,
+        "one callout for 20 requests on two workers"
     );
+    assert_eq!(stack.envoy_counter("portcullis.cache_misses").await, 1);
+    let shared = stack.envoy_counter("portcullis.cache_hits_shared").await;
+    let local = stack.envoy_counter("portcullis.cache_hits_local").await;
+    assert!(
+        shared >= 1,
+        "the other worker answered from the shared tier ({shared} shared, {local} local)"
+    );
+    assert_eq!(shared + local, 19);
 }
 
 #[tokio::test]
@@ -123,6 +132,8 @@ async fn cached_answers_are_kept_per_policy() {
             StatusCode::FORBIDDEN
         );
     }
-    assert!(stack.envoy_counter("portcullis.cache_hits").await >= 4);
+    let hits = stack.envoy_counter("portcullis.cache_hits_local").await
+        + stack.envoy_counter("portcullis.cache_hits_shared").await;
+    assert!(hits >= 6, "{hits}");
     assert!(stack.envoy_counter("portcullis.cache_misses").await <= 4);
 }

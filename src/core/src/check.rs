@@ -39,6 +39,25 @@ pub mod headers {
     pub const SERVICE: &str = "x-auth-request-service";
 }
 
+/// The `&'static` name of a header that [`CheckAnswer::upstream_headers`]
+/// may set, or `None` for any other name.
+pub fn upstream_header_name(name: &str) -> Option<&'static str> {
+    use headers::*;
+    [
+        USER,
+        EMAIL,
+        UID,
+        GID,
+        GROUPS,
+        SERVICE,
+        TOKEN_SCOPES,
+        TOKEN,
+        "authorization",
+    ]
+    .into_iter()
+    .find(|known| *known == name)
+}
+
 /// The kinds of token, after Gafaelfawr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

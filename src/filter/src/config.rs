@@ -59,6 +59,14 @@ struct RawCache {
     /// ms. Default: 1000.
     #[serde(default = "default_poll_ms")]
     poll_interval_ms: u64,
+    /// Slots of the cross-worker tier in Envoy's shared data, 0..=65536;
+    /// 0 keeps answers per worker only. Default: 4096.
+    #[serde(default = "default_shared_slots")]
+    shared_slots: u32,
+}
+
+fn default_shared_slots() -> u32 {
+    4096
 }
 
 fn default_ttl() -> u64 {
@@ -83,6 +91,7 @@ pub struct CacheConfig {
     pub negative_ttl_seconds: u64,
     pub max_entries: usize,
     pub poll_interval: Duration,
+    pub shared_slots: u32,
 }
 
 impl RawCache {
@@ -104,11 +113,18 @@ impl RawCache {
         )?;
         range("cache.max_entries", self.max_entries as u64, 1, 1_000_000)?;
         range("cache.poll_interval_ms", self.poll_interval_ms, 100, 60_000)?;
+        range(
+            "cache.shared_slots",
+            u64::from(self.shared_slots),
+            0,
+            65_536,
+        )?;
         Ok(CacheConfig {
             ttl_seconds: self.ttl_seconds,
             negative_ttl_seconds: self.negative_ttl_seconds,
             max_entries: self.max_entries,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
+            shared_slots: self.shared_slots,
         })
     }
 }

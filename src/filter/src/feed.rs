@@ -61,8 +61,12 @@ pub struct CacheState {
     /// Where the next poll starts; `None` until the first poll answers.
     pub cursor: Option<i64>,
     pub revocations: Revocations,
-    /// How long a revocation is remembered: longer than any answer waits.
+    /// How long a revocation is remembered: longer than any answer, here
+    /// or in the shared tier, can live or wait.
     horizon_ms: u64,
+    /// The first cursor this worker had: what was revoked before it is
+    /// unknown here, so shared answers asked for earlier are not trusted.
+    first_cursor: Option<i64>,
 }
 
 impl CacheState {
@@ -71,13 +75,23 @@ impl CacheState {
             answers: AnswerCache::new(config.max_entries),
             cursor: None,
             revocations: Revocations::default(),
-            // An answer waits at most a callout timeout (60 s at most).
-            horizon_ms: 120_000,
+            // An answer lives at most the TTL, and waits at most a callout
+            // timeout (60 s at most) before that.
+            horizon_ms: config.ttl_seconds * 1000 + 120_000,
+            first_cursor: None,
         }
+    }
+
+    /// True when an answer about `token_key` asked for at `asked_at` can be
+    /// trusted by this worker: nothing it knows of changed since.
+    pub fn trusts(&self, token_key: Option<&str>, asked_at: i64) -> bool {
+        self.first_cursor.is_some_and(|first| asked_at >= first)
+            && !self.revocations.outdates(token_key, asked_at)
     }
 
     /// Stores an answer asked for at `asked_at`, unless its token changed
     /// since (then the answer may be out of date and is dropped).
+    /// True when it was stored.
     pub fn store(
         &mut self,
         key: CacheKey,
@@ -86,10 +100,12 @@ impl CacheState {
         asked_at: i64,
         ttl_ms: u64,
         now_ms: u64,
-    ) {
-        if !self.revocations.outdates(token_key.as_deref(), asked_at) {
+    ) -> bool {
+        let trusted = self.trusts(token_key.as_deref(), asked_at);
+        if trusted {
             self.answers.insert(key, cached, token_key, ttl_ms, now_ms);
         }
+        trusted
     }
 
     /// The cache may be used once the feed's position is known.
@@ -123,6 +139,7 @@ impl CacheState {
             dropped
         };
         self.cursor = Some(changes.cursor);
+        self.first_cursor.get_or_insert(changes.cursor);
         Ok(dropped)
     }
 
@@ -165,6 +182,7 @@ mod tests {
             negative_ttl_seconds: 5,
             max_entries: 100,
             poll_interval: std::time::Duration::from_millis(1000),
+            shared_slots: 16,
         }
     }
 

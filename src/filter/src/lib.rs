@@ -11,6 +11,7 @@ pub mod feed;
 pub mod policy;
 pub mod request;
 pub mod routing;
+pub mod shared;
 pub mod stats;
 
 #[cfg(target_arch = "wasm32")]

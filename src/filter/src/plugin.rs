@@ -23,6 +23,7 @@ use crate::feed::{self, CacheState};
 use crate::policy::Policy;
 use crate::request;
 use crate::routing::{self, MetadataPolicies, RequestFacts};
+use crate::shared::{self, SharedEntry};
 use crate::stats::{self, Event};
 
 proxy_wasm::main! {{
@@ -354,34 +355,80 @@ impl Check {
         self.send_http_response(refusal.status, headers, Some(&refusal.body));
     }
 
-    /// The cached answer for this credential and policy, counting the hit
-    /// or miss; on a miss, remembers where the answer will go.
+    /// The cached answer for this credential and policy, from this worker
+    /// or the shared tier, counting the hit or miss; on a miss, remembers
+    /// where the answer will go.
     fn cached(&mut self, policy: &Policy, credential: &str) -> Option<Cached> {
         let cache = self.cache.clone()?;
         let key = cache_key(credential, &policy.check_path);
-        let hit = cache.borrow_mut().lookup(&key, now_ms());
-        match hit {
-            Some(_) => self.stats.count(Event::CacheHit),
-            None => {
-                self.stats.count(Event::CacheMiss);
-                if let Some(cursor) = cache.borrow().cursor {
-                    self.pending = Some((key, request::token_key(credential), cursor));
-                }
-            }
+        let now = now_ms();
+        if let Some(hit) = cache.borrow_mut().lookup(&key, now) {
+            self.stats.count(Event::CacheHitLocal);
+            return Some(hit);
         }
-        hit
+        if let Some(hit) = self.shared_answer(&key, now) {
+            self.stats.count(Event::CacheHitShared);
+            return Some(hit);
+        }
+        self.stats.count(Event::CacheMiss);
+        if let Some(cursor) = cache.borrow().cursor {
+            self.pending = Some((key, request::token_key(credential), cursor));
+        }
+        None
     }
 
+    /// An answer another worker put in the shared tier, if this worker can
+    /// trust it; copied into this worker's cache for the rest of its life.
+    fn shared_answer(&self, key: &CacheKey, now: u64) -> Option<Cached> {
+        let (cache, slots) = (self.cache.as_ref()?, self.shared_slots()?);
+        let (bytes, _) = self.get_shared_data(&shared::slot_name(key, slots));
+        let entry = SharedEntry::read(&bytes?, key, now)?;
+        let mut state = cache.borrow_mut();
+        if !state.trusts(entry.token_key.as_deref(), entry.asked_at) {
+            return None;
+        }
+        let cached = entry.cached()?;
+        let ttl_ms = entry.expires_at_ms - now;
+        state.store(
+            *key,
+            cached.clone(),
+            entry.token_key,
+            entry.asked_at,
+            ttl_ms,
+            now,
+        );
+        Some(cached)
+    }
+
+    fn shared_slots(&self) -> Option<u32> {
+        self.config
+            .cache
+            .as_ref()
+            .map(|c| c.shared_slots)
+            .filter(|s| *s > 0)
+    }
+
+    /// Stores the companion's answer here and, for the other workers, in
+    /// the shared tier.
     fn remember(&mut self, decision: &Decision) {
         let (Some((key, token_key, asked_at)), Some(cache), Some(config)) =
             (self.pending.take(), &self.cache, &self.config.cache)
         else {
             return;
         };
-        if let Some((cached, ttl_ms)) = feed::cacheable(decision, config) {
-            cache
-                .borrow_mut()
-                .store(key, cached, token_key, asked_at, ttl_ms, now_ms());
+        let Some((cached, ttl_ms)) = feed::cacheable(decision, config) else {
+            return;
+        };
+        let now = now_ms();
+        let entry = SharedEntry::new(&key, &cached, token_key.clone(), asked_at, now + ttl_ms);
+        let stored = cache
+            .borrow_mut()
+            .store(key, cached, token_key, asked_at, ttl_ms, now);
+        if let (true, Some(slots)) = (stored && ttl_ms > 0, self.shared_slots()) {
+            let slot = shared::slot_name(&key, slots);
+            let (_, cas) = self.get_shared_data(&slot);
+            // A lost race means another worker just wrote the slot: fine.
+            let _ = self.set_shared_data(&slot, Some(&entry.encode()), cas);
         }
     }
 }

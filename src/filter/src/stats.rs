@@ -20,7 +20,10 @@ pub enum Event {
     BadRoutePolicy,
     /// A browser sent to log in (302) instead of a 401.
     LoginRedirect,
-    CacheHit,
+    /// Answered from this worker's cache.
+    CacheHitLocal,
+    /// Answered from the cross-worker tier (shared data).
+    CacheHitShared,
     CacheMiss,
     /// Cached answers dropped because the companion reported their token
     /// revoked, expired or changed.
@@ -30,7 +33,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 13] = [
+    pub const ALL: [Event; 14] = [
         Event::Allowed,
         Event::Unchecked,
         Event::Denied400,
@@ -40,7 +43,8 @@ impl Event {
         Event::CalloutError,
         Event::BadRoutePolicy,
         Event::LoginRedirect,
-        Event::CacheHit,
+        Event::CacheHitLocal,
+        Event::CacheHitShared,
         Event::CacheMiss,
         Event::RevocationsApplied,
         Event::FeedErrors,
@@ -57,7 +61,8 @@ impl Event {
             Event::CalloutError => "portcullis.callout_errors",
             Event::BadRoutePolicy => "portcullis.bad_route_policy",
             Event::LoginRedirect => "portcullis.login_redirects",
-            Event::CacheHit => "portcullis.cache_hits",
+            Event::CacheHitLocal => "portcullis.cache_hits_local",
+            Event::CacheHitShared => "portcullis.cache_hits_shared",
             Event::CacheMiss => "portcullis.cache_misses",
             Event::RevocationsApplied => "portcullis.revocations_applied",
             Event::FeedErrors => "portcullis.feed_errors",
