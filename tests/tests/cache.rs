@@ -137,3 +137,47 @@ async fn cached_answers_are_kept_per_policy() {
     assert!(hits >= 6, "{hits}");
     assert!(stack.envoy_counter("portcullis.cache_misses").await <= 4);
 }
+
+#[tokio::test]
+async fn stale_if_error_serves_known_tokens_for_a_bounded_time_while_the_companion_is_down() {
+    const STALE: &str = r#"{"cluster": "portcullis", "policy": {"scopes": ["read:all"]},
+      "cache": {"ttl_seconds": 1, "poll_interval_ms": 200, "stale_if_error_seconds": 2, "shared_slots": 0}}"#;
+    let mut stack = Stack::start_with(|_, config| with_filter_config(&config, STALE)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let known = stack.companion.create_token("alice", &["read:all"]);
+    let unknown = stack.companion.create_token("bob", &["read:all"]);
+    // Each worker validates the token once (the shared tier is off here).
+    let start = Instant::now();
+    while companion_checks(&stack, "allowed").await < 2 {
+        assert_eq!(get(&stack, "/", &known).await, StatusCode::OK);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "both workers never saw the token"
+        );
+    }
+    let validated = Instant::now();
+    stack.companion.stop();
+
+    // Past freshness (1 s), within the stale window (1 s + 2 s).
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(validated.elapsed())).await;
+    for _ in 0..10 {
+        assert_eq!(
+            get(&stack, "/", &known).await,
+            StatusCode::OK,
+            "stale answer served"
+        );
+    }
+    assert_eq!(
+        get(&stack, "/", &unknown).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nothing to serve stale"
+    );
+    assert!(stack.envoy_counter("portcullis.stale_served").await >= 10);
+
+    // Past the stale window: fail closed again.
+    tokio::time::sleep(Duration::from_millis(3500).saturating_sub(validated.elapsed())).await;
+    assert_eq!(
+        get(&stack, "/", &known).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

@@ -31,6 +31,9 @@ struct Entry {
     value: Cached,
     token_key: Option<String>,
     expires_at_ms: u64,
+    /// Kept (but served only on the companion's failure) until then; at
+    /// least `expires_at_ms`.
+    kept_until_ms: u64,
     /// Which insertion this is, so an older place in `order` for the same
     /// key is known to be stale.
     generation: u64,
@@ -69,11 +72,26 @@ impl AnswerCache {
     pub fn get(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
         match self.entries.get(key) {
             Some(entry) if entry.expires_at_ms > now_ms => Some(entry.value.clone()),
+            Some(entry) if entry.kept_until_ms > now_ms => None,
             Some(_) => {
                 self.remove(key);
                 None
             }
             None => None,
+        }
+    }
+
+    /// An allowed answer past its freshness but still kept, for when the
+    /// companion cannot be asked (stale-if-error).
+    pub fn get_stale(&self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
+        let entry = self.entries.get(key).filter(|e| e.kept_until_ms > now_ms)?;
+        matches!(entry.value, Cached::Allow(_)).then(|| entry.value.clone())
+    }
+
+    /// Keeps the entry for `key` until `until_ms`, past its freshness.
+    pub fn keep_until(&mut self, key: &CacheKey, until_ms: u64) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.kept_until_ms = entry.kept_until_ms.max(until_ms);
         }
     }
 
@@ -107,6 +125,7 @@ impl AnswerCache {
             value,
             token_key,
             expires_at_ms,
+            kept_until_ms: expires_at_ms,
             generation,
         };
         self.entries.insert(key, entry);
@@ -207,6 +226,43 @@ mod tests {
             cache.insert(keys[4], allow("4"), Some("k4".into()), 60_000, 0);
         }
         assert!(cache.order.len() <= 6, "reinsertions do not grow the queue");
+    }
+
+    #[test]
+    fn stale_answers_are_kept_but_served_only_when_asked_for() {
+        let mut cache = AnswerCache::new(10);
+        let key = cache_key("Bearer t", "/p");
+        cache.insert(key, allow("alice"), Some("k".into()), 1000, 0);
+        cache.keep_until(&key, 5000);
+        assert_eq!(cache.get(&key, 1500), None, "not fresh");
+        assert_eq!(
+            cache.get_stale(&key, 1500),
+            Some(allow("alice")),
+            "but kept"
+        );
+        assert_eq!(cache.get_stale(&key, 5000), None);
+        assert_eq!(cache.get(&key, 5000), None);
+        assert!(cache.is_empty(), "dropped once past keeping");
+        let refusal = Cached::Refuse(Refusal {
+            status: 403,
+            www_authenticate: None,
+            body: vec![],
+        });
+        cache.insert(key, refusal, None, 1000, 0);
+        cache.keep_until(&key, 5000);
+        assert_eq!(
+            cache.get_stale(&key, 1500),
+            None,
+            "only allowed answers go stale"
+        );
+        cache.insert(key, allow("a"), Some("k".into()), 1000, 0);
+        cache.keep_until(&key, 5000);
+        cache.evict_token("k");
+        assert_eq!(
+            cache.get_stale(&key, 1500),
+            None,
+            "revocation drops stale answers too"
+        );
     }
 
     #[test]

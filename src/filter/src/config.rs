@@ -59,6 +59,11 @@ struct RawCache {
     /// ms. Default: 1000.
     #[serde(default = "default_poll_ms")]
     poll_interval_ms: u64,
+    /// Serve an allowed answer up to this long past its freshness while
+    /// the companion fails (stale-if-error), 0..=3600; never past the
+    /// token's expiry. Default: 0 (off: a failing companion means 503).
+    #[serde(default)]
+    stale_if_error_seconds: u64,
     /// Slots of the cross-worker tier in Envoy's shared data, 0..=65536;
     /// 0 keeps answers per worker only. Default: 4096.
     #[serde(default = "default_shared_slots")]
@@ -92,6 +97,7 @@ pub struct CacheConfig {
     pub max_entries: usize,
     pub poll_interval: Duration,
     pub shared_slots: u32,
+    pub stale_if_error_seconds: u64,
 }
 
 impl RawCache {
@@ -114,6 +120,12 @@ impl RawCache {
         range("cache.max_entries", self.max_entries as u64, 1, 1_000_000)?;
         range("cache.poll_interval_ms", self.poll_interval_ms, 100, 60_000)?;
         range(
+            "cache.stale_if_error_seconds",
+            self.stale_if_error_seconds,
+            0,
+            3600,
+        )?;
+        range(
             "cache.shared_slots",
             u64::from(self.shared_slots),
             0,
@@ -125,6 +137,7 @@ impl RawCache {
             max_entries: self.max_entries,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             shared_slots: self.shared_slots,
+            stale_if_error_seconds: self.stale_if_error_seconds,
         })
     }
 }

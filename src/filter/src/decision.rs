@@ -35,6 +35,8 @@ pub enum Decision {
     Allow {
         headers: Vec<(&'static str, String)>,
         cache_ttl: u64,
+        /// The token's own expiry, seconds since the Unix epoch.
+        token_expires: Option<u64>,
     },
     Refuse(Refusal),
     /// Answer 503; the reason is for the log, never for the client.
@@ -76,6 +78,7 @@ fn allow(body: &[u8], use_authorization: bool) -> Decision {
     Decision::Allow {
         headers: answer.upstream_headers(use_authorization),
         cache_ttl: answer.cache_ttl,
+        token_expires: answer.expires,
     }
 }
 
@@ -152,6 +155,7 @@ mod tests {
                     ("x-auth-request-token-scopes", "read:all exec:x".into()),
                 ],
                 cache_ttl: 60,
+                token_expires: None,
             }
         );
     }

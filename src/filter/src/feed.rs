@@ -152,13 +152,38 @@ impl CacheState {
     }
 }
 
+/// Until when (ms) an allowed answer may be served stale while the
+/// companion fails: `stale_if_error_seconds` past its freshness, never past
+/// the token's own expiry, and never for an answer carrying a delegated
+/// token (its minimum lifetime could not be kept).
+pub fn stale_until(decision: &Decision, config: &CacheConfig, fresh_until_ms: u64) -> Option<u64> {
+    let Decision::Allow {
+        headers,
+        token_expires,
+        ..
+    } = decision
+    else {
+        return None;
+    };
+    let delegates = headers
+        .iter()
+        .any(|(name, _)| *name == portcullis_core::check::headers::TOKEN);
+    if config.stale_if_error_seconds == 0 || delegates {
+        return None;
+    }
+    let until = fresh_until_ms + config.stale_if_error_seconds * 1000;
+    Some(token_expires.map_or(until, |e| until.min(e * 1000)))
+}
+
 /// What of a decision may be cached, and for how many milliseconds. An
 /// allowed answer lives no longer than the configured TTL nor what the
 /// companion said; refusals of a token (401, 403) live the short negative
 /// TTL; malformed requests and failures are never cached.
 pub fn cacheable(decision: &Decision, config: &CacheConfig) -> Option<(Cached, u64)> {
     match decision {
-        Decision::Allow { headers, cache_ttl } => {
+        Decision::Allow {
+            headers, cache_ttl, ..
+        } => {
             let ttl = config.ttl_seconds.min(*cache_ttl);
             Some((Cached::Allow(headers.clone()), ttl * 1000))
         }
@@ -183,6 +208,7 @@ mod tests {
             max_entries: 100,
             poll_interval: std::time::Duration::from_millis(1000),
             shared_slots: 16,
+            stale_if_error_seconds: 60,
         }
     }
 
@@ -199,6 +225,7 @@ mod tests {
         let allow = |cache_ttl| Decision::Allow {
             headers: vec![],
             cache_ttl,
+            token_expires: None,
         };
         assert_eq!(
             cacheable(&allow(60), &config()).map(|c| c.1),
@@ -220,6 +247,32 @@ mod tests {
         );
         assert!(cacheable(&refusal(400), &config()).is_none());
         assert!(cacheable(&Decision::Unavailable("x".into()), &config()).is_none());
+    }
+
+    #[test]
+    fn stale_answers_are_bounded_by_the_window_and_the_tokens_expiry() {
+        let allow = |headers: Vec<(&'static str, String)>, token_expires| Decision::Allow {
+            headers,
+            cache_ttl: 60,
+            token_expires,
+        };
+        assert_eq!(
+            stale_until(&allow(vec![], None), &config(), 1000),
+            Some(61_000)
+        );
+        assert_eq!(
+            stale_until(&allow(vec![], Some(30)), &config(), 1000),
+            Some(30_000),
+            "never past the token's expiry"
+        );
+        let delegated = allow(vec![("x-auth-request-token", "gt-d".into())], None);
+        assert_eq!(stale_until(&delegated, &config(), 1000), None);
+        assert_eq!(stale_until(&refusal(403), &config(), 1000), None);
+        let off = CacheConfig {
+            stale_if_error_seconds: 0,
+            ..config()
+        };
+        assert_eq!(stale_until(&allow(vec![], None), &off, 1000), None);
     }
 
     #[test]

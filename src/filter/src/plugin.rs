@@ -180,6 +180,7 @@ impl RootContext for Root {
             policy: None,
             dispatched_at: None,
             pending: None,
+            cache_key: None,
         }))
     }
 
@@ -210,6 +211,8 @@ struct Check {
     /// token it is about (for eviction on revocation), and the feed cursor
     /// when it was asked for.
     pending: Option<(CacheKey, Option<String>, i64)>,
+    /// This request's cache key, for stale-if-error.
+    cache_key: Option<CacheKey>,
 }
 
 impl Check {
@@ -305,11 +308,39 @@ impl Check {
             vec![],
             self.config.timeout,
         );
-        if let Err(status) = dispatched {
-            self.stats.count(Event::CalloutError);
-            self.fail_closed(&format!("check callout not dispatched: {status:?}"));
+        match dispatched {
+            Ok(_) => Action::Pause,
+            Err(status) => {
+                self.stats.count(Event::CalloutError);
+                match self.serve_stale() {
+                    true => Action::Continue,
+                    false => {
+                        self.fail_closed(&format!("check callout not dispatched: {status:?}"));
+                        Action::Pause
+                    }
+                }
+            }
         }
-        Action::Pause
+    }
+
+    /// Stale-if-error: lets the request on with an allowed answer past its
+    /// freshness, if the configuration allows one and one is kept.
+    fn serve_stale(&self) -> bool {
+        let (Some(cache), Some(key)) = (&self.cache, &self.cache_key) else {
+            return false;
+        };
+        let stale = cache.borrow().answers.get_stale(key, now_ms());
+        let Some(Cached::Allow(identity)) = stale else {
+            return false;
+        };
+        log(
+            LogLevel::Warn,
+            "portcullis: companion failed; serving a stale answer",
+        );
+        self.stats.count(Event::StaleServed);
+        self.stats.count(Event::Allowed);
+        self.allow(&identity);
+        true
     }
 
     fn fail_closed(&self, reason: &str) {
@@ -371,6 +402,7 @@ impl Check {
             return Some(hit);
         }
         self.stats.count(Event::CacheMiss);
+        self.cache_key = Some(key);
         if let Some(cursor) = cache.borrow().cursor {
             self.pending = Some((key, request::token_key(credential), cursor));
         }
@@ -421,9 +453,12 @@ impl Check {
         };
         let now = now_ms();
         let entry = SharedEntry::new(&key, &cached, token_key.clone(), asked_at, now + ttl_ms);
-        let stored = cache
-            .borrow_mut()
-            .store(key, cached, token_key, asked_at, ttl_ms, now);
+        let mut state = cache.borrow_mut();
+        let stored = state.store(key, cached, token_key, asked_at, ttl_ms, now);
+        if let Some(until) = feed::stale_until(decision, config, now + ttl_ms).filter(|_| stored) {
+            state.answers.keep_until(&key, until);
+        }
+        drop(state);
         if let (true, Some(slots)) = (stored && ttl_ms > 0, self.shared_slots()) {
             let slot = shared::slot_name(&key, slots);
             let (_, cas) = self.get_shared_data(&slot);
@@ -472,7 +507,10 @@ impl Context for Check {
             Decision::Refuse(refusal) => self.refuse(&refusal),
             Decision::Unavailable(reason) => {
                 self.stats.count(Event::CalloutError);
-                self.fail_closed(&reason);
+                match self.serve_stale() {
+                    true => self.resume_http_request(),
+                    false => self.fail_closed(&reason),
+                }
             }
         }
     }

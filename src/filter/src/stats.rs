@@ -25,6 +25,8 @@ pub enum Event {
     /// Answered from the cross-worker tier (shared data).
     CacheHitShared,
     CacheMiss,
+    /// An allowed answer served past its freshness while the companion failed.
+    StaleServed,
     /// Cached answers dropped because the companion reported their token
     /// revoked, expired or changed.
     RevocationsApplied,
@@ -33,7 +35,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 15] = [
         Event::Allowed,
         Event::Unchecked,
         Event::Denied400,
@@ -46,6 +48,7 @@ impl Event {
         Event::CacheHitLocal,
         Event::CacheHitShared,
         Event::CacheMiss,
+        Event::StaleServed,
         Event::RevocationsApplied,
         Event::FeedErrors,
     ];
@@ -64,6 +67,7 @@ impl Event {
             Event::CacheHitLocal => "portcullis.cache_hits_local",
             Event::CacheHitShared => "portcullis.cache_hits_shared",
             Event::CacheMiss => "portcullis.cache_misses",
+            Event::StaleServed => "portcullis.stale_served",
             Event::RevocationsApplied => "portcullis.revocations_applied",
             Event::FeedErrors => "portcullis.feed_errors",
         }
