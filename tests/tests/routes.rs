@@ -341,3 +341,52 @@ async fn an_invalid_rule_is_refused_at_load_naming_its_field() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_minimum_lifetime_refuses_tokens_that_expire_too_soon() {
+    let filter = r#"{"cluster": "portcullis", "policy": {"scopes": ["read:all"]}, "rules": [
+      {"match": {"prefix": "/long/"}, "policy": {"minimum_lifetime": 3600}}]}"#;
+    let stack = Stack::start_with(|_, config| with_filter_config(&config, filter)).await;
+    let cli = |lifetime: &str, name: &str| {
+        let args = [
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--token-name",
+            name,
+            "--scope",
+            "read:all",
+            "--lifetime",
+            lifetime,
+        ];
+        stack.companion.cli(&args).trim().to_owned()
+    };
+    let short = cli("30m", "short");
+    let long = cli("2h", "long");
+    assert_eq!(
+        status(&stack, Method::GET, "/long/x", Some(&long)).await,
+        StatusCode::OK
+    );
+    let refused = send(
+        &stack,
+        Method::GET,
+        "/long/x",
+        &[("authorization", &format!("Bearer {short}"))],
+    )
+    .await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNAUTHORIZED,
+        "must log in again for a longer-lived token"
+    );
+    assert!(refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("lifetime is too short"));
+    // Elsewhere the short-lived token is fine.
+    assert_eq!(
+        status(&stack, Method::GET, "/x", Some(&short)).await,
+        StatusCode::OK
+    );
+}

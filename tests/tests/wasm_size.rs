@@ -1,0 +1,17 @@
+//! The release `.wasm` stays small: Envoy loads one copy per worker.
+
+use portcullis_e2e::Artifacts;
+
+/// The target for the filter's size.
+const MAX_WASM_BYTES: u64 = 500 * 1000;
+
+#[test]
+fn the_release_wasm_is_under_500_kb() {
+    let size = std::fs::metadata(Artifacts::get().wasm)
+        .expect("the built .wasm")
+        .len();
+    assert!(
+        size < MAX_WASM_BYTES,
+        "portcullis_filter.wasm is {size} bytes"
+    );
+}
