@@ -52,18 +52,18 @@ pub fn token_key(credential: &str) -> Option<String> {
 
 /// The headers of a GET callout to the companion (a check, or a poll of
 /// the change feed).
-pub fn callout_headers<'a>(
-    authority: &'a str,
-    path: &'a str,
-    credential: Option<&'a str>,
-) -> Vec<(&'a str, &'a str)> {
+pub fn callout_headers(
+    authority: &str,
+    path: &str,
+    credential: Option<&str>,
+) -> Vec<(&'static str, String)> {
     let mut out = vec![
-        (":method", "GET"),
-        (":path", path),
-        (":authority", authority),
+        (":method", "GET".to_owned()),
+        (":path", path.to_owned()),
+        (":authority", authority.to_owned()),
     ];
     if let Some(value) = credential {
-        out.push(("authorization", value));
+        out.push(("authorization", value.to_owned()));
     }
     out
 }
@@ -104,10 +104,13 @@ mod tests {
         assert_eq!(
             headers,
             vec![
-                (":method", "GET"),
-                (":path", "/ingress/auth?scope=read%3Aall&satisfy=all"),
-                (":authority", "portcullis"),
-                ("authorization", "Bearer abc"),
+                (":method", "GET".to_owned()),
+                (
+                    ":path",
+                    "/ingress/auth?scope=read%3Aall&satisfy=all".to_owned()
+                ),
+                (":authority", "portcullis".to_owned()),
+                ("authorization", "Bearer abc".to_owned()),
             ]
         );
     }
