@@ -96,6 +96,7 @@ async fn a_revoked_token_is_refused_at_the_edge_within_two_seconds_despite_a_fiv
         assert_eq!(get(&stack, "/", &token).await, StatusCode::UNAUTHORIZED);
     }
     assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(stack.envoy_counter("portcullis.revocations_applied").await >= 1);
 }
 
 #[tokio::test]
@@ -179,5 +180,57 @@ async fn stale_if_error_serves_known_tokens_for_a_bounded_time_while_the_compani
     assert_eq!(
         get(&stack, "/", &known).await,
         StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn a_cached_delegated_token_is_never_handed_out_with_less_than_its_minimum_lifetime() {
+    // 298 s of a 300 s token must remain: the answer may be reused for
+    // about 2 s, then the token no longer has the lifetime the route needs.
+    const DELEGATING: &str = r#"{"cluster": "portcullis", "policy": {"scopes": ["read:all"],
+        "delegate_to": "svc", "minimum_lifetime": 298},
+      "cache": {"ttl_seconds": 300, "poll_interval_ms": 200}}"#;
+    let stack = Stack::start_with(|_, config| with_filter_config(&config, DELEGATING)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let args = [
+        "token",
+        "create",
+        "--user",
+        "alice",
+        "--token-name",
+        "short",
+        "--scope",
+        "read:all",
+        "--lifetime",
+        "5m",
+    ];
+    let token = stack.companion.cli(&args).trim().to_owned();
+    let created = Instant::now();
+    let delegated = |response: reqwest::Response| async {
+        portcullis_e2e::stack::upstream_headers(response).await["x-auth-request-token"][0]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let first = delegated(stack.get_with_token("/", &token).await)
+        .await
+        .expect("a delegated token");
+    let again = delegated(stack.get_with_token("/", &token).await)
+        .await
+        .expect("a delegated token");
+    assert_eq!(
+        first, again,
+        "reused from the cache while it has its minimum lifetime"
+    );
+    assert!(
+        created.elapsed() < Duration::from_secs(2),
+        "the test ran too slowly to judge"
+    );
+
+    tokio::time::sleep(Duration::from_millis(3000).saturating_sub(created.elapsed())).await;
+    let late = stack.get_with_token("/", &token).await;
+    assert_eq!(
+        late.status(),
+        StatusCode::UNAUTHORIZED,
+        "not handed out with under 298 s left"
     );
 }

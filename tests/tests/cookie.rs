@@ -13,7 +13,10 @@ async fn a_session_cookie_authenticates_and_only_it_is_removed_from_cookie() {
     let response = stack
         .get(
             "/",
-            &[("cookie", &format!("theme=dark; {session}; lang=en"))],
+            &[
+                ("cookie", &format!("theme=dark; {session}; lang=en")),
+                ("x-custom", "kept"),
+            ],
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -22,6 +25,11 @@ async fn a_session_cookie_authenticates_and_only_it_is_removed_from_cookie() {
     assert_eq!(
         headers["cookie"],
         serde_json::json!(["theme=dark; lang=en"])
+    );
+    assert_eq!(
+        headers["x-custom"],
+        serde_json::json!(["kept"]),
+        "other headers pass untouched"
     );
     assert!(!headers.contains_key("authorization"));
 
