@@ -148,5 +148,9 @@ impl Companion {
             answers_ok(&health)
         })
         .await;
+        // A companion that could not bind its port has exited, and its
+        // health check may have reached someone else's: make sure.
+        let alive = self.process.as_mut().is_some_and(|p| p.is_running());
+        assert!(alive, "the companion exited during start-up");
     }
 }

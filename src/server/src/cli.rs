@@ -86,9 +86,16 @@ enum TokenCommand {
         user: Option<String>,
     },
     /// Show one token's metadata as JSON.
-    Show { key: TokenKey },
+    Show {
+        // A key may begin with `-` (URL-safe base64): never a flag here.
+        #[arg(allow_hyphen_values = true)]
+        key: TokenKey,
+    },
     /// Revoke a token and, recursively, its children.
-    Revoke { key: TokenKey },
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        key: TokenKey,
+    },
 }
 
 #[derive(Subcommand)]
@@ -393,4 +400,29 @@ fn init_config(path: &Path, listen: SocketAddr, database: &Path) -> CliResult {
     file.write_all(text.as_bytes())?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_begin_with_a_hyphen_are_keys_not_flags() {
+        // `-h…` would otherwise print help and exit 0: a revoke that
+        // silently revokes nothing.
+        let keys = ["-h", "-V", "--"].map(|start| format!("{start}{}", "A".repeat(20)));
+        for key in &keys {
+            for verb in ["show", "revoke"] {
+                let cli = Cli::try_parse_from(["portcullis", "token", verb, key.as_str()]).unwrap();
+                let Command::Token { command } = cli.command else {
+                    panic!("not a token command")
+                };
+                let parsed = match command {
+                    TokenCommand::Show { key } | TokenCommand::Revoke { key } => key,
+                    _ => panic!("{verb} parsed as something else"),
+                };
+                assert_eq!(parsed.as_str(), key.as_str());
+            }
+        }
+    }
 }
