@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::process::{free_port, wait_for, Process};
+use crate::process::{free_ports, Process};
 use crate::{Artifacts, Companion, Envoy};
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +62,31 @@ pub fn with_routes_before_catch_all(config: &str, routes: &str) -> String {
     config.replacen(catch_all, &format!("{routes}\n{catch_all}"), 1)
 }
 
+/// Starts of a stack on fresh ports before giving up.
+const ATTEMPTS: usize = 3;
+
+/// The echo upstream on `port`, once it answers; `None` if it could not
+/// take the port.
+async fn start_upstream(
+    artifacts: &Artifacts,
+    port: u16,
+    dir: &std::path::Path,
+) -> Option<Process> {
+    let mut command = Command::new(&artifacts.echo);
+    command.arg(port.to_string());
+    let mut upstream = Process::spawn("echo-upstream", command, &dir.join("upstream.log"));
+    let echo_url = format!("http://127.0.0.1:{port}/");
+    let started = std::time::Instant::now();
+    while !crate::process::answers_ok(&echo_url).await {
+        if !upstream.is_running() || started.elapsed() > Duration::from_secs(10) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Whatever answered must be this upstream, not another test's server.
+    upstream.is_running().then_some(upstream)
+}
+
 pub struct Stack {
     pub companion: Companion,
     pub envoy: Envoy,
@@ -79,42 +104,50 @@ impl Stack {
     }
 
     /// The demo configuration changed by `edit` before Envoy reads it.
-    pub async fn start_with(edit: impl FnOnce(&Ports, String) -> String) -> Self {
+    pub async fn start_with(edit: impl Fn(&Ports, String) -> String) -> Self {
         let artifacts = Artifacts::get();
         let dir = tempfile::tempdir().expect("temp dir");
         let companion = Companion::start(&artifacts, dir.path()).await;
-        let ports = Ports {
-            proxy: free_port(),
-            admin: free_port(),
-            upstream: free_port(),
-            companion: companion.port,
-        };
-        let mut command = Command::new(&artifacts.echo);
-        command.arg(ports.upstream.to_string());
-        let upstream = Process::spawn("echo-upstream", command, &dir.path().join("upstream.log"));
-        let echo_url = format!("http://127.0.0.1:{}/", ports.upstream);
-        wait_for("the echo upstream", Duration::from_secs(10), || {
-            crate::process::answers_ok(&echo_url)
-        })
-        .await;
-        let config = edit(
-            &ports,
-            render_demo_config(&artifacts, &ports, &companion.session_key()),
-        );
-        let envoy = Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path())
-            .await
-            .unwrap_or_else(|log| panic!("Envoy exited during start-up:\n{log}"));
-        Self {
-            companion,
-            envoy,
-            ports,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("http client"),
-            _upstream: upstream,
-            _dir: dir,
+        // Parallel tests choose ports independently; one released here may
+        // be taken elsewhere before Envoy or the upstream binds it. Then
+        // start again on fresh ports.
+        for attempt in 1..=ATTEMPTS {
+            let [proxy, admin, upstream] = free_ports();
+            let ports = Ports {
+                proxy,
+                admin,
+                upstream,
+                companion: companion.port,
+            };
+            let Some(upstream) = start_upstream(&artifacts, ports.upstream, dir.path()).await
+            else {
+                continue;
+            };
+            let config = edit(
+                &ports,
+                render_demo_config(&artifacts, &ports, &companion.session_key()),
+            );
+            let envoy = match Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path()).await
+            {
+                Ok(envoy) => envoy,
+                Err(log) if log.contains("Address already in use") && attempt < ATTEMPTS => {
+                    continue
+                }
+                Err(log) => panic!("Envoy exited during start-up:\n{log}"),
+            };
+            return Self {
+                companion,
+                envoy,
+                ports,
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("http client"),
+                _upstream: upstream,
+                _dir: dir,
+            };
         }
+        panic!("no free ports for the stack after {ATTEMPTS} attempts");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_e2e::process::free_port;
+use portcullis_e2e::process::free_ports;
 use portcullis_e2e::Artifacts;
 use reqwest::StatusCode;
 
@@ -82,13 +82,14 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
     let out_file = dir.path().join("stdout");
     // Its own process group, as a terminal's foreground job: Ctrl-C is a
     // SIGINT to the whole group.
+    let ports: [u16; 4] = free_ports();
     let mut demo = Command::new(artifacts.root.join("build.sh"))
         .arg("run")
         .env("PORTCULLIS_NO_BUILD", "1") // built by ./build.sh test already
-        .env("PORTCULLIS_PROXY_PORT", free_port().to_string())
-        .env("PORTCULLIS_ADMIN_PORT", free_port().to_string())
-        .env("PORTCULLIS_COMPANION_PORT", free_port().to_string())
-        .env("PORTCULLIS_UPSTREAM_PORT", free_port().to_string())
+        .env("PORTCULLIS_PROXY_PORT", ports[0].to_string())
+        .env("PORTCULLIS_ADMIN_PORT", ports[1].to_string())
+        .env("PORTCULLIS_COMPANION_PORT", ports[2].to_string())
+        .env("PORTCULLIS_UPSTREAM_PORT", ports[3].to_string())
         .env("PORTCULLIS_DEMO_DIR", dir.path().join("demo"))
         .env("PORTCULLIS_DEMO_ENV_FILE", &env_file)
         .stdin(Stdio::null())

@@ -245,11 +245,12 @@ async fn companion_that_hangs_gives_503_after_the_timeout() {
 async fn invalid_plugin_configuration_is_refused_naming_the_field() {
     let artifacts = Artifacts::get();
     let dir = tempfile::tempdir().expect("temp dir");
+    let [proxy, admin, upstream, companion] = portcullis_e2e::process::free_ports();
     let ports = portcullis_e2e::Ports {
-        proxy: portcullis_e2e::process::free_port(),
-        admin: portcullis_e2e::process::free_port(),
-        upstream: portcullis_e2e::process::free_port(),
-        companion: portcullis_e2e::process::free_port(),
+        proxy,
+        admin,
+        upstream,
+        companion,
     };
     let config = portcullis_e2e::stack::render_demo_config(
         &artifacts,

@@ -317,11 +317,12 @@ async fn a_routes_metadata_policy_wins_over_the_rules_and_an_invalid_one_fails_c
 async fn an_invalid_rule_is_refused_at_load_naming_its_field() {
     let artifacts = Artifacts::get();
     let dir = tempfile::tempdir().expect("temp dir");
+    let [proxy, admin, upstream, companion] = portcullis_e2e::process::free_ports();
     let ports = portcullis_e2e::Ports {
-        proxy: portcullis_e2e::process::free_port(),
-        admin: portcullis_e2e::process::free_port(),
-        upstream: portcullis_e2e::process::free_port(),
-        companion: portcullis_e2e::process::free_port(),
+        proxy,
+        admin,
+        upstream,
+        companion,
     };
     let bad = r#"{"cluster": "portcullis", "rules": [{"match": {"prefix": "/a/"}, "policy": {}}, {"match": {"path": "nope"}, "policy": {}}]}"#;
     let config = with_filter_config(
