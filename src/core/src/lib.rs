@@ -4,6 +4,7 @@
 pub mod authorization;
 pub mod challenge;
 pub mod check;
+pub mod cookie;
 pub mod scope;
 pub mod session;
 pub mod token;

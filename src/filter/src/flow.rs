@@ -7,12 +7,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use portcullis_core::Token;
+use portcullis_core::{cookie, Token};
 
 use crate::browser;
 use crate::cache::{cache_key, CacheKey, Cached};
 use crate::config::{ConfigError, FilterConfig};
-use crate::cookie;
 use crate::decision::{
     self, CheckReply, Decision, Refusal, BAD_AUTHORIZATION_BODY, BAD_ROUTE_POLICY_BODY,
     UNAVAILABLE_BODY,

@@ -5,7 +5,6 @@
 pub mod browser;
 pub mod cache;
 pub mod config;
-pub mod cookie;
 pub mod decision;
 pub mod feed;
 pub mod flow;

@@ -7,7 +7,7 @@ use axum::Router;
 use ipnet::IpNet;
 
 use crate::config::{Config, StorageConfig};
-use crate::handlers::{self, AppState};
+use crate::handlers::{self, AppState, SessionCookie};
 use crate::metrics::Metrics;
 use crate::services::{Authenticator, CheckService, Clock, SystemClock, TokenError, TokenService};
 use crate::storage::sqlite::{
@@ -16,6 +16,7 @@ use crate::storage::sqlite::{
 use crate::storage::{
     DataCipher, StorageError, TokenDataStore, TokenHistoryStore, TokenMetadataStore,
 };
+use portcullis_core::session::SessionSeal;
 
 type Stores = (
     Arc<dyn TokenDataStore>,
@@ -30,6 +31,7 @@ pub struct App {
     pub auth: Arc<Authenticator>,
     realm: Arc<str>,
     trusted_proxies: Arc<[IpNet]>,
+    session: Option<Arc<SessionCookie>>,
 }
 
 impl App {
@@ -81,6 +83,15 @@ impl App {
             auth,
             realm: config.realm.as_str().into(),
             trusted_proxies: config.trusted_proxies.clone().into(),
+            session: config.session.as_ref().map(|s| {
+                Arc::new(SessionCookie {
+                    name: s.cookie_name.clone(),
+                    seal: SessionSeal::new(&s.key.0),
+                    domain: s.domain.clone(),
+                    secure: s.secure,
+                    logout_url: s.logout_url.clone(),
+                })
+            }),
         })
     }
 
@@ -118,6 +129,7 @@ impl App {
             realm: self.realm.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             metrics: self.metrics.clone(),
+            session: self.session.clone(),
         })
     }
 }

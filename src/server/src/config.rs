@@ -90,6 +90,23 @@ struct RawSession {
     /// 32 bytes in standard base64, shared with the filter, which opens
     /// the cookie itself.
     key: String,
+    /// The cookie's Domain attribute. Default: none (this host only).
+    domain: Option<String>,
+    /// Mark the cookie Secure (HTTPS only). Default: true; false only for
+    /// plain-http development.
+    #[serde(default = "default_secure")]
+    secure: bool,
+    /// Where `/logout` sends the browser afterwards. Default: /.
+    #[serde(default = "default_logout_url")]
+    logout_url: String,
+}
+
+fn default_secure() -> bool {
+    true
+}
+
+fn default_logout_url() -> String {
+    "/".to_owned()
 }
 
 fn default_cookie_name() -> String {
@@ -101,6 +118,9 @@ fn default_cookie_name() -> String {
 pub struct SessionConfig {
     pub cookie_name: String,
     pub key: KeyMaterial,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub logout_url: String,
 }
 
 fn default_trusted_proxies() -> Vec<IpNet> {
@@ -332,7 +352,27 @@ impl RawSession {
                 "must be an RFC 6265 cookie name",
             ));
         }
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        };
+        if self.domain.as_deref().is_some_and(|d| !plain(d)) {
+            return Err(invalid("session.domain", "must be a host name"));
+        }
+        let local = self.logout_url.starts_with('/') && !self.logout_url.starts_with("//");
+        let absolute =
+            self.logout_url.starts_with("https://") || self.logout_url.starts_with("http://");
+        if !(local || absolute) || !plain(&self.logout_url) {
+            return Err(invalid(
+                "session.logout_url",
+                "must be an http(s) URL or a path starting with one /",
+            ));
+        }
         Ok(SessionConfig {
+            domain: self.domain,
+            secure: self.secure,
+            logout_url: self.logout_url,
             cookie_name: self.cookie_name,
             key: decode_key(&self.key)
                 .ok_or_else(|| invalid("session.key", "must be 32 bytes in standard base64"))?,
@@ -572,6 +612,26 @@ mod tests {
             (
                 minimal("time_to_stale_seconds = 0"),
                 "time_to_stale_seconds",
+            ),
+            (
+                minimal("").replace(
+                    "[storage]",
+                    &format!(
+                        "[session]\nkey = \"{KEY}\"\nlogout_url = \"//evil.example\"\n[storage]"
+                    ),
+                ),
+                "session.logout_url",
+            ),
+            (
+                minimal("").replace(
+                    "[storage]",
+                    &format!("[session]\nkey = \"{KEY}\"\ndomain = \"a;b\"\n[storage]"),
+                ),
+                "session.domain",
+            ),
+            (
+                minimal("").replace("[storage]", "[session]\nkey = \"c2hvcnQ=\"\n[storage]"),
+                "session.key",
             ),
             (
                 minimal("[scopes]\n\"bad scope\" = \"x\""),

@@ -519,3 +519,102 @@ async fn history_routes_page_with_link_headers_and_record_the_client_address() {
         .await;
     assert_eq!(cidr.body.as_array().unwrap().len(), 3);
 }
+
+/// The demo's session cookie for `token`, sealed with the test key.
+fn session_cookie(token: &str) -> String {
+    let seal = portcullis_core::session::SessionSeal::new(&[6; 32]);
+    format!(
+        "portcullis_session={}",
+        seal.seal(&token.parse().unwrap(), [3; 12])
+    )
+}
+
+async fn logout(api: &Api, cookie: Option<&str>) -> Reply {
+    let mut request = Request::get("/logout");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", format!("theme=dark; {cookie}"));
+    }
+    api.send(request.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_and_its_children_and_clears_the_cookie() {
+    let api = api().await;
+    let data = api
+        .app
+        .tokens
+        .get_data(&api.alice.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let child = api
+        .app
+        .tokens
+        .get_notebook_token(&data, None, None)
+        .await
+        .unwrap();
+    let reply = logout(&api, Some(&session_cookie(&api.alice))).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.headers["location"], "/");
+    assert_eq!(
+        reply.headers["set-cookie"],
+        "portcullis_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"
+    );
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    assert_error(
+        &api.get("/auth/api/v1/user-info", &api.alice).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    );
+    assert_error(
+        &api.get("/auth/api/v1/user-info", &child.expose()).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    );
+    let history = api
+        .get("/auth/api/v1/history/token-changes?actor=alice", &api.admin)
+        .await;
+    let revoked = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "revoke")
+        .count();
+    assert_eq!(revoked, 2, "the session and its child, by alice");
+}
+
+#[tokio::test]
+async fn logout_without_a_session_still_clears_and_redirects_and_touches_no_other_token() {
+    let api = api().await;
+    let reply = logout(&api, None).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert!(reply.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    // A user token sealed as if it were a session is not a session.
+    let made = api.new_user_token("alice", &api.alice, "cli").await;
+    let user_token = made.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        logout(&api, Some(&session_cookie(&user_token)))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        api.get("/auth/api/v1/user-info", &user_token).await.status,
+        StatusCode::OK
+    );
+    // A forged cookie is nothing.
+    assert_eq!(
+        logout(&api, Some("portcullis_session=v1.forged"))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        api.get("/auth/api/v1/user-info", &api.alice).await.status,
+        StatusCode::OK
+    );
+}

@@ -7,6 +7,7 @@ mod client_ip;
 mod error;
 mod health;
 mod ingress;
+mod session;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::services::{Authenticator, CheckService, TokenService};
 
 pub use client_ip::client_ip;
+pub use session::SessionCookie;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,12 +30,14 @@ pub struct AppState {
     pub realm: Arc<str>,
     pub trusted_proxies: Arc<[IpNet]>,
     pub metrics: Arc<Metrics>,
+    pub session: Option<Arc<SessionCookie>>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
+        .route("/logout", get(session::logout))
         .route(CHECK_PATH, get(ingress::ingress_auth))
         .route(CHANGES_PATH, get(changes::changes))
         .nest(api::PREFIX, api::router())

@@ -143,6 +143,31 @@ impl TokenService {
         Ok(true)
     }
 
+    /// Ends a browser session: revokes the session token (and so its
+    /// children), recorded as done by its user. Anything but a valid
+    /// session token is left alone; false then.
+    pub async fn logout(
+        &self,
+        token: &portcullis_core::Token,
+        ip: Option<IpAddr>,
+    ) -> Result<bool, TokenError> {
+        let Some(data) = self.get_data(token).await? else {
+            return Ok(false);
+        };
+        if data.token_type != portcullis_core::TokenType::Session {
+            return Ok(false);
+        }
+        let Some(info) = self
+            .get_token_info_unchecked(token.key(), Some(&data.username))
+            .await?
+        else {
+            return Ok(false);
+        };
+        self.revoke_tree(&info, TokenChange::Revoke, Some(&data.username), ip)
+            .await?;
+        Ok(true)
+    }
+
     /// History entries matching `filter`, newest first. A user who is not
     /// an administrator sees only their own tokens' history.
     pub async fn get_change_history(

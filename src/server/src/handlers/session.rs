@@ -1,0 +1,102 @@
+//! The browser session: `GET /logout` ends it and clears its cookie. The
+//! cookie's attributes are written here, and only here.
+
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis_core::cookie;
+use portcullis_core::session::SessionSeal;
+
+use super::client_ip::ClientIp;
+use super::error::ApiError;
+use super::AppState;
+
+/// The session cookie as this companion sets it.
+pub struct SessionCookie {
+    pub name: String,
+    pub seal: SessionSeal,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub logout_url: String,
+}
+
+impl SessionCookie {
+    /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure unless
+    /// configured for plain-http development, on the configured domain.
+    /// `max_age` 0 clears the cookie.
+    pub fn set_cookie(&self, value: &str, max_age: u64) -> String {
+        let mut header = format!(
+            "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax",
+            self.name
+        );
+        if let Some(domain) = &self.domain {
+            header.push_str(&format!("; Domain={domain}"));
+        }
+        if self.secure {
+            header.push_str("; Secure");
+        }
+        header
+    }
+}
+
+/// Revokes the session in the cookie (and so its children), clears the
+/// cookie and sends the browser to the configured page. Without a valid
+/// session it still clears the cookie: logging out twice is no error.
+pub async fn logout(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    let Some(session) = state.session.as_deref() else {
+        return ApiError::NotFound.into_response();
+    };
+    let cookies: Vec<&str> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let (value, _) = cookie::take(&cookies, &session.name);
+    if let Some(token) = value.and_then(|v| session.seal.open(v)) {
+        // If the revocation fails, say so rather than pretend it happened.
+        if let Err(e) = state.tokens.logout(&token, ip).await {
+            return ApiError::from(e).into_response();
+        }
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (LOCATION, session.logout_url.clone()),
+            (SET_COOKIE, session.set_cookie("", 0)),
+            (CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookie(domain: Option<&str>, secure: bool) -> SessionCookie {
+        SessionCookie {
+            name: "portcullis_session".into(),
+            seal: SessionSeal::new(&[1; 32]),
+            domain: domain.map(str::to_owned),
+            secure,
+            logout_url: "/".into(),
+        }
+    }
+
+    #[test]
+    fn cookies_are_http_only_lax_and_secure_unless_told_otherwise() {
+        assert_eq!(
+            cookie(None, true).set_cookie("v", 60),
+            "portcullis_session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            cookie(Some("example.org"), false).set_cookie("", 0),
+            "portcullis_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Domain=example.org"
+        );
+    }
+}
