@@ -108,12 +108,18 @@ impl Companion {
     /// A new user token with these scopes, as its bearer string. Each gets
     /// its own name, as user tokens must.
     pub fn create_token(&self, user: &str, scopes: &[&str]) -> String {
+        self.create_token_with(user, scopes, &[])
+    }
+
+    /// The same, with more `token create` options (`--lifetime 5m`, …).
+    pub fn create_token_with(&self, user: &str, scopes: &[&str], options: &[&str]) -> String {
         static MADE: AtomicUsize = AtomicUsize::new(0);
         let name = format!("test-{}", MADE.fetch_add(1, Ordering::Relaxed));
         let mut args = vec!["token", "create", "--user", user, "--token-name", &name];
         for scope in scopes {
             args.extend(["--scope", scope]);
         }
+        args.extend(options);
         self.cli(&args).trim().to_owned()
     }
 

@@ -62,6 +62,28 @@ pub fn with_routes_before_catch_all(config: &str, routes: &str) -> String {
     config.replacen(catch_all, &format!("{routes}\n{catch_all}"), 1)
 }
 
+/// Starts Envoy on the demo configuration with the filter's JSON replaced
+/// by `json`, expecting it to refuse; returns its log.
+pub async fn envoy_refuses_filter_config(json: &str) -> String {
+    let artifacts = Artifacts::get();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let [proxy, admin, upstream, companion] = free_ports();
+    let ports = Ports {
+        proxy,
+        admin,
+        upstream,
+        companion,
+    };
+    let config = with_filter_config(
+        &render_demo_config(&artifacts, &ports, ANY_SESSION_KEY),
+        json,
+    );
+    match Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path()).await {
+        Ok(_) => panic!("Envoy served with an invalid plugin configuration"),
+        Err(log) => log,
+    }
+}
+
 /// Starts of a stack on fresh ports before giving up.
 const ATTEMPTS: usize = 3;
 

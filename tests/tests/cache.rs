@@ -192,19 +192,9 @@ async fn a_cached_delegated_token_is_never_handed_out_with_less_than_its_minimum
       "cache": {"ttl_seconds": 300, "poll_interval_ms": 200}}"#;
     let stack = Stack::start_with(|_, config| with_filter_config(&config, DELEGATING)).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let args = [
-        "token",
-        "create",
-        "--user",
-        "alice",
-        "--token-name",
-        "short",
-        "--scope",
-        "read:all",
-        "--lifetime",
-        "5m",
-    ];
-    let token = stack.companion.cli(&args).trim().to_owned();
+    let token = stack
+        .companion
+        .create_token_with("alice", &["read:all"], &["--lifetime", "5m"]);
     let created = Instant::now();
     let delegated = |response: reqwest::Response| async {
         portcullis_e2e::stack::upstream_headers(response).await["x-auth-request-token"][0]

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use portcullis_e2e::stack::upstream_headers;
-use portcullis_e2e::{Artifacts, Envoy, Stack};
+use portcullis_e2e::Stack;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -243,25 +243,8 @@ async fn companion_that_hangs_gives_503_after_the_timeout() {
 
 #[tokio::test]
 async fn invalid_plugin_configuration_is_refused_naming_the_field() {
-    let artifacts = Artifacts::get();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let [proxy, admin, upstream, companion] = portcullis_e2e::process::free_ports();
-    let ports = portcullis_e2e::Ports {
-        proxy,
-        admin,
-        upstream,
-        companion,
-    };
-    let config = portcullis_e2e::stack::render_demo_config(
-        &artifacts,
-        &ports,
-        portcullis_e2e::stack::ANY_SESSION_KEY,
-    )
-    .replace(r#""timeout_ms": 1000"#, r#""timeout_ms": 0"#);
-    let log = match Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path()).await {
-        Ok(_) => panic!("Envoy served with an invalid plugin configuration"),
-        Err(log) => log,
-    };
+    let bad = r#"{"cluster": "portcullis", "timeout_ms": 0, "policy": {"scopes": ["read:all"]}}"#;
+    let log = portcullis_e2e::stack::envoy_refuses_filter_config(bad).await;
     assert!(
         log.contains(
             "invalid plugin configuration: field `timeout_ms`: must be between 1 and 60000, not 0"

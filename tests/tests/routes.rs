@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use portcullis_e2e::stack::{upstream_headers, with_filter_config, with_routes_before_catch_all};
-use portcullis_e2e::{Artifacts, Envoy, Stack};
+use portcullis_e2e::Stack;
 use reqwest::{Method, StatusCode};
 
 const FILTER: &str = r#"{"cluster": "portcullis", "policy": {"scopes": ["read:all"]}, "rules": [
@@ -315,28 +315,8 @@ async fn a_routes_metadata_policy_wins_over_the_rules_and_an_invalid_one_fails_c
 
 #[tokio::test]
 async fn an_invalid_rule_is_refused_at_load_naming_its_field() {
-    let artifacts = Artifacts::get();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let [proxy, admin, upstream, companion] = portcullis_e2e::process::free_ports();
-    let ports = portcullis_e2e::Ports {
-        proxy,
-        admin,
-        upstream,
-        companion,
-    };
     let bad = r#"{"cluster": "portcullis", "rules": [{"match": {"prefix": "/a/"}, "policy": {}}, {"match": {"path": "nope"}, "policy": {}}]}"#;
-    let config = with_filter_config(
-        &portcullis_e2e::stack::render_demo_config(
-            &artifacts,
-            &ports,
-            portcullis_e2e::stack::ANY_SESSION_KEY,
-        ),
-        bad,
-    );
-    let log = match Envoy::start(&artifacts.envoy, &config, ports.admin, dir.path()).await {
-        Ok(_) => panic!("Envoy served with an invalid rule"),
-        Err(log) => log,
-    };
+    let log = portcullis_e2e::stack::envoy_refuses_filter_config(bad).await;
     assert!(
         log.contains("field `rules[1].match.path`: must start with / and hold no query"),
         "{log}"
@@ -348,23 +328,13 @@ async fn a_minimum_lifetime_refuses_tokens_that_expire_too_soon() {
     let filter = r#"{"cluster": "portcullis", "policy": {"scopes": ["read:all"]}, "rules": [
       {"match": {"prefix": "/long/"}, "policy": {"minimum_lifetime": 3600}}]}"#;
     let stack = Stack::start_with(|_, config| with_filter_config(&config, filter)).await;
-    let cli = |lifetime: &str, name: &str| {
-        let args = [
-            "token",
-            "create",
-            "--user",
-            "alice",
-            "--token-name",
-            name,
-            "--scope",
-            "read:all",
-            "--lifetime",
-            lifetime,
-        ];
-        stack.companion.cli(&args).trim().to_owned()
+    let lasting = |lifetime| {
+        stack
+            .companion
+            .create_token_with("alice", &["read:all"], &["--lifetime", lifetime])
     };
-    let short = cli("30m", "short");
-    let long = cli("2h", "long");
+    let short = lasting("30m");
+    let long = lasting("2h");
     assert_eq!(
         status(&stack, Method::GET, "/long/x", Some(&long)).await,
         StatusCode::OK

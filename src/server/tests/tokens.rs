@@ -915,80 +915,78 @@ async fn change_history_filters_by_every_field() {
         .await
         .unwrap();
 
-    let keys = |filter: HistoryFilter| async {
-        f.history(filter)
+    let k = |t: &Token| t.key().to_string();
+    let net = |cidr: &str| Some(cidr.parse().unwrap());
+    let cases: Vec<(HistoryFilter, Vec<String>)> = vec![
+        (
+            HistoryFilter {
+                since: Some(START + 100),
+                until: Some(START + 100),
+                ..Default::default()
+            },
+            vec![k(&user_token)],
+        ),
+        (
+            HistoryFilter {
+                username: Some("bot-x".into()),
+                ..Default::default()
+            },
+            vec![k(&bot)],
+        ),
+        (
+            HistoryFilter {
+                actor: Some("<bootstrap>".into()),
+                ..Default::default()
+            },
+            vec![k(&bot)],
+        ),
+        // A token and its children.
+        (
+            HistoryFilter {
+                key: Some(a.key().clone()),
+                ..Default::default()
+            },
+            vec![k(&child), k(&a)],
+        ),
+        (
+            HistoryFilter {
+                token: Some(a.key().clone()),
+                ..Default::default()
+            },
+            vec![k(&a)],
+        ),
+        (
+            HistoryFilter {
+                token_type: Some(TokenType::User),
+                ..Default::default()
+            },
+            vec![k(&user_token)],
+        ),
+        (
+            HistoryFilter {
+                ip_or_cidr: net("10.1.0.0/16"),
+                ..Default::default()
+            },
+            vec![k(&child), k(&user_token)],
+        ),
+        (
+            HistoryFilter {
+                ip_or_cidr: net("2001:db8::1/128"),
+                ..Default::default()
+            },
+            vec![k(&bot)],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let described = format!("{filter:?}");
+        let found: Vec<String> = f
+            .history(filter)
             .await
             .into_iter()
-            .map(|(_, k)| k)
-            .collect::<Vec<_>>()
-    };
-    let k = |t: &Token| t.key().to_string();
-    assert_eq!(
-        keys(HistoryFilter {
-            since: Some(START + 100),
-            until: Some(START + 100),
-            ..Default::default()
-        })
-        .await,
-        [k(&user_token)]
-    );
-    assert_eq!(
-        keys(HistoryFilter {
-            username: Some("bot-x".into()),
-            ..Default::default()
-        })
-        .await,
-        [k(&bot)]
-    );
-    assert_eq!(
-        keys(HistoryFilter {
-            actor: Some("<bootstrap>".into()),
-            ..Default::default()
-        })
-        .await,
-        [k(&bot)]
-    );
-    assert_eq!(
-        keys(HistoryFilter {
-            key: Some(a.key().clone()),
-            ..Default::default()
-        })
-        .await,
-        [k(&child), k(&a)],
-        "token and its children"
-    );
-    assert_eq!(
-        keys(HistoryFilter {
-            token: Some(a.key().clone()),
-            ..Default::default()
-        })
-        .await,
-        [k(&a)]
-    );
-    assert_eq!(
-        keys(HistoryFilter {
-            token_type: Some(TokenType::User),
-            ..Default::default()
-        })
-        .await,
-        [k(&user_token)]
-    );
-    assert_eq!(
-        keys(HistoryFilter {
-            ip_or_cidr: Some("10.1.0.0/16".parse().unwrap()),
-            ..Default::default()
-        })
-        .await,
-        [k(&child), k(&user_token)]
-    );
-    assert_eq!(
-        keys(HistoryFilter {
-            ip_or_cidr: Some("2001:db8::1/128".parse().unwrap()),
-            ..Default::default()
-        })
-        .await,
-        [k(&bot)]
-    );
+            .map(|(_, key)| key)
+            .collect();
+        assert_eq!(found, expected, "{described}");
+    }
 
     let (_, bob) = f.session("bob", &[]).await;
     let others = f
