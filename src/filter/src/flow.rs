@@ -115,7 +115,7 @@ impl Flow {
         // Taken off every request, checked or not: the credential never
         // reaches the upstream.
         let session = self.take_session_cookie(host, &headers);
-        let policy = match self.choose_policy(host) {
+        let policy = match self.choose_policy(host, &headers) {
             Ok(policy) => policy,
             Err(e) => {
                 // A route's metadata is not seen at configure time: an
@@ -125,13 +125,13 @@ impl Flow {
                 return Start::Done(json_reply(500, BAD_ROUTE_POLICY_BODY));
             }
         };
-        if policy.anonymous || (policy.cors_preflight && is_cors_preflight(host)) {
+        if policy.anonymous || (policy.cors_preflight && is_cors_preflight(&headers)) {
             host.set_request_header("authorization", None);
             host.count(Event::Unchecked);
             return Start::Done(Step::Continue);
         }
-        let authorization = host.request_header("authorization");
-        let Ok(credential) = request::credential(session.as_ref(), authorization.as_deref()) else {
+        let authorization = find(&headers, "authorization");
+        let Ok(credential) = request::credential(session.as_ref(), authorization) else {
             host.count(Event::Denied400);
             return Start::Done(json_reply(400, BAD_AUTHORIZATION_BODY));
         };
@@ -193,7 +193,11 @@ impl Flow {
 
     /// The route's own policy if its metadata has one, else the first rule
     /// that matches, else the default.
-    fn choose_policy(&self, host: &impl Host) -> Result<Rc<Policy>, ConfigError> {
+    fn choose_policy(
+        &self,
+        host: &impl Host,
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<Rc<Policy>, ConfigError> {
         if let Some(json) = host.property(&ROUTE_POLICY).filter(|j| !j.is_empty()) {
             return self.route_policies.borrow_mut().get_or_parse(&json);
         }
@@ -201,16 +205,11 @@ impl Flow {
             true => host.property(&["xds", "route_name"]),
             false => None,
         };
-        let (authority, path, method) = (
-            host.request_header(":authority"),
-            host.request_header(":path"),
-            host.request_header(":method"),
-        );
         let facts = RequestFacts {
             route: text(&route),
-            host: text(&authority),
-            path: text(&path).unwrap_or(""),
-            method: text(&method).unwrap_or(""),
+            host: find_text(headers, ":authority"),
+            path: find_text(headers, ":path").unwrap_or(""),
+            method: find_text(headers, ":method").unwrap_or(""),
         };
         Ok(routing::select(&self.config.rules, &self.config.default_policy, &facts).clone())
     }
@@ -375,14 +374,25 @@ fn strip_identity_headers(host: &impl Host, headers: &[(String, Vec<u8>)]) {
     }
 }
 
-fn is_cors_preflight(host: &impl Host) -> bool {
-    let method = host.request_header(":method");
+fn is_cors_preflight(headers: &[(String, Vec<u8>)]) -> bool {
     request::is_cors_preflight(
-        text(&method).unwrap_or(""),
-        host.request_header("origin").is_some(),
-        host.request_header("access-control-request-method")
-            .is_some(),
+        find_text(headers, ":method").unwrap_or(""),
+        find(headers, "origin").is_some(),
+        find(headers, "access-control-request-method").is_some(),
     )
+}
+
+/// A header from the request's headers as fetched once; names arrive
+/// lower-cased from Envoy.
+fn find<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+fn find_text<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
+    find(headers, name).and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// The login URL with this request's URL in `rd`.
