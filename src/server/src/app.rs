@@ -9,12 +9,19 @@ use ipnet::IpNet;
 use crate::config::{Config, StorageConfig};
 use crate::handlers::{self, AppState, SessionCookie};
 use crate::metrics::Metrics;
-use crate::services::{Authenticator, CheckService, Clock, SystemClock, TokenError, TokenService};
+use crate::services::cli_login::{CliLoginError, CliLoginService};
+use crate::services::login::{LoginError, LoginService, StateSeal};
+use crate::services::oidc::{OidcClients, OidcError};
+use crate::services::{
+    Authenticator, CheckService, Clock, OidcProvider, SystemClock, TokenError, TokenService,
+};
 use crate::storage::sqlite::{
-    self, SqliteHistoryStore, SqliteTokenDataStore, SqliteTokenMetadataStore,
+    self, SqliteHistoryStore, SqliteOidcStore, SqlitePendingLoginStore, SqliteTokenDataStore,
+    SqliteTokenMetadataStore,
 };
 use crate::storage::{
-    DataCipher, StorageError, TokenDataStore, TokenHistoryStore, TokenMetadataStore,
+    DataCipher, OidcStore, PendingLoginStore, StorageError, TokenDataStore, TokenHistoryStore,
+    TokenMetadataStore,
 };
 use portcullis_core::session::SessionSeal;
 
@@ -22,7 +29,37 @@ type Stores = (
     Arc<dyn TokenDataStore>,
     Arc<dyn TokenMetadataStore>,
     Arc<dyn TokenHistoryStore>,
+    Arc<dyn OidcStore>,
+    Arc<dyn PendingLoginStore>,
 );
+
+/// Why the companion could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Login(#[from] LoginError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error(transparent)]
+    Codes(#[from] OidcError),
+    #[error(transparent)]
+    CliLogins(#[from] CliLoginError),
+}
+
+/// What one maintenance run did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub expired: usize,
+    pub history_dropped: u64,
+    pub codes_dropped: u64,
+    pub pending_closed: u64,
+}
 
 pub struct App {
     pub metrics: Arc<Metrics>,
@@ -32,14 +69,18 @@ pub struct App {
     realm: Arc<str>,
     trusted_proxies: Arc<[IpNet]>,
     session: Option<Arc<SessionCookie>>,
+    pub login: Option<Arc<LoginService>>,
+    pub oidc: Option<Arc<OidcProvider>>,
+    pub cli_login: Arc<CliLoginService>,
+    public_origin: Arc<str>,
 }
 
 impl App {
-    pub async fn from_config(config: &Config) -> Result<Self, StorageError> {
+    pub async fn from_config(config: &Config) -> Result<Self, AppError> {
         Self::with_clock(config, Arc::new(SystemClock)).await
     }
 
-    pub async fn with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StorageError> {
+    pub async fn with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let mut cipher = DataCipher::new(&config.encryption);
         if let Some(path) = config.source.clone() {
             // Keys rotated by `portcullis keys rotate` are picked up from
@@ -49,13 +90,15 @@ impl App {
             }));
         }
         let cipher = Arc::new(cipher);
-        let (data, metadata, history): Stores = match &config.storage {
+        let (data, metadata, history, oidc_store, pending): Stores = match &config.storage {
             StorageConfig::Embedded { path } => {
                 let pool = sqlite::open(path).await?;
                 (
                     Arc::new(SqliteTokenDataStore::new(pool.clone(), cipher)),
                     Arc::new(SqliteTokenMetadataStore::new(pool.clone())),
-                    Arc::new(SqliteHistoryStore::new(pool)),
+                    Arc::new(SqliteHistoryStore::new(pool.clone())),
+                    Arc::new(SqliteOidcStore::new(pool.clone())),
+                    Arc::new(SqlitePendingLoginStore::new(pool)),
                 )
             }
         };
@@ -73,9 +116,42 @@ impl App {
         let check = Arc::new(CheckService::new(
             auth.clone(),
             tokens.clone(),
-            clock,
+            clock.clone(),
             config.check_cache_ttl,
         ));
+        let login = match &config.login {
+            Some(login) => Some(Arc::new(LoginService::new(
+                login.clone(),
+                config.public_url.clone(),
+                tokens.clone(),
+                clock.clone(),
+            )?)),
+            None => None,
+        };
+        let oidc = config.oidc_server.as_ref().map(|provider| {
+            let clients = Arc::new(OidcClients::new(
+                provider.clients.clone(),
+                oidc_store.clone(),
+                clock.clone(),
+            ));
+            Arc::new(OidcProvider::new(
+                config.public_url.clone(),
+                provider.clone(),
+                clients,
+                oidc_store.clone(),
+                tokens.clone(),
+                clock.clone(),
+            ))
+        });
+        let cli_login = Arc::new(CliLoginService::new(
+            pending,
+            tokens.clone(),
+            clock,
+            config.public_url.clone(),
+        ));
+        let public_origin = url::Url::parse(&config.public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
         Ok(Self {
             metrics: Arc::new(Metrics::default()),
             tokens,
@@ -90,17 +166,30 @@ impl App {
                     domain: s.domain.clone(),
                     secure: s.secure,
                     logout_url: s.logout_url.clone(),
+                    lifetime: config.policy.session_lifetime,
+                    state_seal: StateSeal::new(&s.key.0),
                 })
             }),
+            login,
+            oidc,
+            cli_login,
+            public_origin: public_origin.into(),
         })
     }
 
-    /// Expires tokens and truncates history; how many of each.
-    pub async fn run_maintenance(&self) -> Result<(usize, u64), TokenError> {
-        Ok((
-            self.tokens.expire_tokens().await?,
-            self.tokens.truncate_history().await?,
-        ))
+    /// Expires tokens, truncates history, and drops expired authorization
+    /// codes and CLI logins never completed.
+    pub async fn run_maintenance(&self) -> Result<Maintenance, MaintenanceError> {
+        let codes_dropped = match &self.oidc {
+            Some(oidc) => oidc.delete_expired_codes().await?,
+            None => 0,
+        };
+        Ok(Maintenance {
+            expired: self.tokens.expire_tokens().await?,
+            history_dropped: self.tokens.truncate_history().await?,
+            codes_dropped,
+            pending_closed: self.cli_login.delete_expired().await?,
+        })
     }
 
     /// Runs maintenance every `interval` for as long as the runtime lives.
@@ -112,9 +201,13 @@ impl App {
             loop {
                 ticks.tick().await;
                 match app.run_maintenance().await {
-                    Ok((expired, dropped)) => {
-                        tracing::info!(expired, history_dropped = dropped, "maintenance done")
-                    }
+                    Ok(done) => tracing::info!(
+                        expired = done.expired,
+                        history_dropped = done.history_dropped,
+                        codes_dropped = done.codes_dropped,
+                        pending_closed = done.pending_closed,
+                        "maintenance done"
+                    ),
                     Err(e) => tracing::warn!(error = %e, "maintenance failed; will retry"),
                 }
             }
@@ -130,6 +223,10 @@ impl App {
             trusted_proxies: self.trusted_proxies.clone(),
             metrics: self.metrics.clone(),
             session: self.session.clone(),
+            login: self.login.clone(),
+            oidc: self.oidc.clone(),
+            cli_login: self.cli_login.clone(),
+            public_origin: self.public_origin.clone(),
         })
     }
 }

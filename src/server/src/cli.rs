@@ -65,6 +65,40 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Log in through a running companion with a browser, and keep the
+    /// token under your configuration directory (mode 0600).
+    Login {
+        /// The companion's public URL.
+        #[arg(long, env = "PORTCULLIS_SERVER_URL")]
+        server: String,
+    },
+    /// Register and remove OpenID Connect clients.
+    OidcClient {
+        #[command(subcommand)]
+        command: OidcClientCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OidcClientCommand {
+    /// Register a client; prints it as JSON with its secret, which cannot
+    /// be shown again.
+    Create {
+        #[arg(long)]
+        id: String,
+        /// A redirect URI; repeat for more.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret, PKCE required).
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List clients as JSON.
+    List,
+    /// Remove a client registered through the API or this command.
+    Delete { id: String },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +235,11 @@ pub async fn run() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => rotate_keys(&cli.config).await,
+        Command::Login { server } => crate::login_client::login(&server)
+            .await
+            .map(|path| eprintln!("logged in; token stored in {}", path.display()))
+            .map_err(Into::into),
+        Command::OidcClient { command } => oidc_client(&cli.config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -280,10 +319,61 @@ async fn token_command(config_path: &Path, command: TokenCommand) -> CliResult {
     }
 }
 
+async fn oidc_client(config_path: &Path, command: OidcClientCommand) -> CliResult {
+    let app = App::from_config(&Config::load(config_path)?).await?;
+    let oidc = app
+        .oidc
+        .as_ref()
+        .ok_or("the configuration has no [oidc_server] section")?;
+    match command {
+        OidcClientCommand::Create {
+            id,
+            redirect_uris,
+            public,
+            name,
+        } => {
+            let new = crate::services::oidc::NewClient {
+                client_id: id,
+                redirect_uris,
+                public,
+                name,
+            };
+            let (client, secret) = oidc.clients().register(&Actor::Cli, new).await?;
+            let shown = serde_json::json!({
+                "client_id": client.client_id,
+                "client_secret": secret,
+                "redirect_uris": client.redirect_uris,
+                "public": client.public,
+            });
+            println!("{shown}");
+        }
+        OidcClientCommand::List => {
+            for client in oidc.clients().list(&Actor::Cli).await? {
+                let shown = serde_json::json!({
+                    "client_id": client.client_id,
+                    "redirect_uris": client.redirect_uris,
+                    "public": client.public,
+                    "name": client.name,
+                });
+                println!("{shown}");
+            }
+        }
+        OidcClientCommand::Delete { id } => {
+            if !oidc.clients().delete(&Actor::Cli, &id).await? {
+                return Err(format!("no client {id:?}").into());
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn maintenance(config_path: &Path) -> CliResult {
     let app = App::from_config(&Config::load(config_path)?).await?;
-    let (expired, dropped) = app.run_maintenance().await?;
-    eprintln!("expired {expired} tokens; dropped {dropped} history entries");
+    let done = app.run_maintenance().await?;
+    eprintln!(
+        "expired {} tokens; dropped {} history entries and {} authorization codes; closed {} CLI logins never completed",
+        done.expired, done.history_dropped, done.codes_dropped, done.pending_closed
+    );
     Ok(())
 }
 
@@ -387,6 +477,7 @@ fn init_config(path: &Path, listen: SocketAddr, database: &Path) -> CliResult {
         data_key,
         session_key,
         bootstrap: Token::from_random(token_key, token_secret),
+        signing_key: config::generate_signing_key()?,
     };
     let text = config::initial_toml(listen, database, &secrets);
     // create_new: never overwrite a key someone depends on. 0600: the file

@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod handlers;
+pub mod login_client;
 pub mod metrics;
 pub mod services;
 pub mod storage;

@@ -10,8 +10,13 @@ use portcullis_core::challenge::{self, Challenge, ErrorCode};
 use portcullis_core::AuthType;
 use serde_json::json;
 
+use super::page;
 use crate::services::check::LIFETIME_TOO_SHORT;
+use crate::services::cli_login::CliLoginError;
+use crate::services::login::LoginError;
+use crate::services::oidc::OidcError;
 use crate::services::{AuthError, CheckError, TokenError};
+use crate::storage::StorageError;
 
 /// A failed authentication, for the ingress and the API alike. A route
 /// whose callers use Basic auth gets a Basic challenge, so that browsers
@@ -97,7 +102,7 @@ pub enum ApiError {
     Token(#[from] TokenError),
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("token not found")]
+    #[error("not found")]
     NotFound,
 }
 
@@ -155,4 +160,100 @@ fn reply(
         headers.insert(WWW_AUTHENTICATE, value);
     }
     response
+}
+
+/// OpenID Connect endpoint errors as RFC 6749 §5.2 JSON: 401 for
+/// `invalid_client` (with a Basic challenge), 400 for the other codes.
+pub fn oidc_error(e: OidcError, realm: &str) -> Response {
+    let (status, code) = match &e {
+        OidcError::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+        OidcError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
+        OidcError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        OidcError::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        OidcError::UnauthorizedClient(_) => (StatusCode::BAD_REQUEST, "unauthorized_client"),
+        OidcError::InvalidToken(why) => {
+            // RFC 6750 §3.1, as OpenID Connect Core §5.3.3 asks of userinfo.
+            let challenge = Challenge {
+                realm,
+                error: Some((ErrorCode::InvalidToken, why)),
+                scope: None,
+            };
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                Some(challenge.to_string()),
+                "invalid_token",
+                why,
+            );
+        }
+        OidcError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
+        OidcError::Storage(StorageError::DuplicateClient(_)) => {
+            (StatusCode::CONFLICT, "duplicate_client")
+        }
+        OidcError::Storage(cause) => {
+            tracing::warn!(error = %cause, "OpenID Connect request failed: storage unavailable");
+            return unavailable();
+        }
+        OidcError::Token(TokenError::Storage(cause)) => {
+            tracing::warn!(error = %cause, "OpenID Connect request failed: storage unavailable");
+            return unavailable();
+        }
+        OidcError::Token(TokenError::InsufficientLifetime) => {
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        }
+        OidcError::Token(_) | OidcError::Random | OidcError::Signing(_) => {
+            tracing::error!(error = %e, "OpenID Connect request failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+        }
+    };
+    let challenge = (status == StatusCode::UNAUTHORIZED).then(|| challenge::basic(realm));
+    let mut response = reply(status, challenge, code, &e.to_string());
+    // RFC 6749 §5.1 asks token replies not to be cached; errors too.
+    response
+        .headers_mut()
+        .insert("pragma", HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Login errors, for a person at a browser: an HTML page.
+pub fn login_error(e: LoginError) -> Response {
+    let (status, title) = match &e {
+        LoginError::InvalidReturnUrl => (StatusCode::BAD_REQUEST, "Invalid return address"),
+        LoginError::StateMismatch => (StatusCode::BAD_REQUEST, "Login expired"),
+        LoginError::Refused(_) => (StatusCode::FORBIDDEN, "Login refused"),
+        LoginError::NoScopes => (StatusCode::FORBIDDEN, "No access"),
+        LoginError::MissingClaim(_) | LoginError::Upstream(_) | LoginError::InvalidIdToken(_) => {
+            tracing::warn!(error = %e, "login failed at the identity provider");
+            (StatusCode::BAD_GATEWAY, "Identity provider error")
+        }
+        LoginError::Token(TokenError::Storage(cause)) => {
+            tracing::warn!(error = %cause, "login failed: storage unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable")
+        }
+        LoginError::Token(TokenError::InvalidUsername(_)) => {
+            (StatusCode::FORBIDDEN, "Login refused")
+        }
+        LoginError::Token(_) | LoginError::Random => {
+            tracing::error!(error = %e, "login failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Login failed")
+        }
+    };
+    page::message(status, title, &e.to_string())
+}
+
+/// CLI login errors: JSON for the CLI, which prints the description.
+pub fn cli_login_error(e: CliLoginError) -> Response {
+    let (status, code) = match &e {
+        CliLoginError::NotFound => (StatusCode::NOT_FOUND, "expired_token"),
+        CliLoginError::AlreadyApproved => (StatusCode::CONFLICT, "already_approved"),
+        CliLoginError::SessionEnded => (StatusCode::FORBIDDEN, "access_denied"),
+        CliLoginError::Token(TokenError::Storage(cause)) => {
+            tracing::warn!(error = %cause, "CLI login failed: storage unavailable");
+            return unavailable();
+        }
+        CliLoginError::Token(_) | CliLoginError::Random => {
+            tracing::error!(error = %e, "CLI login failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+        }
+    };
+    reply(status, None, code, &e.to_string())
 }

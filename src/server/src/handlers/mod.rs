@@ -7,17 +7,25 @@ mod client_ip;
 mod error;
 mod health;
 mod ingress;
+mod login;
+mod openid;
+mod page;
 mod session;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use ipnet::IpNet;
 use portcullis_core::check::{CHANGES_PATH, CHECK_PATH};
 
 use crate::metrics::Metrics;
-use crate::services::{Authenticator, CheckService, TokenService};
+use crate::services::cli_login::CliLoginService;
+use crate::services::login::{LoginService, CALLBACK_PATH};
+use crate::services::oidc::provider::{
+    AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+};
+use crate::services::{Authenticator, CheckService, OidcProvider, TokenService};
 
 pub use client_ip::client_ip;
 pub use session::SessionCookie;
@@ -31,6 +39,12 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpNet]>,
     pub metrics: Arc<Metrics>,
     pub session: Option<Arc<SessionCookie>>,
+    pub login: Option<Arc<LoginService>>,
+    pub oidc: Option<Arc<OidcProvider>>,
+    pub cli_login: Arc<CliLoginService>,
+    /// The public URL's origin (`scheme://host[:port]`), which a browser's
+    /// `Origin` must match on form posts.
+    pub public_origin: Arc<str>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -38,6 +52,18 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/logout", get(session::logout))
+        .route("/login", get(login::login))
+        .route(CALLBACK_PATH, get(login::callback))
+        .route("/login/cli/{login_id}", get(login::cli_page).post(login::cli_approve))
+        .route("/auth/cli/login", post(login::cli_start))
+        .route("/auth/cli/login/{login_id}/poll", post(login::cli_poll))
+        .route("/.well-known/openid-configuration", get(openid::discovery))
+        .route(JWKS_PATH, get(openid::jwks))
+        .route(AUTHORIZE_PATH, get(openid::authorize))
+        .route(TOKEN_PATH, post(openid::token))
+        .route(USERINFO_PATH, get(openid::userinfo).post(openid::userinfo))
+        .route(INTROSPECT_PATH, post(openid::introspect))
+        .route(REVOKE_PATH, post(openid::revoke))
         .route(CHECK_PATH, get(ingress::ingress_auth))
         .route(CHANGES_PATH, get(changes::changes))
         .nest(api::PREFIX, api::router())

@@ -1,5 +1,6 @@
-//! The browser session: `GET /logout` ends it and clears its cookie. The
-//! cookie's attributes are written here, and only here.
+//! The browser session: finding it in the cookie, and `GET /logout`, which
+//! ends it and clears the cookie. Cookie attributes are written here, and
+//! only here.
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
@@ -7,6 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::cookie;
 use portcullis_core::session::SessionSeal;
+use portcullis_core::TokenType;
+
+use crate::services::login::StateSeal;
+use crate::storage::TokenData;
 
 use super::client_ip::ClientIp;
 use super::error::ApiError;
@@ -19,17 +24,27 @@ pub struct SessionCookie {
     pub domain: Option<String>,
     pub secure: bool,
     pub logout_url: String,
+    /// Max-Age of a new session cookie: the session token's lifetime.
+    pub lifetime: u64,
+    /// Seals the login-state cookie, with the same key bound to another
+    /// purpose.
+    pub state_seal: StateSeal,
 }
+
+/// The cookie that carries a login's state from `/login` to the callback.
+pub const LOGIN_STATE_COOKIE: &str = "portcullis_login";
 
 impl SessionCookie {
     /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure unless
     /// configured for plain-http development, on the configured domain.
     /// `max_age` 0 clears the cookie.
     pub fn set_cookie(&self, value: &str, max_age: u64) -> String {
-        let mut header = format!(
-            "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax",
-            self.name
-        );
+        self.set_named(&self.name, value, max_age)
+    }
+
+    /// The same attributes for another of the companion's cookies.
+    pub fn set_named(&self, name: &str, value: &str, max_age: u64) -> String {
+        let mut header = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax");
         if let Some(domain) = &self.domain {
             header.push_str(&format!("; Domain={domain}"));
         }
@@ -37,6 +52,34 @@ impl SessionCookie {
             header.push_str("; Secure");
         }
         header
+    }
+}
+
+/// The value of cookie `name` in a request, if it has exactly one.
+pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let cookies: Vec<&str> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    cookie::take(&cookies, name).0
+}
+
+/// The browser's valid session, if its cookie holds one. A storage
+/// failure is answered (503) rather than taken for no session.
+pub async fn browser_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<TokenData>, Response> {
+    let Some(session) = state.session.as_deref() else {
+        return Ok(None);
+    };
+    let Some(token) = cookie_value(headers, &session.name).and_then(|v| session.seal.open(v)) else {
+        return Ok(None);
+    };
+    match state.tokens.get_data(&token).await {
+        Ok(data) => Ok(data.filter(|d| d.token_type == TokenType::Session)),
+        Err(e) => Err(ApiError::from(crate::services::TokenError::from(e)).into_response()),
     }
 }
 
@@ -51,13 +94,7 @@ pub async fn logout(
     let Some(session) = state.session.as_deref() else {
         return ApiError::NotFound.into_response();
     };
-    let cookies: Vec<&str> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let (value, _) = cookie::take(&cookies, &session.name);
-    if let Some(token) = value.and_then(|v| session.seal.open(v)) {
+    if let Some(token) = cookie_value(&headers, &session.name).and_then(|v| session.seal.open(v)) {
         // If the revocation fails, say so rather than pretend it happened.
         if let Err(e) = state.tokens.logout(&token, ip).await {
             return ApiError::from(e).into_response();
@@ -85,6 +122,8 @@ mod tests {
             domain: domain.map(str::to_owned),
             secure,
             logout_url: "/".into(),
+            lifetime: 60,
+            state_seal: StateSeal::new(&[1; 32]),
         }
     }
 

@@ -3,6 +3,8 @@
 
 pub mod cipher;
 pub mod history;
+pub mod oidc;
+pub mod pending_login;
 pub mod sqlite;
 pub mod token_data;
 pub mod token_metadata;
@@ -11,6 +13,8 @@ pub use cipher::{CipherError, DataCipher};
 pub use history::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, TokenChange, TokenHistoryStore,
 };
+pub use oidc::{AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption};
+pub use pending_login::{PendingLogin, PendingLoginStore};
 pub use token_data::{TokenData, TokenDataStore};
 pub use token_metadata::{
     ChildSlot, ReusableChild, TokenChanges, TokenInfo, TokenListing, TokenMetadataStore,
@@ -28,4 +32,6 @@ pub enum StorageError {
     Corrupt { key: String, reason: String },
     #[error("user {username} already has a token named {name:?}")]
     DuplicateName { username: String, name: String },
+    #[error("an OpenID Connect client {0:?} already exists")]
+    DuplicateClient(String),
 }

@@ -18,9 +18,17 @@ pub async fn app(clock: Arc<ManualClock>) -> (App, Token, tempfile::TempDir) {
         data_key: [5; 32],
         session_key: [6; 32],
         bootstrap: bootstrap.clone(),
+        signing_key: signing_key(),
     };
     let text = config::initial_toml(listen, Path::new("t.sqlite"), &secrets);
     let config = Config::from_toml(&text, dir.path()).unwrap();
     let app = App::with_clock(&config, clock).await.unwrap();
     (app, bootstrap, dir)
+}
+
+/// One RSA key for every test of a run: generating one takes a while.
+pub fn signing_key() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| config::generate_signing_key().unwrap())
+        .clone()
 }

@@ -1,6 +1,7 @@
 //! The token REST API under `/auth/api/v1`, authenticated by bearer token.
 
 mod history;
+mod oidc_clients;
 mod tokens;
 mod user;
 
@@ -42,6 +43,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/history/token-changes", get(history::of_everyone))
         .route("/tokens", post(tokens::admin_create))
+        .route(
+            "/oidc-clients",
+            get(oidc_clients::list).post(oidc_clients::create),
+        )
+        .route(
+            "/oidc-clients/{client_id}",
+            get(oidc_clients::show).delete(oidc_clients::delete),
+        )
 }
 
 /// The authenticated caller; a failed authentication is answered with the

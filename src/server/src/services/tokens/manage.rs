@@ -143,6 +143,34 @@ impl TokenService {
         Ok(true)
     }
 
+    /// Revokes token `key` and its children on Portcullis's own authority,
+    /// recorded as done by `actor`. False when there is no such token.
+    pub async fn revoke_by_key(
+        &self,
+        key: &TokenKey,
+        actor: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<bool, TokenError> {
+        let Some(info) = self.get_token_info_unchecked(key, None).await? else {
+            return Ok(false);
+        };
+        self.revoke_tree(&info, TokenChange::Revoke, Some(actor), ip)
+            .await?;
+        Ok(true)
+    }
+
+    /// The data of a live token known only by its key: a session that
+    /// Portcullis itself recorded (behind an authorization code or an
+    /// approved CLI login). `None` when it is gone or expired.
+    pub async fn get_data_by_key(
+        &self,
+        key: &TokenKey,
+    ) -> Result<Option<crate::storage::TokenData>, TokenError> {
+        let data = self.data.get(key).await?;
+        let now = self.clock.now();
+        Ok(data.filter(|d| d.expires.is_none_or(|e| e > now)))
+    }
+
     /// Ends a browser session: revokes the session token (and so its
     /// children), recorded as done by its user. Anything but a valid
     /// session token is left alone; false then.

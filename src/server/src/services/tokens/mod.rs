@@ -3,6 +3,7 @@
 
 mod create;
 mod manage;
+
 mod upkeep;
 
 use std::net::IpAddr;
@@ -378,7 +379,7 @@ fn is_valid_username(name: &str) -> bool {
 
 /// Gafaelfawr's group names: a letter, then letters, digits, `.`, `_`, `-`.
 /// They are joined with commas into a header, so no comma or space.
-fn is_valid_group_name(name: &str) -> bool {
+pub(crate) fn is_valid_group_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name

@@ -1,6 +1,8 @@
 //! The embedded store: one SQLite file, no server.
 
 mod history;
+mod oidc;
+mod pending_login;
 mod token_data;
 mod token_metadata;
 
@@ -12,6 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
 pub use history::SqliteHistoryStore;
+pub use oidc::SqliteOidcStore;
+pub use pending_login::SqlitePendingLoginStore;
 pub use token_data::SqliteTokenDataStore;
 pub use token_metadata::SqliteTokenMetadataStore;
 

@@ -13,6 +13,13 @@ use ipnet::IpNet;
 use portcullis_core::challenge::is_valid_realm;
 use portcullis_core::{Scope, Token};
 use serde::Deserialize;
+use url::Url;
+
+mod openid;
+
+pub use openid::{
+    generate_signing_key, ConfiguredClient, LoginConfig, ProviderConfig, Secret, SigningKey,
+};
 
 /// Longest key id; ids are stored beside every ciphertext.
 const MAX_KEY_ID_LEN: usize = 32;
@@ -43,6 +50,10 @@ struct RawConfig {
     /// Address the HTTP server listens on. Default: 127.0.0.1:8300.
     #[serde(default = "default_listen")]
     listen: SocketAddr,
+    /// The URL browsers and clients reach the companion at: the OpenID
+    /// Connect issuer and the base of every URL the companion hands out.
+    /// Default: http://<listen>.
+    public_url: Option<String>,
     /// Realm named in every `WWW-Authenticate` challenge. Default: portcullis.
     #[serde(default = "default_realm")]
     realm: String,
@@ -77,6 +88,10 @@ struct RawConfig {
     trusted_proxies: Vec<IpNet>,
     /// The session cookie. Default: none (no cookies are made).
     session: Option<RawSession>,
+    /// Login through an upstream OpenID Connect provider. Default: none.
+    login: Option<openid::RawLogin>,
+    /// The OpenID Connect provider for downstream applications. Default: off.
+    oidc_server: Option<openid::RawProvider>,
     storage: RawStorage,
     encryption: RawEncryption,
 }
@@ -150,6 +165,7 @@ fn default_maintenance_interval() -> u64 {
 pub fn default_scopes() -> BTreeMap<String, String> {
     [
         ("admin:token", "Create and manage any user's tokens"),
+        ("admin:oidc", "Register and remove OpenID Connect clients"),
         ("user:token", "Create and manage your own user tokens"),
         ("read:all", "Read access to every service"),
         ("write:all", "Write access to every service"),
@@ -226,6 +242,8 @@ pub struct Config {
     /// The file this was loaded from, if any.
     pub source: Option<PathBuf>,
     pub listen: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: String,
     pub realm: String,
     pub bootstrap_token: Option<Token>,
     pub check_cache_ttl: Duration,
@@ -233,6 +251,8 @@ pub struct Config {
     pub maintenance_interval: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub session: Option<SessionConfig>,
+    pub login: Option<LoginConfig>,
+    pub oidc_server: Option<ProviderConfig>,
     pub storage: StorageConfig,
     pub encryption: EncryptionConfig,
 }
@@ -316,9 +336,30 @@ impl RawConfig {
                 path: base.join(path),
             },
         };
+        let public_url = match &self.public_url {
+            None => Url::parse(&format!("http://{}", self.listen)).ok(),
+            Some(text) => Url::parse(text.trim_end_matches('/')).ok().filter(|u| {
+                matches!(u.scheme(), "https" | "http")
+                    && u.has_host()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            }),
+        }
+        .ok_or_else(|| invalid("public_url", "must be an http(s) URL without query or fragment"))?;
+        let login = match self.login {
+            Some(_) if self.session.is_none() => {
+                return Err(invalid("login", "needs a [session] to keep logins in"))
+            }
+            Some(raw) => Some(raw.validate(&public_url, &known_scopes)?),
+            None => None,
+        };
+        if self.oidc_server.is_some() && self.session.is_none() {
+            return Err(invalid("oidc_server", "needs a [session] to know who is logged in"));
+        }
         Ok(Config {
             source: None,
             listen: self.listen,
+            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             realm: self.realm,
             bootstrap_token,
             check_cache_ttl: Duration::from_secs(self.check_cache_ttl_seconds),
@@ -332,6 +373,8 @@ impl RawConfig {
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
             trusted_proxies: self.trusted_proxies,
             session: self.session.map(RawSession::validate).transpose()?,
+            login,
+            oidc_server: self.oidc_server.map(|p| p.validate()).transpose()?,
             storage,
             encryption: self.encryption.validate()?,
         })
@@ -477,6 +520,8 @@ pub struct InitialSecrets {
     pub data_key: [u8; 32],
     pub session_key: [u8; 32],
     pub bootstrap: Token,
+    /// PKCS#8 PEM of the OpenID Connect provider's first signing key.
+    pub signing_key: String,
 }
 
 pub fn initial_toml(listen: SocketAddr, database: &Path, secrets: &InitialSecrets) -> String {
@@ -490,6 +535,9 @@ pub fn initial_toml(listen: SocketAddr, database: &Path, secrets: &InitialSecret
 
 # Address the companion listens on.
 listen = "{listen}"
+# The URL browsers and applications reach the companion at (the OpenID
+# Connect issuer). Default: http://<listen>.
+# public_url = "https://auth.example.org"
 # Realm named in WWW-Authenticate challenges.
 realm = "portcullis"
 # Admin token for the token API. Never accepted at the ingress.
@@ -512,6 +560,25 @@ path = {database:?}
 cookie_name = "portcullis_session"
 key = "{session_key}"
 
+# Uncomment to log users in through an upstream OpenID Connect provider.
+# [login]
+# issuer = "https://idp.example.org"
+# client_id = "portcullis"
+# client_secret = "..."
+# [login.group_scopes]
+# staff = ["read:all", "user:token"]
+
+# Portcullis as an OpenID Connect provider for downstream applications.
+# Register clients with `portcullis oidc-client create`.
+[oidc_server]
+id_token_lifetime_seconds = 3600
+active_key = "s1"
+
+[[oidc_server.keys]]
+kid = "s1"
+private_key = '''
+{signing_key}'''
+
 # The scopes tokens may hold, with what each grants.
 [scopes]
 {scopes}
@@ -527,6 +594,7 @@ k1 = "{key}"
         database = database.display().to_string(),
         key = STANDARD.encode(secrets.data_key),
         session_key = STANDARD.encode(secrets.session_key),
+        signing_key = secrets.signing_key,
     )
 }
 
@@ -574,6 +642,7 @@ mod tests {
             data_key: [9; 32],
             session_key: [10; 32],
             bootstrap: token.clone(),
+            signing_key: generate_signing_key().unwrap(),
         }
     }
 

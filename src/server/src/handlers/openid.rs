@@ -1,0 +1,303 @@
+//! The OpenID Connect provider's endpoints: discovery, JWKS, authorize,
+//! token, userinfo, introspection and revocation.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use super::client_ip::ClientIp;
+use super::error::{oidc_error, ApiError};
+use super::session::browser_session;
+use super::{ingress, page, AppState};
+use crate::services::oidc::{AuthorizeOutcome, AuthorizeRequest, Client, OidcError, TokenRequest};
+use crate::services::OidcProvider;
+
+fn provider(state: &AppState) -> Result<&OidcProvider, Response> {
+    state
+        .oidc
+        .as_deref()
+        .ok_or_else(|| ApiError::NotFound.into_response())
+}
+
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    match provider(&state) {
+        Ok(p) => Json(p.discovery()).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    match provider(&state) {
+        Ok(p) => Json(p.jwks()).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `/auth/openid/login`: needs a session, else to `/login` and back.
+pub async fn authorize(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    query: Result<Query<AuthorizeRequest>, QueryRejection>,
+) -> Response {
+    let provider = match provider(&state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(Query(request)) = query else {
+        return page::message(
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            "The authorization request is malformed (a parameter repeated or not text).",
+        );
+    };
+    let session = match browser_session(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let outcome = match provider.authorize(request, session.as_ref()).await {
+        Ok(outcome) => outcome,
+        Err(e) => return oidc_error(e, &state.realm),
+    };
+    let back = |redirect_uri: &str, pairs: &[(&str, &str)], state_param: Option<&str>| {
+        let mut url = match url::Url::parse(redirect_uri) {
+            Ok(url) => url,
+            Err(_) => return page::message(StatusCode::BAD_REQUEST, "Invalid request", "bad redirect_uri"),
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            for (k, v) in pairs {
+                query.append_pair(k, v);
+            }
+            if let Some(s) = state_param {
+                query.append_pair("state", s);
+            }
+            // RFC 9207: name the issuer, against mix-up attacks.
+            query.append_pair("iss", provider.issuer());
+        }
+        found(url.as_str())
+    };
+    match outcome {
+        AuthorizeOutcome::ErrorPage(why) => {
+            page::message(StatusCode::BAD_REQUEST, "Invalid authorization request", &why)
+        }
+        AuthorizeOutcome::RedirectError {
+            redirect_uri,
+            error,
+            description,
+            state: s,
+        } => back(
+            &redirect_uri,
+            &[("error", error), ("error_description", &description)],
+            s.as_deref(),
+        ),
+        AuthorizeOutcome::Code {
+            redirect_uri,
+            code,
+            state: s,
+        } => back(&redirect_uri, &[("code", &code)], s.as_deref()),
+        AuthorizeOutcome::LoginRequired if state.login.is_some() => {
+            let here = uri.path_and_query().map_or("/", |p| p.as_str());
+            let rd: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            found(&format!("/login?rd={rd}"))
+        }
+        AuthorizeOutcome::LoginRequired => page::message(
+            StatusCode::UNAUTHORIZED,
+            "Not logged in",
+            "Log in first: this companion has no identity provider configured.",
+        ),
+    }
+}
+
+fn found(location: &str) -> Response {
+    (
+        StatusCode::FOUND,
+        [(LOCATION, location.to_owned()), (CACHE_CONTROL, "no-store".to_owned())],
+    )
+        .into_response()
+}
+
+/// Form fields; a repeated one is an error (RFC 6749 §3.2).
+fn form_fields(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, OidcError> {
+    let form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return Err(OidcError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let mut fields = HashMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if fields.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(OidcError::InvalidRequest(format!("parameter {k} is repeated")));
+        }
+    }
+    Ok(fields)
+}
+
+/// The client's id and secret, from HTTP Basic (`client_secret_basic`) or
+/// the form (`client_secret_post`); a public client sends only its id.
+fn client_credentials(
+    headers: &HeaderMap,
+    fields: &mut HashMap<String, String>,
+) -> Result<(String, Option<String>), OidcError> {
+    let header = ingress::authorization(headers)
+        .map_err(|_| OidcError::InvalidRequest("more than one Authorization header".into()))?;
+    let form_id = fields.remove("client_id");
+    let form_secret = fields.remove("client_secret");
+    let Some(header) = header else {
+        let id = form_id.ok_or(OidcError::InvalidClient)?;
+        return Ok((id, form_secret));
+    };
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OidcError::InvalidClient);
+    }
+    if form_secret.is_some() {
+        return Err(OidcError::InvalidRequest(
+            "use one client authentication method, not two".into(),
+        ));
+    }
+    let decoded = STANDARD
+        .decode(rest.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(OidcError::InvalidClient)?;
+    let (id, secret) = decoded.split_once(':').ok_or(OidcError::InvalidClient)?;
+    // RFC 6749 §2.3.1: both parts are form-encoded inside Basic.
+    let decode = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (id, secret) = (decode(id), decode(secret));
+    if form_id.is_some_and(|f| f != id) {
+        return Err(OidcError::InvalidRequest(
+            "client_id in the form differs from the Authorization header".into(),
+        ));
+    }
+    Ok((id, Some(secret)))
+}
+
+async fn authenticated_client(
+    provider: &OidcProvider,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Client, HashMap<String, String>), OidcError> {
+    let mut fields = form_fields(headers, body)?;
+    let (id, secret) = client_credentials(headers, &mut fields)?;
+    let client = provider.clients().authenticate(&id, secret.as_deref()).await?;
+    Ok((client, fields))
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, "no-store".parse().expect("static header"));
+    headers.insert(PRAGMA, "no-cache".parse().expect("static header"));
+    response
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let provider = match provider(&state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = async {
+        let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
+        let request = TokenRequest {
+            grant_type: fields.remove("grant_type"),
+            code: fields.remove("code"),
+            redirect_uri: fields.remove("redirect_uri"),
+            code_verifier: fields.remove("code_verifier"),
+        };
+        provider.redeem(&client, request, ip).await
+    }
+    .await;
+    match result {
+        Ok(reply) => no_store(Json(reply).into_response()),
+        Err(e) => oidc_error(e, &state.realm),
+    }
+}
+
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let provider = match provider(&state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let token = ingress::authorization(&headers)
+        .ok()
+        .flatten()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = token else {
+        return oidc_error(OidcError::InvalidToken("no bearer access token"), &state.realm);
+    };
+    match provider.userinfo(token).await {
+        Ok(claims) => no_store(Json(claims).into_response()),
+        Err(e) => oidc_error(e, &state.realm),
+    }
+}
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let provider = match provider(&state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = async {
+        let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
+        let token = fields
+            .remove("token")
+            .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
+        provider.introspect(&client, &token).await
+    }
+    .await;
+    match result {
+        Ok(answer) => no_store(Json(answer).into_response()),
+        Err(e) => oidc_error(e, &state.realm),
+    }
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let provider = match provider(&state) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = async {
+        let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
+        let token = fields
+            .remove("token")
+            .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
+        provider.revoke(&client, &token, ip).await
+    }
+    .await;
+    match result {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => oidc_error(e, &state.realm),
+    }
+}

@@ -1,0 +1,191 @@
+//! CLI login, after Boundary's pending tokens: the CLI asks for a pending
+//! login and gets a browser URL and a poll secret; the user opens the URL,
+//! logs in if needed and approves; the CLI's next poll gets a new session
+//! token made from the approving session. Nothing secret is stored: the
+//! poll secret as a hash, the approval as the session's key.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use portcullis_core::Token;
+use subtle::ConstantTimeEq;
+
+use super::oidc::clients::secret_sha256;
+use super::oidc::random_string;
+use super::{Clock, TokenError, TokenService, UserInfo};
+use crate::storage::{PendingLogin, PendingLoginStore, StorageError, TokenData};
+
+/// How long a pending login waits for its browser.
+pub const PENDING_LIFETIME: u64 = 10 * 60;
+/// Seconds the CLI waits between polls.
+pub const POLL_INTERVAL: u64 = 2;
+/// Path of the approval page; the login id follows.
+pub const APPROVE_PATH: &str = "/login/cli";
+
+/// Letters that cannot be mistaken for one another.
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliLoginError {
+    #[error("this login is unknown, expired or already completed; run `portcullis login` again")]
+    NotFound,
+    #[error("this login was already approved")]
+    AlreadyApproved,
+    #[error("the session that approved this login has ended")]
+    SessionEnded,
+    #[error("the system random source failed")]
+    Random,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl From<StorageError> for CliLoginError {
+    fn from(e: StorageError) -> Self {
+        CliLoginError::Token(e.into())
+    }
+}
+
+/// What the CLI gets when it starts.
+#[derive(Debug, serde::Serialize)]
+pub struct StartedLogin {
+    pub login_id: String,
+    pub poll_secret: String,
+    pub user_code: String,
+    pub browser_url: String,
+    pub expires_in: u64,
+    pub interval: u64,
+}
+
+#[derive(Debug)]
+pub enum PollOutcome {
+    Pending,
+    Issued(Token),
+}
+
+pub struct CliLoginService {
+    store: Arc<dyn PendingLoginStore>,
+    tokens: Arc<TokenService>,
+    clock: Arc<dyn Clock>,
+    public_url: String,
+}
+
+impl CliLoginService {
+    pub fn new(
+        store: Arc<dyn PendingLoginStore>,
+        tokens: Arc<TokenService>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+    ) -> Self {
+        Self {
+            store,
+            tokens,
+            clock,
+            public_url,
+        }
+    }
+
+    pub async fn start(&self) -> Result<StartedLogin, CliLoginError> {
+        let random = || random_string().map_err(|_| CliLoginError::Random);
+        let login_id = random()?;
+        let poll_secret = random()?;
+        let user_code = user_code()?;
+        let now = self.clock.now();
+        self.store
+            .add(&PendingLogin {
+                login_id: login_id.clone(),
+                poll_sha256: secret_sha256(&poll_secret),
+                user_code: user_code.clone(),
+                created: now,
+                expires: now + PENDING_LIFETIME,
+                approved_session: None,
+            })
+            .await?;
+        Ok(StartedLogin {
+            browser_url: format!("{}{APPROVE_PATH}/{login_id}", self.public_url),
+            login_id,
+            poll_secret,
+            user_code,
+            expires_in: PENDING_LIFETIME,
+            interval: POLL_INTERVAL,
+        })
+    }
+
+    /// A login still waiting for approval, for the approval page.
+    pub async fn waiting(&self, login_id: &str) -> Result<PendingLogin, CliLoginError> {
+        let login = self.live(login_id).await?;
+        if login.approved_session.is_some() {
+            return Err(CliLoginError::AlreadyApproved);
+        }
+        Ok(login)
+    }
+
+    async fn live(&self, login_id: &str) -> Result<PendingLogin, CliLoginError> {
+        self.store
+            .get(login_id)
+            .await?
+            .filter(|l| l.expires > self.clock.now())
+            .ok_or(CliLoginError::NotFound)
+    }
+
+    /// The browser's session approves the login.
+    pub async fn approve(&self, login_id: &str, session: &TokenData) -> Result<(), CliLoginError> {
+        self.waiting(login_id).await?;
+        if self.store.approve(login_id, session.token.key()).await? {
+            Ok(())
+        } else {
+            Err(CliLoginError::AlreadyApproved)
+        }
+    }
+
+    /// The CLI asks whether its login is done; once it is, the token is
+    /// made and handed over exactly once.
+    pub async fn poll(
+        &self,
+        login_id: &str,
+        poll_secret: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<PollOutcome, CliLoginError> {
+        let login = self.live(login_id).await?;
+        if !bool::from(secret_sha256(poll_secret).ct_eq(&login.poll_sha256)) {
+            return Err(CliLoginError::NotFound);
+        }
+        if login.approved_session.is_none() {
+            return Ok(PollOutcome::Pending);
+        }
+        let session_key = self
+            .store
+            .take_approved(login_id)
+            .await?
+            .ok_or(CliLoginError::NotFound)?;
+        let session = self
+            .tokens
+            .get_data_by_key(&session_key)
+            .await?
+            .ok_or(CliLoginError::SessionEnded)?;
+        let token = self
+            .tokens
+            .create_session_token(&UserInfo::of(&session), session.scopes.clone(), ip)
+            .await?;
+        Ok(PollOutcome::Issued(token))
+    }
+
+    /// Closes logins that were never completed; how many.
+    pub async fn delete_expired(&self) -> Result<u64, CliLoginError> {
+        Ok(self.store.delete_expired(self.clock.now()).await?)
+    }
+}
+
+/// Eight letters as XXXX-XXXX.
+fn user_code() -> Result<String, CliLoginError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|_| CliLoginError::Random)?;
+    let letters: Vec<char> = bytes
+        .iter()
+        .map(|b| USER_CODE_ALPHABET[usize::from(*b) % USER_CODE_ALPHABET.len()] as char)
+        .collect();
+    Ok(format!(
+        "{}-{}",
+        letters[..4].iter().collect::<String>(),
+        letters[4..].iter().collect::<String>()
+    ))
+}

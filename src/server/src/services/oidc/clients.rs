@@ -1,0 +1,261 @@
+//! Registered OpenID Connect clients: those in the configuration file and
+//! those added through the admin API. Secrets are kept as SHA-256 hashes
+//! (they are 256 random bits when Portcullis makes them) and compared in
+//! constant time.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+use url::Url;
+
+use super::OidcError;
+use crate::config::ConfiguredClient;
+use crate::services::{Actor, Clock};
+use crate::storage::{OidcClientRecord, OidcStore, StorageError};
+
+/// Scope that lets a token register and remove clients.
+pub const ADMIN_OIDC_SCOPE: &str = "admin:oidc";
+
+const MAX_CLIENT_ID_LEN: usize = 64;
+
+/// A client id: 1 to 64 of A-Z a-z 0-9 `.` `_` `-`.
+pub fn validate_client_id(id: &str) -> Result<(), &'static str> {
+    let valid = (1..=MAX_CLIENT_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err("client id must be 1 to 64 of A-Z a-z 0-9 . _ -")
+    }
+}
+
+/// A redirect URI: absolute http(s), no fragment (RFC 6749 §3.1.2), and
+/// plain http only to this machine (RFC 8252 §7.3).
+pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
+    let url = Url::parse(uri).map_err(|_| "not an absolute URL")?;
+    if url.fragment().is_some() {
+        return Err("a redirect URI has no fragment");
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) => Ok(()),
+        "http" => Err("plain http is allowed only to localhost"),
+        _ => Err("must be an https URL"),
+    }
+}
+
+pub fn secret_sha256(secret: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// What the admin API asks for.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub client_id: String,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub name: Option<String>,
+}
+
+/// A client that authenticated (or, public, identified itself).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+}
+
+pub struct OidcClients {
+    configured: Vec<ConfiguredClient>,
+    store: Arc<dyn OidcStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl OidcClients {
+    pub fn new(
+        configured: Vec<ConfiguredClient>,
+        store: Arc<dyn OidcStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            configured,
+            store,
+            clock,
+        }
+    }
+
+    async fn find(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
+        if let Some(c) = self.configured.iter().find(|c| c.id == client_id) {
+            return Ok(Some(OidcClientRecord {
+                client_id: c.id.clone(),
+                secret_sha256: c.secret_sha256,
+                redirect_uris: c.redirect_uris.clone(),
+                public: c.public,
+                name: c.name.clone(),
+                created: 0,
+            }));
+        }
+        self.store.get_client(client_id).await
+    }
+
+    /// The client named by an authorization request, before any secret.
+    pub async fn identify(&self, client_id: &str) -> Result<Option<Client>, StorageError> {
+        Ok(self.find(client_id).await?.map(client_of))
+    }
+
+    /// Authenticates a client at the token, introspection and revocation
+    /// endpoints. A public client presents no secret; a confidential one
+    /// must present its own.
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        secret: Option<&str>,
+    ) -> Result<Client, OidcError> {
+        let record = self.find(client_id).await?.ok_or(OidcError::InvalidClient)?;
+        let good = match (record.secret_sha256, secret) {
+            (Some(hash), Some(secret)) => bool::from(secret_sha256(secret).ct_eq(&hash)),
+            (None, None) => record.public,
+            _ => false,
+        };
+        if good {
+            Ok(client_of(record))
+        } else {
+            Err(OidcError::InvalidClient)
+        }
+    }
+
+    /// Registers a client; returns it and, for a confidential client, its
+    /// secret, which is not stored and cannot be shown again.
+    pub async fn register(
+        &self,
+        actor: &Actor,
+        new: NewClient,
+    ) -> Result<(OidcClientRecord, Option<String>), OidcError> {
+        require_admin(actor)?;
+        validate_client_id(&new.client_id).map_err(|r| OidcError::InvalidRequest(r.into()))?;
+        if new.redirect_uris.is_empty() {
+            return Err(OidcError::InvalidRequest(
+                "redirect_uris needs at least one URI".into(),
+            ));
+        }
+        for uri in &new.redirect_uris {
+            validate_redirect_uri(uri)
+                .map_err(|r| OidcError::InvalidRequest(format!("redirect_uri {uri:?}: {r}")))?;
+        }
+        if self.configured.iter().any(|c| c.id == new.client_id) {
+            return Err(StorageError::DuplicateClient(new.client_id).into());
+        }
+        let secret = if new.public {
+            None
+        } else {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|_| OidcError::Random)?;
+            Some(URL_SAFE_NO_PAD.encode(bytes))
+        };
+        let record = OidcClientRecord {
+            client_id: new.client_id,
+            secret_sha256: secret.as_deref().map(secret_sha256),
+            redirect_uris: new.redirect_uris,
+            public: new.public,
+            name: new.name,
+            created: self.clock.now(),
+        };
+        self.store.add_client(&record).await?;
+        Ok((record, secret))
+    }
+
+    /// Every client, configured ones first.
+    pub async fn list(&self, actor: &Actor) -> Result<Vec<OidcClientRecord>, OidcError> {
+        require_admin(actor)?;
+        let mut all = Vec::new();
+        for c in &self.configured {
+            all.extend(self.find(&c.id).await?);
+        }
+        all.extend(self.store.list_clients().await?);
+        Ok(all)
+    }
+
+    pub async fn get(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+    ) -> Result<Option<OidcClientRecord>, OidcError> {
+        require_admin(actor)?;
+        Ok(self.find(client_id).await?)
+    }
+
+    /// Removes a client registered through the API; false when there is
+    /// none. A configured client is removed by editing the file.
+    pub async fn delete(&self, actor: &Actor, client_id: &str) -> Result<bool, OidcError> {
+        require_admin(actor)?;
+        if self.configured.iter().any(|c| c.id == client_id) {
+            return Err(OidcError::InvalidRequest(
+                "this client is in the configuration file; remove it there".into(),
+            ));
+        }
+        Ok(self.store.delete_client(client_id).await?)
+    }
+}
+
+fn client_of(record: OidcClientRecord) -> Client {
+    Client {
+        client_id: record.client_id,
+        redirect_uris: record.redirect_uris,
+        public: record.public,
+    }
+}
+
+fn require_admin(actor: &Actor) -> Result<(), OidcError> {
+    let allowed = match actor {
+        Actor::Bootstrap | Actor::Cli => true,
+        Actor::Token(data) => crate::services::actor::has_scope(&data.scopes, ADMIN_OIDC_SCOPE),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(OidcError::PermissionDenied(
+            "managing OpenID Connect clients needs scope admin:oidc",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_must_be_absolute_https_or_local_http_without_fragment() {
+        for good in [
+            "https://app.example.org/cb",
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb?x=1",
+        ] {
+            assert_eq!(validate_redirect_uri(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "/cb",
+            "app.example.org/cb",
+            "https://app.example.org/cb#frag",
+            "http://app.example.org/cb",
+            "javascript:alert(1)",
+            "ftp://example.org/",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_ids_are_plain() {
+        assert!(validate_client_id("app-1.example_x").is_ok());
+        for bad in ["", "a b", "a/b", &"x".repeat(65)] {
+            assert!(validate_client_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

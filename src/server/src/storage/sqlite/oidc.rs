@@ -1,0 +1,208 @@
+use async_trait::async_trait;
+use portcullis_core::TokenKey;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use super::{corrupt, parse_key, to_i64, to_u64};
+use crate::storage::{
+    AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption, StorageError,
+};
+
+pub struct SqliteOidcStore {
+    pool: SqlitePool,
+}
+
+impl SqliteOidcStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+fn hash_from(column: Option<Vec<u8>>, id: &str) -> Result<Option<[u8; 32]>, StorageError> {
+    column
+        .map(|bytes| {
+            <[u8; 32]>::try_from(bytes).map_err(|_| corrupt(id, "hash is not 32 bytes".into()))
+        })
+        .transpose()
+}
+
+fn client_from(row: &SqliteRow) -> Result<OidcClientRecord, StorageError> {
+    let client_id: String = row.try_get("client_id")?;
+    let uris: String = row.try_get("redirect_uris")?;
+    Ok(OidcClientRecord {
+        secret_sha256: hash_from(row.try_get("secret_sha256")?, &client_id)?,
+        redirect_uris: serde_json::from_str(&uris)
+            .map_err(|e| corrupt(&client_id, format!("redirect_uris: {e}")))?,
+        public: row.try_get::<i64, _>("public")? != 0,
+        name: row.try_get("name")?,
+        created: to_u64(row.try_get("created")?).unwrap_or(0),
+        client_id,
+    })
+}
+
+fn words(column: &str) -> Vec<String> {
+    column.split_whitespace().map(str::to_owned).collect()
+}
+
+#[async_trait]
+impl OidcStore for SqliteOidcStore {
+    async fn add_client(&self, client: &OidcClientRecord) -> Result<(), StorageError> {
+        let uris = serde_json::to_string(&client.redirect_uris).unwrap_or_default();
+        let result = sqlx::query(
+            "INSERT INTO oidc_clients (client_id, secret_sha256, redirect_uris, public, name, created) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&client.client_id)
+        .bind(client.secret_sha256.map(|h| h.to_vec()))
+        .bind(uris)
+        .bind(i64::from(client.public))
+        .bind(&client.name)
+        .bind(to_i64(client.created))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StorageError::DuplicateClient(client.client_id.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_client(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
+        sqlx::query("SELECT * FROM oidc_clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(client_from)
+            .transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<OidcClientRecord>, StorageError> {
+        sqlx::query("SELECT * FROM oidc_clients ORDER BY client_id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(client_from)
+            .collect()
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM oidc_clients WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn add_code(&self, code: &AuthorizationCode) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO oidc_codes (code_sha256, client_id, redirect_uri, session_key, scopes, \
+             nonce, code_challenge, auth_time, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(code.code_sha256.to_vec())
+        .bind(&code.client_id)
+        .bind(&code.redirect_uri)
+        .bind(code.session.as_str())
+        .bind(code.scopes.join(" "))
+        .bind(&code.nonce)
+        .bind(&code.code_challenge)
+        .bind(to_i64(code.auth_time))
+        .bind(to_i64(code.expires))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn redeem_code(&self, code_sha256: &[u8; 32]) -> Result<Redemption, StorageError> {
+        // One statement, so that of two concurrent redemptions one wins.
+        let spent = sqlx::query(
+            "UPDATE oidc_codes SET redeemed = 1 WHERE code_sha256 = ? AND redeemed = 0 RETURNING *",
+        )
+        .bind(code_sha256.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = spent {
+            let session: String = row.try_get("session_key")?;
+            return Ok(Redemption::First(AuthorizationCode {
+                code_sha256: *code_sha256,
+                client_id: row.try_get("client_id")?,
+                redirect_uri: row.try_get("redirect_uri")?,
+                session: parse_key(&session)?,
+                scopes: words(row.try_get("scopes")?),
+                nonce: row.try_get("nonce")?,
+                code_challenge: row.try_get("code_challenge")?,
+                auth_time: to_u64(row.try_get("auth_time")?).unwrap_or(0),
+                expires: to_u64(row.try_get("expires")?).unwrap_or(0),
+            }));
+        }
+        // Marked as replayed, so that a first redemption still under way
+        // cannot record what it issues.
+        let issued: Option<Option<String>> = sqlx::query_scalar(
+            "UPDATE oidc_codes SET redeemed = 2 WHERE code_sha256 = ? RETURNING issued_key",
+        )
+        .bind(code_sha256.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match issued {
+            None => Redemption::Unknown,
+            Some(key) => Redemption::Replayed {
+                issued: key.as_deref().map(parse_key).transpose()?,
+            },
+        })
+    }
+
+    async fn record_grant(
+        &self,
+        code_sha256: &[u8; 32],
+        grant: &OidcGrant,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let recorded = sqlx::query(
+            "UPDATE oidc_codes SET issued_key = ? WHERE code_sha256 = ? AND redeemed = 1",
+        )
+        .bind(grant.token.as_str())
+        .bind(code_sha256.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        if recorded.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO oidc_grants (token_key, client_id, scopes, auth_time) VALUES (?, ?, ?, ?)",
+        )
+        .bind(grant.token.as_str())
+        .bind(&grant.client_id)
+        .bind(grant.scopes.join(" "))
+        .bind(to_i64(grant.auth_time))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn get_grant(&self, token: &TokenKey) -> Result<Option<OidcGrant>, StorageError> {
+        let row = sqlx::query("SELECT * FROM oidc_grants WHERE token_key = ?")
+            .bind(token.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(OidcGrant {
+                token: token.clone(),
+                client_id: row.try_get("client_id")?,
+                scopes: words(row.try_get("scopes")?),
+                auth_time: to_u64(row.try_get("auth_time")?).unwrap_or(0),
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_expired_codes(&self, now: u64) -> Result<u64, StorageError> {
+        let done = sqlx::query("DELETE FROM oidc_codes WHERE expires <= ?")
+            .bind(to_i64(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
