@@ -36,6 +36,19 @@ install_envoy() {
   export PORTCULLIS_ENVOY
 }
 
+# The independent OpenID Connect parts the tests run (oidc-provider as the
+# upstream identity provider, openid-client as a certified relying party),
+# from the lock file, into tests/node/node_modules.
+install_node_packages() {
+  command -v npm >/dev/null || die "npm is missing: install Node.js (20 or later) with npm"
+  local stamp="$ROOT/tests/node/node_modules/.portcullis-lock"
+  if ! cmp -s "$ROOT/tests/node/package-lock.json" "$stamp" 2>/dev/null; then
+    say "installing the test's Node.js packages into tests/node/node_modules"
+    npm ci --prefix "$ROOT/tests/node" --no-audit --no-fund --loglevel=error
+    cp "$ROOT/tests/node/package-lock.json" "$stamp"
+  fi
+}
+
 build() {
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
     rustup target add wasm32-wasip1
@@ -154,6 +167,7 @@ stop_demo() { # exit-status
 
 run_tests() {
   build
+  install_node_packages
   cargo test --release --workspace
 }
 

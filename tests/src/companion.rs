@@ -129,6 +129,18 @@ impl Companion {
         std::fs::write(self.config_path(), edit(text)).expect("write config");
     }
 
+    /// Restarts with the configuration changed by `edit`.
+    pub async fn reconfigure(&mut self, edit: impl FnOnce(String) -> String) {
+        self.stop();
+        self.edit_config(edit);
+        self.resume().await;
+    }
+
+    /// Cookies for plain http, as a test's browser talks to 127.0.0.1.
+    pub fn plain_http_cookies(config: String) -> String {
+        config.replacen("[session]\n", "[session]\nsecure = false\n", 1)
+    }
+
     /// The companion's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("companion.log")).unwrap_or_default()

@@ -5,6 +5,7 @@
 pub mod artifacts;
 pub mod companion;
 pub mod envoy;
+pub mod node;
 pub mod process;
 pub mod stack;
 

@@ -18,15 +18,16 @@ use super::{AppState, SessionCookie};
 use crate::services::cli_login::PollOutcome;
 use crate::services::login::{LoginError, LoginService, LOGIN_STATE_LIFETIME};
 
-fn login_parts(state: &AppState) -> Result<(&LoginService, &SessionCookie), Response> {
-    match (state.login.as_deref(), state.session.as_deref()) {
-        (Some(login), Some(session)) => Ok((login, session)),
-        _ => Err(page::message(
-            StatusCode::NOT_FOUND,
-            "Login is not configured",
-            "This companion has no identity provider to log in with.",
-        )),
-    }
+fn login_parts(state: &AppState) -> Option<(&LoginService, &SessionCookie)> {
+    state.login.as_deref().zip(state.session.as_deref())
+}
+
+fn login_not_configured() -> Response {
+    page::message(
+        StatusCode::NOT_FOUND,
+        "Login is not configured",
+        "This companion has no identity provider to log in with.",
+    )
 }
 
 fn nonce() -> Option<[u8; 12]> {
@@ -45,9 +46,8 @@ pub async fn login(
     State(state): State<AppState>,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Response {
-    let (login, session) = match login_parts(&state) {
-        Ok(parts) => parts,
-        Err(r) => return r,
+    let Some((login, session)) = login_parts(&state) else {
+        return login_not_configured();
     };
     let Ok(Query(query)) = query else {
         return login_error(LoginError::InvalidReturnUrl);
@@ -89,9 +89,8 @@ pub async fn callback(
     headers: HeaderMap,
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Response {
-    let (login, session) = match login_parts(&state) {
-        Ok(parts) => parts,
-        Err(r) => return r,
+    let Some((login, session)) = login_parts(&state) else {
+        return login_not_configured();
     };
     let clear_state = session.set_named(LOGIN_STATE_COOKIE, "", 0);
     let with_cleared_state = |mut response: Response| {

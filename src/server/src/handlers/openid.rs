@@ -20,24 +20,18 @@ use super::{ingress, page, AppState};
 use crate::services::oidc::{AuthorizeOutcome, AuthorizeRequest, Client, OidcError, TokenRequest};
 use crate::services::OidcProvider;
 
-fn provider(state: &AppState) -> Result<&OidcProvider, Response> {
-    state
-        .oidc
-        .as_deref()
-        .ok_or_else(|| ApiError::NotFound.into_response())
-}
 
 pub async fn discovery(State(state): State<AppState>) -> Response {
-    match provider(&state) {
-        Ok(p) => Json(p.discovery()).into_response(),
-        Err(r) => r,
+    match state.oidc.as_deref() {
+        Some(p) => Json(p.discovery()).into_response(),
+        None => ApiError::NotFound.into_response(),
     }
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    match provider(&state) {
-        Ok(p) => Json(p.jwks()).into_response(),
-        Err(r) => r,
+    match state.oidc.as_deref() {
+        Some(p) => Json(p.jwks()).into_response(),
+        None => ApiError::NotFound.into_response(),
     }
 }
 
@@ -48,9 +42,8 @@ pub async fn authorize(
     headers: HeaderMap,
     query: Result<Query<AuthorizeRequest>, QueryRejection>,
 ) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     let Ok(Query(request)) = query else {
         return page::message(
@@ -214,9 +207,8 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     let result = async {
         let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
@@ -236,9 +228,8 @@ pub async fn token(
 }
 
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     let token = ingress::authorization(&headers)
         .ok()
@@ -260,9 +251,8 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     let result = async {
         let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
@@ -284,9 +274,8 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     let result = async {
         let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;

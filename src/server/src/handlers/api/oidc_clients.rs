@@ -12,7 +12,6 @@ use super::{ApiJson, Caller};
 use crate::handlers::error::{oidc_error, ApiError};
 use crate::handlers::AppState;
 use crate::services::oidc::NewClient;
-use crate::services::OidcProvider;
 use crate::storage::OidcClientRecord;
 
 #[derive(Deserialize)]
@@ -25,12 +24,6 @@ pub struct ClientRequest {
     name: Option<String>,
 }
 
-fn provider(state: &AppState) -> Result<&OidcProvider, Response> {
-    state
-        .oidc
-        .as_deref()
-        .ok_or_else(|| ApiError::NotFound.into_response())
-}
 
 /// A client as the API shows it: never its secret or the secret's hash.
 fn view(client: &OidcClientRecord) -> Value {
@@ -44,9 +37,8 @@ fn view(client: &OidcClientRecord) -> Value {
 }
 
 pub async fn list(State(state): State<AppState>, Caller(actor): Caller) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     match provider.clients().list(&actor).await {
         Ok(all) => Json(all.iter().map(view).collect::<Vec<_>>()).into_response(),
@@ -59,9 +51,8 @@ pub async fn create(
     Caller(actor): Caller,
     body: ApiJson<ClientRequest>,
 ) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     let request = body.0;
     let new = NewClient {
@@ -85,9 +76,8 @@ pub async fn show(
     Caller(actor): Caller,
     Path(client_id): Path<String>,
 ) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     match provider.clients().get(&actor, &client_id).await {
         Ok(Some(client)) => Json(view(&client)).into_response(),
@@ -101,9 +91,8 @@ pub async fn delete(
     Caller(actor): Caller,
     Path(client_id): Path<String>,
 ) -> Response {
-    let provider = match provider(&state) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(provider) = state.oidc.as_deref() else {
+        return ApiError::NotFound.into_response();
     };
     match provider.clients().delete(&actor, &client_id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
