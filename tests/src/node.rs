@@ -33,7 +33,12 @@ impl UpstreamProvider {
     /// Starts `oidc-provider` with Portcullis as its client (returning to
     /// `redirect_uri`), signing in `account` (its claims, `sub` included)
     /// whenever a login is asked for.
-    pub async fn start(artifacts: &Artifacts, dir: &Path, redirect_uri: &str, account: &Value) -> Self {
+    pub async fn start(
+        artifacts: &Artifacts,
+        dir: &Path,
+        redirect_uri: &str,
+        account: &Value,
+    ) -> Self {
         let port = free_port();
         let mut command = Command::new("node");
         command
@@ -44,12 +49,18 @@ impl UpstreamProvider {
             .arg(UPSTREAM_CLIENT_SECRET)
             .arg(redirect_uri)
             .arg(account.to_string());
-        let process = Process::spawn("upstream-idp", command, &dir.join(format!("idp-{port}.log")));
+        let process = Process::spawn(
+            "upstream-idp",
+            command,
+            &dir.join(format!("idp-{port}.log")),
+        );
         let issuer = format!("http://127.0.0.1:{port}");
         let discovery = format!("{issuer}/.well-known/openid-configuration");
-        wait_for("the upstream provider's discovery", Duration::from_secs(20), || {
-            answers_ok(&discovery)
-        })
+        wait_for(
+            "the upstream provider's discovery",
+            Duration::from_secs(20),
+            || answers_ok(&discovery),
+        )
         .await;
         Self {
             issuer,
@@ -82,7 +93,13 @@ pub fn relying_party(
     let output = Command::new("node")
         .current_dir(node_dir(artifacts))
         .arg("relying-party.mjs")
-        .args([issuer, client_id, client_secret, redirect_uri, session_cookie])
+        .args([
+            issuer,
+            client_id,
+            client_secret,
+            redirect_uri,
+            session_cookie,
+        ])
         .output()
         .map_err(|e| format!("cannot run node: {e}"))?;
     if !output.status.success() {

@@ -34,7 +34,9 @@ async fn cli_login_goes_from_pending_to_issued_and_the_token_works_at_the_edge()
     let mut printed = Vec::new();
     let (mut url, mut code) = (None, None);
     while url.is_none() || code.is_none() {
-        let line = lines.recv_timeout(Duration::from_secs(20)).expect("the CLI prints its URL and code");
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the CLI prints its URL and code");
         if let Some(u) = line.trim().strip_prefix(&companion.url("/login/cli/")) {
             url = Some(companion.url(&format!("/login/cli/{u}")));
         }
@@ -54,10 +56,18 @@ async fn cli_login_goes_from_pending_to_issued_and_the_token_works_at_the_edge()
     let anonymous = client.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 
-    let page = client.get(&url).header("cookie", &cookie).send().await.unwrap();
+    let page = client
+        .get(&url)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
-    assert!(page.contains(&code), "the page shows the CLI's code {code}: {page}");
+    assert!(
+        page.contains(&code),
+        "the page shows the CLI's code {code}: {page}"
+    );
     assert!(page.contains("dave"), "{page}");
 
     // A post from another site is refused, and approves nothing.
@@ -79,7 +89,9 @@ async fn cli_login_goes_from_pending_to_issued_and_the_token_works_at_the_edge()
         .unwrap();
     assert_eq!(approved.status(), 200);
 
-    let status = tokio::task::spawn_blocking(move || cli.wait().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || cli.wait().unwrap())
+        .await
+        .unwrap();
     while let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
         printed.push(line);
     }
@@ -92,7 +104,10 @@ async fn cli_login_goes_from_pending_to_issued_and_the_token_works_at_the_edge()
 
     let response = stack.get_with_token("/hello", &token).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(upstream_headers(response).await["x-auth-request-user"], json!(["dave"]));
+    assert_eq!(
+        upstream_headers(response).await["x-auth-request-user"],
+        json!(["dave"])
+    );
 
     // The login is spent: approving it again finds nothing.
     let again = client

@@ -78,13 +78,20 @@ async fn login_through_the_upstream_provider_ends_at_the_edge_with_a_session_coo
 
     // The session is a session token for alice with the mapped scope only.
     let listing = stack.companion.cli(&["token", "list", "--user", "alice"]);
-    let sessions: Vec<&str> = listing.lines().filter(|l| l.contains("\tsession\t")).collect();
+    let sessions: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains("\tsession\t"))
+        .collect();
     assert_eq!(sessions.len(), 1, "{listing}");
     assert!(sessions[0].contains("\tread:all\t"), "{listing}");
 
     // Logging out ends it at the edge too.
     // (It returns to the companion's `/`, which is no page: any status.)
-    browser.get(stack.companion.url("/logout")).send().await.unwrap();
+    browser
+        .get(stack.companion.url("/logout"))
+        .send()
+        .await
+        .unwrap();
     let after = browser.get(stack.url("/hello")).send().await.unwrap();
     assert_eq!(after.status(), 401);
 }
@@ -107,7 +114,11 @@ async fn a_user_whose_groups_map_to_no_scope_gets_a_clear_403_page_and_no_sessio
     let page = response.text().await.unwrap();
     assert!(page.contains("none of your groups grants access"), "{page}");
     let listing = stack.companion.cli(&["token", "list", "--user", "bob"]);
-    assert_eq!(listing.lines().count(), 1, "only the header line: {listing}");
+    assert_eq!(
+        listing.lines().count(),
+        1,
+        "only the header line: {listing}"
+    );
 }
 
 #[tokio::test]
@@ -127,14 +138,32 @@ async fn a_certified_relying_party_completes_discovery_pkce_code_id_token_and_us
     let secret = registered["client_secret"].as_str().unwrap();
     let cookie = companion
         .cli(&[
-            "token", "create", "--type", "session", "--user", "carol", "--scope", "read:all",
-            "--email", "carol@example.org", "--name", "Carol Example", "--cookie",
+            "token",
+            "create",
+            "--type",
+            "session",
+            "--user",
+            "carol",
+            "--scope",
+            "read:all",
+            "--email",
+            "carol@example.org",
+            "--name",
+            "Carol Example",
+            "--cookie",
         ])
         .trim()
         .to_owned();
     let issuer = companion.url("");
-    let report = relying_party(&artifacts, &issuer, "demo-app", secret, APP_REDIRECT, &cookie)
-        .unwrap_or_else(|e| panic!("openid-client failed:\n{e}\n{}", companion.log()));
+    let report = relying_party(
+        &artifacts,
+        &issuer,
+        "demo-app",
+        secret,
+        APP_REDIRECT,
+        &cookie,
+    )
+    .unwrap_or_else(|e| panic!("openid-client failed:\n{e}\n{}", companion.log()));
 
     let claims = &report["claims"];
     assert_eq!(claims["iss"], issuer);
@@ -148,7 +177,13 @@ async fn a_certified_relying_party_completes_discovery_pkce_code_id_token_and_us
     }
     assert_eq!(report["userinfo"]["sub"], "carol");
     assert_eq!(report["userinfo"]["email"], "carol@example.org");
-    assert_eq!(report["token_type"].as_str().map(str::to_lowercase).as_deref(), Some("bearer"));
+    assert_eq!(
+        report["token_type"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("bearer")
+    );
 
     // The access token is an opaque oidc child of carol's session.
     let access = report["access_token"].as_str().unwrap();

@@ -22,7 +22,10 @@ pub enum LoginClientError {
     #[error("no configuration directory: set XDG_CONFIG_HOME or HOME")]
     NoConfigDir,
     #[error("cannot store the token in {path}: {source}")]
-    Store { path: PathBuf, source: std::io::Error },
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Deserialize)]
@@ -88,7 +91,10 @@ pub async fn login(server: &str) -> Result<PathBuf, LoginClientError> {
         return Err(refusal(reply).await);
     }
     let started: Started = reply.json().await.map_err(unreachable(&start_url))?;
-    eprintln!("Open this URL in a browser to log in and approve:\n\n    {}\n", started.browser_url);
+    eprintln!(
+        "Open this URL in a browser to log in and approve:\n\n    {}\n",
+        started.browser_url
+    );
     eprintln!("The page should show the code {}.", started.user_code);
 
     let poll_url = format!("{server}/auth/cli/login/{}/poll", started.login_id);

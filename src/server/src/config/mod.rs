@@ -345,7 +345,12 @@ impl RawConfig {
                     && u.fragment().is_none()
             }),
         }
-        .ok_or_else(|| invalid("public_url", "must be an http(s) URL without query or fragment"))?;
+        .ok_or_else(|| {
+            invalid(
+                "public_url",
+                "must be an http(s) URL without query or fragment",
+            )
+        })?;
         let login = match self.login {
             Some(_) if self.session.is_none() => {
                 return Err(invalid("login", "needs a [session] to keep logins in"))
@@ -354,7 +359,10 @@ impl RawConfig {
             None => None,
         };
         if self.oidc_server.is_some() && self.session.is_none() {
-            return Err(invalid("oidc_server", "needs a [session] to know who is logged in"));
+            return Err(invalid(
+                "oidc_server",
+                "needs a [session] to know who is logged in",
+            ));
         }
         Ok(Config {
             source: None,

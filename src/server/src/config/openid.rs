@@ -85,7 +85,10 @@ impl RawLogin {
             matches!(u.scheme(), "https" | "http") && u.has_host() && u.query().is_none()
         });
         if !valid_issuer {
-            return Err(invalid("login.issuer", "must be an http(s) URL without a query"));
+            return Err(invalid(
+                "login.issuer",
+                "must be an http(s) URL without a query",
+            ));
         }
         if self.client_id.is_empty() {
             return Err(invalid("login.client_id", "must not be empty"));
@@ -96,7 +99,10 @@ impl RawLogin {
         if !self.scopes.iter().any(|s| s == "openid") {
             return Err(invalid("login.scopes", "must include openid"));
         }
-        let mut hosts = vec![public_url.host_str().unwrap_or_default().to_ascii_lowercase()];
+        let mut hosts = vec![public_url
+            .host_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase()];
         for host in self.allowed_redirect_hosts {
             if host.is_empty() || host.contains(['/', ':', '@', ' ']) {
                 return Err(invalid(
@@ -240,7 +246,10 @@ impl RawProvider {
             None => {
                 return Err(invalid(
                     "oidc_server.active_key",
-                    format!("{:?} is not the kid of one of oidc_server.keys", self.active_key),
+                    format!(
+                        "{:?} is not the kid of one of oidc_server.keys",
+                        self.active_key
+                    ),
                 ))
             }
         }
@@ -249,7 +258,10 @@ impl RawProvider {
             let field = format!("oidc_server.clients[{i}]");
             validate_client_id(&raw.id).map_err(|r| invalid(&field, r))?;
             if clients.iter().any(|c| c.id == raw.id) {
-                return Err(invalid(field, format!("client id {:?} is listed twice", raw.id)));
+                return Err(invalid(
+                    field,
+                    format!("client id {:?} is listed twice", raw.id),
+                ));
             }
             for uri in &raw.redirect_uris {
                 validate_redirect_uri(uri).map_err(|r| invalid(&field, format!("{uri:?}: {r}")))?;

@@ -158,7 +158,11 @@ pub async fn cli_poll(
     Path(login_id): Path<String>,
     body: super::api::ApiJson<PollBody>,
 ) -> Response {
-    match state.cli_login.poll(&login_id, &body.0.poll_secret, ip).await {
+    match state
+        .cli_login
+        .poll(&login_id, &body.0.poll_secret, ip)
+        .await
+    {
         Ok(PollOutcome::Pending) => (
             StatusCode::ACCEPTED,
             [(CACHE_CONTROL, "no-store")],
@@ -186,11 +190,7 @@ fn login_first(state: &AppState, here: &str) -> Response {
         );
     }
     let rd: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-    (
-        StatusCode::FOUND,
-        [(LOCATION, format!("/login?rd={rd}"))],
-    )
-        .into_response()
+    (StatusCode::FOUND, [(LOCATION, format!("/login?rd={rd}"))]).into_response()
 }
 
 /// `GET /login/cli/{id}`: the approval page.
@@ -250,4 +250,3 @@ pub async fn cli_approve(
         Err(e) => page::message(StatusCode::NOT_FOUND, "Cannot approve", &e.to_string()),
     }
 }
-

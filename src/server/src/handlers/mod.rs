@@ -54,7 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", get(session::logout))
         .route("/login", get(login::login))
         .route(CALLBACK_PATH, get(login::callback))
-        .route("/login/cli/{login_id}", get(login::cli_page).post(login::cli_approve))
+        .route(
+            "/login/cli/{login_id}",
+            get(login::cli_page).post(login::cli_approve),
+        )
         .route("/auth/cli/login", post(login::cli_start))
         .route("/auth/cli/login/{login_id}/poll", post(login::cli_poll))
         .route("/.well-known/openid-configuration", get(openid::discovery))

@@ -20,7 +20,6 @@ use super::{ingress, page, AppState};
 use crate::services::oidc::{AuthorizeOutcome, AuthorizeRequest, Client, OidcError, TokenRequest};
 use crate::services::OidcProvider;
 
-
 pub async fn discovery(State(state): State<AppState>) -> Response {
     match state.oidc.as_deref() {
         Some(p) => Json(p.discovery()).into_response(),
@@ -63,7 +62,13 @@ pub async fn authorize(
     let back = |redirect_uri: &str, pairs: &[(&str, &str)], state_param: Option<&str>| {
         let mut url = match url::Url::parse(redirect_uri) {
             Ok(url) => url,
-            Err(_) => return page::message(StatusCode::BAD_REQUEST, "Invalid request", "bad redirect_uri"),
+            Err(_) => {
+                return page::message(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid request",
+                    "bad redirect_uri",
+                )
+            }
         };
         {
             let mut query = url.query_pairs_mut();
@@ -79,9 +84,11 @@ pub async fn authorize(
         found(url.as_str())
     };
     match outcome {
-        AuthorizeOutcome::ErrorPage(why) => {
-            page::message(StatusCode::BAD_REQUEST, "Invalid authorization request", &why)
-        }
+        AuthorizeOutcome::ErrorPage(why) => page::message(
+            StatusCode::BAD_REQUEST,
+            "Invalid authorization request",
+            &why,
+        ),
         AuthorizeOutcome::RedirectError {
             redirect_uri,
             error,
@@ -113,7 +120,10 @@ pub async fn authorize(
 fn found(location: &str) -> Response {
     (
         StatusCode::FOUND,
-        [(LOCATION, location.to_owned()), (CACHE_CONTROL, "no-store".to_owned())],
+        [
+            (LOCATION, location.to_owned()),
+            (CACHE_CONTROL, "no-store".to_owned()),
+        ],
     )
         .into_response()
 }
@@ -132,7 +142,9 @@ fn form_fields(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, Stri
     let mut fields = HashMap::new();
     for (k, v) in form_urlencoded::parse(body) {
         if fields.insert(k.to_string(), v.into_owned()).is_some() {
-            return Err(OidcError::InvalidRequest(format!("parameter {k} is repeated")));
+            return Err(OidcError::InvalidRequest(format!(
+                "parameter {k} is repeated"
+            )));
         }
     }
     Ok(fields)
@@ -190,7 +202,10 @@ async fn authenticated_client(
 ) -> Result<(Client, HashMap<String, String>), OidcError> {
     let mut fields = form_fields(headers, body)?;
     let (id, secret) = client_credentials(headers, &mut fields)?;
-    let client = provider.clients().authenticate(&id, secret.as_deref()).await?;
+    let client = provider
+        .clients()
+        .authenticate(&id, secret.as_deref())
+        .await?;
     Ok((client, fields))
 }
 
@@ -238,7 +253,10 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let Some(token) = token else {
-        return oidc_error(OidcError::InvalidToken("no bearer access token"), &state.realm);
+        return oidc_error(
+            OidcError::InvalidToken("no bearer access token"),
+            &state.realm,
+        );
     };
     match provider.userinfo(token).await {
         Ok(claims) => no_store(Json(claims).into_response()),

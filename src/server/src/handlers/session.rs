@@ -44,7 +44,8 @@ impl SessionCookie {
 
     /// The same attributes for another of the companion's cookies.
     pub fn set_named(&self, name: &str, value: &str, max_age: u64) -> String {
-        let mut header = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax");
+        let mut header =
+            format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax");
         if let Some(domain) = &self.domain {
             header.push_str(&format!("; Domain={domain}"));
         }
@@ -74,7 +75,8 @@ pub async fn browser_session(
     let Some(session) = state.session.as_deref() else {
         return Ok(None);
     };
-    let Some(token) = cookie_value(headers, &session.name).and_then(|v| session.seal.open(v)) else {
+    let Some(token) = cookie_value(headers, &session.name).and_then(|v| session.seal.open(v))
+    else {
         return Ok(None);
     };
     match state.tokens.get_data(&token).await {

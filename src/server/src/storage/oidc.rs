@@ -37,7 +37,9 @@ pub enum Redemption {
     /// The first redemption: the code, now spent.
     First(AuthorizationCode),
     /// Redeemed before, and what that redemption issued, if it got so far.
-    Replayed { issued: Option<TokenKey> },
+    Replayed {
+        issued: Option<TokenKey>,
+    },
     Unknown,
 }
 
@@ -65,8 +67,11 @@ pub trait OidcStore: Send + Sync {
     /// Records the access token a code's first redemption issued, with the
     /// grant behind it; false (and nothing recorded) if the code was
     /// replayed meanwhile.
-    async fn record_grant(&self, code_sha256: &[u8; 32], grant: &OidcGrant)
-        -> Result<bool, StorageError>;
+    async fn record_grant(
+        &self,
+        code_sha256: &[u8; 32],
+        grant: &OidcGrant,
+    ) -> Result<bool, StorageError>;
     async fn get_grant(&self, token: &TokenKey) -> Result<Option<OidcGrant>, StorageError>;
     /// Removes codes past their expiry; how many.
     async fn delete_expired_codes(&self, now: u64) -> Result<u64, StorageError>;

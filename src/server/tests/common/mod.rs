@@ -11,6 +11,11 @@ use portcullis_core::Token;
 
 /// The app, its bootstrap token, and the folder that holds its store.
 pub async fn app(clock: Arc<ManualClock>) -> (App, Token, tempfile::TempDir) {
+    app_with(clock, "").await
+}
+
+/// The same with `extra` appended to the configuration.
+pub async fn app_with(clock: Arc<ManualClock>, extra: &str) -> (App, Token, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap = Token::from_random([7; 16], [8; 16]);
     let listen = "127.0.0.1:0".parse().unwrap();
@@ -20,7 +25,7 @@ pub async fn app(clock: Arc<ManualClock>) -> (App, Token, tempfile::TempDir) {
         bootstrap: bootstrap.clone(),
         signing_key: signing_key(),
     };
-    let text = config::initial_toml(listen, Path::new("t.sqlite"), &secrets);
+    let text = config::initial_toml(listen, Path::new("t.sqlite"), &secrets) + extra;
     let config = Config::from_toml(&text, dir.path()).unwrap();
     let app = App::with_clock(&config, clock).await.unwrap();
     (app, bootstrap, dir)

@@ -24,7 +24,6 @@ pub struct ClientRequest {
     name: Option<String>,
 }
 
-
 /// A client as the API shows it: never its secret or the secret's hash.
 fn view(client: &OidcClientRecord) -> Value {
     json!({

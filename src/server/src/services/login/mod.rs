@@ -141,7 +141,8 @@ impl LoginService {
         let saved = saved
             .filter(|s| s.expires > self.clock.now())
             .ok_or(LoginError::StateMismatch)?;
-        let state_ok = state.is_some_and(|s| bool::from(s.as_bytes().ct_eq(saved.state.as_bytes())));
+        let state_ok =
+            state.is_some_and(|s| bool::from(s.as_bytes().ct_eq(saved.state.as_bytes())));
         if !state_ok {
             return Err(LoginError::StateMismatch);
         }

@@ -104,7 +104,8 @@ mod tests {
         assert_eq!(seal.open(std::str::from_utf8(&tampered).unwrap()), None);
         assert_eq!(StateSeal::new(&[8; 32]).open(&sealed), None);
         // A session cookie made with the same key is not a login state.
-        let session = SessionSeal::new(&[7; 32]).seal(&Token::from_random([1; 16], [2; 16]), [3; 12]);
+        let session =
+            SessionSeal::new(&[7; 32]).seal(&Token::from_random([1; 16], [2; 16]), [3; 12]);
         assert_eq!(seal.open(session.trim_start_matches("v1.")), None);
     }
 }

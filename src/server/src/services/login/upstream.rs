@@ -219,13 +219,16 @@ impl Upstream {
                 .is_none_or(|(_, fetched)| fetched.elapsed() >= JWKS_REFRESH)
         };
         if !stale {
-            return Err(LoginError::InvalidIdToken("signed by an unknown key".into()));
+            return Err(LoginError::InvalidIdToken(
+                "signed by an unknown key".into(),
+            ));
         }
         let metadata = self.metadata().await?;
         let set: JwkSet = self.get_json(&metadata.jwks_uri, "JWKS").await?;
         let jwk = find(&set);
         *self.keys.write().await = Some((set, Instant::now()));
-        let jwk = jwk.ok_or_else(|| LoginError::InvalidIdToken("signed by an unknown key".into()))?;
+        let jwk =
+            jwk.ok_or_else(|| LoginError::InvalidIdToken("signed by an unknown key".into()))?;
         DecodingKey::from_jwk(&jwk).map_err(|e| LoginError::InvalidIdToken(e.to_string()))
     }
 }

@@ -118,7 +118,10 @@ impl OidcClients {
         client_id: &str,
         secret: Option<&str>,
     ) -> Result<Client, OidcError> {
-        let record = self.find(client_id).await?.ok_or(OidcError::InvalidClient)?;
+        let record = self
+            .find(client_id)
+            .await?
+            .ok_or(OidcError::InvalidClient)?;
         let good = match (record.secret_sha256, secret) {
             (Some(hash), Some(secret)) => bool::from(secret_sha256(secret).ct_eq(&hash)),
             (None, None) => record.public,

@@ -219,7 +219,10 @@ impl OidcProvider {
             .iter()
             .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_ECHOED_LEN))
         {
-            return refuse("invalid_request", "state and nonce are at most 512 characters");
+            return refuse(
+                "invalid_request",
+                "state and nonce are at most 512 characters",
+            );
         }
         if request.response_type.as_deref() != Some("code") {
             return refuse(
@@ -241,24 +244,37 @@ impl OidcProvider {
             .filter(|s| requested.contains(s))
             .map(|s| (*s).to_owned())
             .collect();
-        match (&request.code_challenge, request.code_challenge_method.as_deref()) {
+        match (
+            &request.code_challenge,
+            request.code_challenge_method.as_deref(),
+        ) {
             (None, _) if client.public => {
                 return refuse("invalid_request", "public clients must use PKCE (S256)");
             }
             (None, Some(_)) => {
-                return refuse("invalid_request", "code_challenge_method without code_challenge");
+                return refuse(
+                    "invalid_request",
+                    "code_challenge_method without code_challenge",
+                );
             }
             (None, None) => {}
             (Some(challenge), Some("S256")) if is_pkce_value(challenge) => {}
             (Some(_), Some("S256")) => {
-                return refuse("invalid_request", "code_challenge must be 43 to 128 characters");
+                return refuse(
+                    "invalid_request",
+                    "code_challenge must be 43 to 128 characters",
+                );
             }
             (Some(_), _) => {
                 return refuse("invalid_request", "code_challenge_method must be S256");
             }
         }
         let Some(session) = session else {
-            if request.prompt.as_deref().is_some_and(|p| p.split(' ').any(|p| p == "none")) {
+            if request
+                .prompt
+                .as_deref()
+                .is_some_and(|p| p.split(' ').any(|p| p == "none"))
+            {
                 return refuse("login_required", "the user is not logged in");
             }
             return Ok(AuthorizeOutcome::LoginRequired);
@@ -343,11 +359,13 @@ impl OidcProvider {
             }
             (None, None) => {}
         }
-        let session = self
-            .tokens
-            .get_data_by_key(&code.session)
-            .await?
-            .ok_or(OidcError::InvalidGrant("the session behind this code has ended"))?;
+        let session =
+            self.tokens
+                .get_data_by_key(&code.session)
+                .await?
+                .ok_or(OidcError::InvalidGrant(
+                    "the session behind this code has ended",
+                ))?;
         let access = self.tokens.create_oidc_token(&session, ip).await?;
         let recorded = self
             .store
@@ -446,7 +464,11 @@ impl OidcProvider {
     }
 
     /// RFC 7662: active only for a live access token issued to `client`.
-    pub async fn introspect(&self, client: &Client, token: &str) -> Result<Introspection, OidcError> {
+    pub async fn introspect(
+        &self,
+        client: &Client,
+        token: &str,
+    ) -> Result<Introspection, OidcError> {
         let inactive = Introspection {
             active: false,
             details: None,
@@ -492,7 +514,11 @@ impl OidcProvider {
             ));
         }
         self.tokens
-            .revoke_by_key(data.token.key(), &format!("<oidc:{}>", client.client_id), ip)
+            .revoke_by_key(
+                data.token.key(),
+                &format!("<oidc:{}>", client.client_id),
+                ip,
+            )
             .await?;
         Ok(())
     }

@@ -1,0 +1,704 @@
+//! The OpenID Connect provider and the login endpoints over HTTP (the
+//! router, without a network): every refusal the issue names, code replay,
+//! open redirects, the client admin API, key publication and maintenance.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use base64::Engine as _;
+use portcullis::app::App;
+use portcullis::services::oidc::{pkce_s256, NewClient};
+use portcullis::services::{Actor, ManualClock, UserInfo};
+use portcullis_core::session::SessionSeal;
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+mod common;
+
+const START: u64 = 1_900_000_000;
+const APP: &str = "https://app.example.org/cb";
+const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc-7636-yes";
+/// A login section whose provider is never reached: the refusals come first.
+const LOGIN: &str = "\n[login]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"p\"\n\
+                     client_secret = \"s\"\n[login.group_scopes]\nstaff = [\"read:all\"]\n";
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    fn location(&self) -> String {
+        self.headers
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.json()["error"], code, "{}", self.text);
+    }
+}
+
+struct Provider {
+    app: App,
+    clock: Arc<ManualClock>,
+    bootstrap: String,
+    cookie: String,
+    secret: String,
+    other_secret: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn provider_with(extra: &str) -> Provider {
+    let clock = Arc::new(ManualClock::at(START));
+    let (app, bootstrap, dir) = common::app_with(clock.clone(), extra).await;
+    let user = UserInfo {
+        username: "alice".into(),
+        email: Some("alice@example.org".into()),
+        ..UserInfo::default()
+    };
+    let session = app
+        .tokens
+        .create_session_token(&user, vec!["read:all".parse().unwrap()], None)
+        .await
+        .unwrap();
+    // The key `common::app` configures for sessions.
+    let cookie = format!(
+        "portcullis_session={}",
+        SessionSeal::new(&[6; 32]).seal(&session, [1; 12])
+    );
+    let clients = app.oidc.as_ref().unwrap().clients().clone();
+    let mut secrets = Vec::new();
+    for (id, public) in [("app", false), ("other", false), ("spa", true)] {
+        let new = NewClient {
+            client_id: id.into(),
+            redirect_uris: vec![APP.into()],
+            public,
+            name: None,
+        };
+        let (_, secret) = clients.register(&Actor::Cli, new).await.unwrap();
+        secrets.push(secret.unwrap_or_default());
+    }
+    Provider {
+        app,
+        clock,
+        bootstrap: bootstrap.expose(),
+        cookie,
+        secret: secrets[0].clone(),
+        other_secret: secrets[1].clone(),
+        _dir: dir,
+    }
+}
+
+async fn provider() -> Provider {
+    provider_with(LOGIN).await
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+impl Provider {
+    async fn send(&self, mut request: Request<Body>) -> Reply {
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 5555))));
+        let response = self.app.router().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, uri: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = Request::get(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn authorize(&self, pairs: &[(&str, &str)], session: bool) -> Reply {
+        let uri = format!("/auth/openid/login?{}", query(pairs));
+        let cookie = if session { self.cookie.as_str() } else { "" };
+        self.get(&uri, &[("cookie", cookie)]).await
+    }
+
+    /// A code for client `app`, with PKCE.
+    async fn code(&self) -> String {
+        let challenge = pkce_s256(VERIFIER);
+        let reply = self
+            .authorize(
+                &[
+                    ("response_type", "code"),
+                    ("client_id", "app"),
+                    ("redirect_uri", APP),
+                    ("scope", "openid profile email"),
+                    ("state", "st"),
+                    ("nonce", "nn"),
+                    ("code_challenge", &challenge),
+                    ("code_challenge_method", "S256"),
+                ],
+                true,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.text);
+        let location = url::Url::parse(&reply.location()).unwrap();
+        let pairs: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+        assert_eq!(pairs["state"], "st");
+        assert_eq!(pairs["iss"], "http://127.0.0.1:0");
+        pairs["code"].clone()
+    }
+
+    async fn post_form(&self, path: &str, auth: Option<&str>, pairs: &[(&str, &str)]) -> Reply {
+        let mut request =
+            Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        self.send(request.body(Body::from(query(pairs))).unwrap())
+            .await
+    }
+
+    async fn redeem(&self, code: &str, auth: &str, extra: &[(&str, &str)]) -> Reply {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", APP),
+            ("code_verifier", VERIFIER),
+        ];
+        for (k, v) in extra {
+            pairs.retain(|(key, _)| key != k);
+            if !v.is_empty() {
+                pairs.push((k, v));
+            }
+        }
+        self.post_form("/auth/openid/token", Some(auth), &pairs)
+            .await
+    }
+
+    async fn userinfo(&self, access: &str) -> Reply {
+        self.get(
+            "/auth/openid/userinfo",
+            &[("authorization", &format!("Bearer {access}"))],
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn bad_clients_and_redirect_uris_get_an_error_page_never_a_redirect() {
+    let p = provider().await;
+    let cases: [&[(&str, &str)]; 4] = [
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", APP),
+            ("scope", "openid"),
+        ],
+        &[
+            ("client_id", "nobody"),
+            ("response_type", "code"),
+            ("redirect_uri", APP),
+            ("scope", "openid"),
+        ],
+        &[
+            ("client_id", "app"),
+            ("response_type", "code"),
+            ("redirect_uri", "https://app.example.org/cb/x"),
+            ("scope", "openid"),
+        ],
+        &[
+            ("client_id", "app"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ],
+    ];
+    for pairs in cases {
+        let reply = p.authorize(pairs, true).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{pairs:?}");
+        assert!(reply.headers.get("location").is_none(), "{pairs:?}");
+        assert!(reply.text.contains("<h1>"), "an HTML page: {}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn other_authorization_errors_go_back_to_the_client_with_the_state() {
+    let p = provider().await;
+    let base = [
+        ("client_id", "app"),
+        ("redirect_uri", APP),
+        ("state", "xyz"),
+    ];
+    let challenge = pkce_s256(VERIFIER);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("response_type", "token"), ("scope", "openid")],
+            "unsupported_response_type",
+        ),
+        (
+            vec![("response_type", "code"), ("scope", "profile email")],
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "plain"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge", "short"),
+                ("code_challenge_method", "S256"),
+            ],
+            "invalid_request",
+        ),
+    ];
+    for (extra, error) in cases {
+        let pairs: Vec<_> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let reply = p.authorize(&pairs, true).await;
+        assert_eq!(reply.status, StatusCode::FOUND);
+        let location = reply.location();
+        assert!(location.starts_with(APP), "{location}");
+        assert!(location.contains(&format!("error={error}")), "{location}");
+        assert!(location.contains("state=xyz"), "{location}");
+    }
+    // A public client must use PKCE.
+    let reply = p
+        .authorize(
+            &[
+                ("client_id", "spa"),
+                ("redirect_uri", APP),
+                ("response_type", "code"),
+                ("scope", "openid"),
+            ],
+            true,
+        )
+        .await;
+    assert!(
+        reply.location().contains("error=invalid_request"),
+        "{}",
+        reply.location()
+    );
+    // Without a session: to the login and back, or with prompt=none, an error.
+    let pairs = [
+        ("client_id", "app"),
+        ("redirect_uri", APP),
+        ("response_type", "code"),
+        ("scope", "openid"),
+    ];
+    let reply = p.authorize(&pairs, false).await;
+    assert_eq!(reply.status, StatusCode::FOUND);
+    assert!(
+        reply
+            .location()
+            .starts_with("/login?rd=%2Fauth%2Fopenid%2Flogin%3F"),
+        "{}",
+        reply.location()
+    );
+    let mut silent = pairs.to_vec();
+    silent.push(("prompt", "none"));
+    let reply = p.authorize(&silent, false).await;
+    assert!(
+        reply.location().contains("error=login_required"),
+        "{}",
+        reply.location()
+    );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_with_rfc_6749_errors() {
+    let p = provider().await;
+    let auth = basic("app", &p.secret);
+
+    let code = p.code().await;
+    p.redeem(&code, &basic("app", "wrong"), &[])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    let unknown = p.redeem(&code, &basic("nobody", "x"), &[]).await;
+    unknown.assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    assert!(unknown.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    p.redeem(&code, &auth, &[("grant_type", "password")])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    p.redeem(&code, &auth, &[("code", "")])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    p.redeem("not-a-code", &auth, &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    // Two authentication methods at once.
+    p.redeem(&code, &auth, &[("client_secret", "x")])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    // Each refusal below spends its code (single use).
+    let code = p.code().await;
+    p.redeem(
+        &code,
+        &auth,
+        &[("redirect_uri", "https://app.example.org/other")],
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    let code = p.code().await;
+    let wrong = "b-verifier-that-is-long-enough-for-rfc-7636-yes";
+    p.redeem(&code, &auth, &[("code_verifier", wrong)])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    let code = p.code().await;
+    p.redeem(&code, &auth, &[("code_verifier", "")])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    let code = p.code().await;
+    p.redeem(&code, &basic("other", &p.other_secret), &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    let code = p.code().await;
+    p.clock.advance(std::time::Duration::from_secs(5 * 60 + 1));
+    p.redeem(&code, &auth, &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+
+    // client_secret_post works, and the reply is never cached.
+    let code = p.code().await;
+    let reply = p
+        .post_form(
+            "/auth/openid/token",
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", APP),
+                ("code_verifier", VERIFIER),
+                ("client_id", "app"),
+                ("client_secret", &p.secret),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    assert_eq!(reply.headers["pragma"], "no-cache");
+    assert_eq!(reply.json()["token_type"], "Bearer");
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_revokes_what_the_first_redemption_issued() {
+    let p = provider().await;
+    let auth = basic("app", &p.secret);
+    let code = p.code().await;
+    let first = p.redeem(&code, &auth, &[]).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let access = first.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(p.userinfo(&access).await.json()["sub"], "alice");
+
+    p.redeem(&code, &auth, &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    let after = p.userinfo(&access).await;
+    after.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    assert!(after.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn introspection_and_revocation_answer_only_the_client_the_token_was_issued_to() {
+    let p = provider().await;
+    let auth = basic("app", &p.secret);
+    let other = basic("other", &p.other_secret);
+    let code = p.code().await;
+    let access = p.redeem(&code, &auth, &[]).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mine = p
+        .post_form(
+            "/auth/openid/introspect",
+            Some(&auth),
+            &[("token", &access)],
+        )
+        .await
+        .json();
+    assert_eq!(mine["active"], true);
+    assert_eq!(mine["client_id"], "app");
+    assert_eq!(mine["sub"], "alice");
+    let theirs = p
+        .post_form(
+            "/auth/openid/introspect",
+            Some(&other),
+            &[("token", &access)],
+        )
+        .await
+        .json();
+    assert_eq!(theirs, json!({ "active": false }));
+    let garbage = p
+        .post_form("/auth/openid/introspect", Some(&auth), &[("token", "nope")])
+        .await
+        .json();
+    assert_eq!(garbage, json!({ "active": false }));
+    p.post_form(
+        "/auth/openid/introspect",
+        Some(&basic("app", "bad")),
+        &[("token", &access)],
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    p.post_form("/auth/openid/introspect", Some(&auth), &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    p.post_form("/auth/openid/revoke", Some(&other), &[("token", &access)])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "unauthorized_client");
+    let revoked = p
+        .post_form("/auth/openid/revoke", Some(&auth), &[("token", &access)])
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    // Revoking again, or something unknown, is no error (RFC 7009 §2.2).
+    assert_eq!(
+        p.post_form("/auth/openid/revoke", Some(&auth), &[("token", &access)])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let after = p
+        .post_form(
+            "/auth/openid/introspect",
+            Some(&auth),
+            &[("token", &access)],
+        )
+        .await
+        .json();
+    assert_eq!(after["active"], false);
+    p.get("/auth/openid/userinfo", &[])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
+}
+
+#[tokio::test]
+async fn clients_are_managed_by_admin_oidc_or_the_bootstrap_token_and_secrets_never_shown_again() {
+    let p = provider().await;
+    let alice = p
+        .app
+        .tokens
+        .create_session_token(
+            &UserInfo {
+                username: "alice".into(),
+                ..UserInfo::default()
+            },
+            vec!["read:all".parse().unwrap()],
+            None,
+        )
+        .await
+        .unwrap()
+        .expose();
+    let call = |method: &'static str, uri: &'static str, token: String, body: Option<Value>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        request
+            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+            .unwrap()
+    };
+    let body = json!({ "client_id": "new-app", "redirect_uris": [APP] });
+    let denied = p
+        .send(call(
+            "POST",
+            "/auth/api/v1/oidc-clients",
+            alice,
+            Some(body.clone()),
+        ))
+        .await;
+    denied.assert_error(StatusCode::FORBIDDEN, "permission_denied");
+
+    let made = p
+        .send(call(
+            "POST",
+            "/auth/api/v1/oidc-clients",
+            p.bootstrap.clone(),
+            Some(body.clone()),
+        ))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    assert!(made.json()["client_secret"].as_str().unwrap().len() >= 43);
+    let again = p
+        .send(call(
+            "POST",
+            "/auth/api/v1/oidc-clients",
+            p.bootstrap.clone(),
+            Some(body),
+        ))
+        .await;
+    again.assert_error(StatusCode::CONFLICT, "duplicate_client");
+    let bad = json!({ "client_id": "x", "redirect_uris": ["http://evil.example/cb"] });
+    p.send(call(
+        "POST",
+        "/auth/api/v1/oidc-clients",
+        p.bootstrap.clone(),
+        Some(bad),
+    ))
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    let list = p
+        .send(call(
+            "GET",
+            "/auth/api/v1/oidc-clients",
+            p.bootstrap.clone(),
+            None,
+        ))
+        .await;
+    assert!(list.text.contains("new-app"));
+    assert!(!list.text.contains("secret"), "{}", list.text);
+    let gone = p
+        .send(call(
+            "DELETE",
+            "/auth/api/v1/oidc-clients/new-app",
+            p.bootstrap.clone(),
+            None,
+        ))
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let missing = p
+        .send(call(
+            "GET",
+            "/auth/api/v1/oidc-clients/new-app",
+            p.bootstrap.clone(),
+            None,
+        ))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn login_refuses_open_redirects_and_foreign_callbacks() {
+    let p = provider().await;
+    for rd in [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "http://127.0.0.1.evil.example/",
+        "https://user@evil.example/",
+        "/ok\r\nSet-Cookie: x=y",
+    ] {
+        let reply = p
+            .get(&format!("/login?{}", query(&[("rd", rd)])), &[])
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{rd:?}: {}",
+            reply.text
+        );
+        assert!(reply.headers.get("location").is_none(), "{rd:?}");
+    }
+    // A callback without the state cookie of a login this browser started.
+    let reply = p.get("/login/callback?code=c&state=s", &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.text.contains("expired"), "{}", reply.text);
+    let reply = p
+        .get("/login/callback?error=access_denied&state=s", &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn retired_keys_stay_published_until_their_id_tokens_expire() {
+    let key = common::signing_key();
+    let extra = format!(
+        "{LOGIN}\n[[oidc_server.keys]]\nkid = \"old\"\nretired = {}\nprivate_key = '''\n{key}'''\n",
+        START - 100
+    );
+    let p = provider_with(&extra).await;
+    let kids = |p: &Provider| {
+        let jwks = p.app.oidc.as_ref().unwrap().jwks();
+        jwks.keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kids(&p), ["s1", "old"]);
+    p.clock.advance(std::time::Duration::from_secs(3600));
+    assert_eq!(kids(&p), ["s1"]);
+    // Discovery names what a client needs, the issuer exactly.
+    let discovery = p.get("/.well-known/openid-configuration", &[]).await.json();
+    assert_eq!(discovery["issuer"], "http://127.0.0.1:0");
+    for field in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+        "userinfo_endpoint",
+    ] {
+        assert!(!discovery[field].is_null(), "{field}");
+    }
+}
+
+#[tokio::test]
+async fn maintenance_closes_cli_logins_never_completed() {
+    let p = provider().await;
+    let started = p
+        .send(
+            Request::post("/auth/cli/login")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .json();
+    let id = started["login_id"].as_str().unwrap().to_owned();
+    let poll = |secret: &str| {
+        Request::post(format!("/auth/cli/login/{id}/poll"))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({ "poll_secret": secret }).to_string()))
+            .unwrap()
+    };
+    let secret = started["poll_secret"].as_str().unwrap();
+    assert_eq!(p.send(poll(secret)).await.status, StatusCode::ACCEPTED);
+    p.send(poll("wrong"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "expired_token");
+    p.clock.advance(std::time::Duration::from_secs(10 * 60 + 1));
+    assert_eq!(p.app.run_maintenance().await.unwrap().pending_closed, 1);
+    p.send(poll(secret))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "expired_token");
+}
