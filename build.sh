@@ -97,6 +97,14 @@ run_demo() {
   session_key=$(sed -n 's/^key = "\(.*\)"$/\1/p' "$config")
   demo_cookie=$("$COMPANION" --config "$config" token create --type session --user demo \
     --scope read:all --email demo@example.org --name "Demo User" --cookie 2>/dev/null)
+  # An OpenID Connect client for trying a certified relying party against
+  # the companion's provider; nothing needs to listen at its redirect URI.
+  local oidc_redirect="http://127.0.0.1:${PORTCULLIS_OIDC_REDIRECT_PORT:-8302}/callback"
+  local oidc_client oidc_secret
+  oidc_client=$("$COMPANION" --config "$config" oidc-client create --id demo-app \
+    --redirect-uri "$oidc_redirect" --name "Demo application" 2>/dev/null)
+  oidc_secret=$(printf '%s' "$oidc_client" | sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p')
+  [ -n "$oidc_secret" ] || die "could not register the demo OpenID Connect client"
 
   sed -e "s|{{ADMIN_PORT}}|$admin_port|" -e "s|{{PROXY_PORT}}|$proxy_port|" \
       -e "s|{{UPSTREAM_PORT}}|$upstream_port|" -e "s|{{COMPANION_PORT}}|$companion_port|" \
@@ -130,6 +138,10 @@ PORTCULLIS_ENVOY_ADMIN_URL=http://127.0.0.1:$admin_port
 PORTCULLIS_DEMO_TOKEN=$demo_token
 PORTCULLIS_BOOTSTRAP_TOKEN=$bootstrap_token
 PORTCULLIS_DEMO_COOKIE=$demo_cookie
+PORTCULLIS_OIDC_ISSUER=http://127.0.0.1:$companion_port
+PORTCULLIS_OIDC_CLIENT_ID=demo-app
+PORTCULLIS_OIDC_CLIENT_SECRET=$oidc_secret
+PORTCULLIS_OIDC_REDIRECT_URI=$oidc_redirect
 EOF
   chmod 600 "$env_file"
   cat "$env_file"
@@ -146,6 +158,11 @@ curl -s --cookie "$demo_cookie" http://127.0.0.1:$proxy_port/hello
 curl -si http://127.0.0.1:$proxy_port/hello
 # A token without scope read:all: 403 insufficient_scope.
 curl -si -H "Authorization: Bearer \$($COMPANION --config $config token create --user guest --scope write:all --token-name guest-\$RANDOM)" http://127.0.0.1:$proxy_port/hello
+# The OpenID Connect provider's discovery document, for any certified client
+# (client demo-app, the secret above; the browser's session is the cookie).
+curl -s http://127.0.0.1:$companion_port/.well-known/openid-configuration
+# Log in from a terminal: open the printed URL with the demo cookie set.
+#   $COMPANION login --server http://127.0.0.1:$companion_port
 # The companion's check endpoint, as the filter calls it.
 curl -si -H "Authorization: Bearer $demo_token" "http://127.0.0.1:$companion_port/ingress/auth?scope=read:all"
 

@@ -123,6 +123,10 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
         "PORTCULLIS_DEMO_TOKEN",
         "PORTCULLIS_BOOTSTRAP_TOKEN",
         "PORTCULLIS_DEMO_COOKIE",
+        "PORTCULLIS_OIDC_ISSUER",
+        "PORTCULLIS_OIDC_CLIENT_ID",
+        "PORTCULLIS_OIDC_CLIENT_SECRET",
+        "PORTCULLIS_OIDC_REDIRECT_URI",
     ] {
         assert!(env.contains_key(var), "{var} missing from the env file");
         assert!(
@@ -162,6 +166,24 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
         .await
         .expect("cookie request");
     assert_eq!(by_cookie.status(), StatusCode::OK);
+    // The printed OpenID Connect variables are enough for a certified client.
+    let report = portcullis_e2e::node::relying_party(
+        &artifacts,
+        &env["PORTCULLIS_OIDC_ISSUER"],
+        &env["PORTCULLIS_OIDC_CLIENT_ID"],
+        &env["PORTCULLIS_OIDC_CLIENT_SECRET"],
+        &env["PORTCULLIS_OIDC_REDIRECT_URI"],
+        &cookie,
+    );
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            interrupt();
+            panic!("openid-client against the demo failed: {e}");
+        }
+    };
+    assert_eq!(report["claims"]["sub"], "demo");
+    assert_eq!(report["userinfo"]["email"], "demo@example.org");
     let admin_ready = fetch(
         &format!("{}/ready", env["PORTCULLIS_ENVOY_ADMIN_URL"]),
         None,

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test crate uses a part of it
 //! The companion as the HTTP tests use it: a fresh embedded store, the
 //! configuration `config init` writes, and a clock the test moves.
 
