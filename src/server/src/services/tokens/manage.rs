@@ -159,18 +159,6 @@ impl TokenService {
         Ok(true)
     }
 
-    /// The data of a live token known only by its key: a session that
-    /// Portcullis itself recorded (behind an authorization code or an
-    /// approved CLI login). `None` when it is gone or expired.
-    pub async fn get_data_by_key(
-        &self,
-        key: &TokenKey,
-    ) -> Result<Option<crate::storage::TokenData>, TokenError> {
-        let data = self.data.get(key).await?;
-        let now = self.clock.now();
-        Ok(data.filter(|d| d.expires.is_none_or(|e| e > now)))
-    }
-
     /// Ends a browser session: revokes the session token (and so its
     /// children), recorded as done by its user. Anything but a valid
     /// session token is left alone; false then.

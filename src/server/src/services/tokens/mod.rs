@@ -147,21 +147,42 @@ impl TokenService {
     /// secret does not match (compared in constant time), it has expired,
     /// or it has gone stale (then it is removed, as Boundary does).
     pub async fn get_data(&self, token: &Token) -> Result<Option<TokenData>, StorageError> {
-        let data = match self.data.get(token.key()).await {
-            Ok(Some(data)) => data,
-            Ok(None) => return Ok(None),
+        match self.readable_data(token.key()).await? {
+            Some(data) if data.token.secret().matches(token.secret()) => self.live(data).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// The data of a live token known only by its key: a session that
+    /// Portcullis itself recorded (behind an authorization code or an
+    /// approved CLI login). `None` on the same terms as `get_data`.
+    pub async fn get_data_by_key(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
+        match self.readable_data(key).await? {
+            Some(data) => self.live(data).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn readable_data(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
+        match self.data.get(key).await {
             // Unreadable data cannot authenticate anyone; the audit reports it.
             Err(e @ (StorageError::Sealed { .. } | StorageError::Corrupt { .. })) => {
                 tracing::error!(error = %e, "token data unreadable");
-                return Ok(None);
+                Ok(None)
             }
-            Err(e) => return Err(e),
-        };
+            other => other,
+        }
+    }
+
+    /// `data` if it has neither expired nor gone stale (a stale token is
+    /// removed, as Boundary does); records the use.
+    async fn live(&self, data: TokenData) -> Result<Option<TokenData>, StorageError> {
         let now = self.clock.now();
-        if !data.token.secret().matches(token.secret()) || data.expires.is_some_and(|e| e <= now) {
+        if data.expires.is_some_and(|e| e <= now) {
             return Ok(None);
         }
-        let info = self.metadata.get_info(token.key()).await?;
+        let key = data.token.key();
+        let info = self.metadata.get_info(key).await?;
         let last_used = info
             .as_ref()
             .and_then(|i| i.last_used)
@@ -180,7 +201,7 @@ impl TokenService {
         // Checked before writing, so most checks read only.
         if info.is_some() && now.saturating_sub(last_used) >= self.policy.last_used_interval {
             self.metadata
-                .record_use(token.key(), now, self.policy.last_used_interval)
+                .record_use(key, now, self.policy.last_used_interval)
                 .await?;
         }
         Ok(Some(data))
