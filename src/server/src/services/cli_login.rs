@@ -10,8 +10,7 @@ use std::sync::Arc;
 use portcullis_core::Token;
 use subtle::ConstantTimeEq;
 
-use super::oidc::clients::secret_sha256;
-use super::oidc::random_string;
+use super::oidc::{random_string, sha256};
 use super::{Clock, TokenError, TokenService, UserInfo};
 use crate::storage::{PendingLogin, PendingLoginStore, StorageError, TokenData};
 
@@ -93,7 +92,7 @@ impl CliLoginService {
         self.store
             .add(&PendingLogin {
                 login_id: login_id.clone(),
-                poll_sha256: secret_sha256(&poll_secret),
+                poll_sha256: sha256(poll_secret.as_bytes()),
                 user_code: user_code.clone(),
                 created: now,
                 expires: now + PENDING_LIFETIME,
@@ -146,7 +145,7 @@ impl CliLoginService {
         ip: Option<IpAddr>,
     ) -> Result<PollOutcome, CliLoginError> {
         let login = self.live(login_id).await?;
-        if !bool::from(secret_sha256(poll_secret).ct_eq(&login.poll_sha256)) {
+        if !bool::from(sha256(poll_secret.as_bytes()).ct_eq(&login.poll_sha256)) {
             return Err(CliLoginError::NotFound);
         }
         if login.approved_session.is_none() {

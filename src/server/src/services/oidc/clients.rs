@@ -10,7 +10,7 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use super::OidcError;
+use super::{sha256, OidcError};
 use crate::config::ConfiguredClient;
 use crate::services::{Actor, Clock};
 use crate::storage::{OidcClientRecord, OidcStore, StorageError};
@@ -46,13 +46,6 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
         "http" => Err("plain http is allowed only to localhost"),
         _ => Err("must be an https URL"),
     }
-}
-
-pub fn secret_sha256(secret: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
 }
 
 /// What the admin API asks for.
@@ -92,17 +85,10 @@ impl OidcClients {
     }
 
     async fn find(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
-        if let Some(c) = self.configured.iter().find(|c| c.id == client_id) {
-            return Ok(Some(OidcClientRecord {
-                client_id: c.id.clone(),
-                secret_sha256: c.secret_sha256,
-                redirect_uris: c.redirect_uris.clone(),
-                public: c.public,
-                name: c.name.clone(),
-                created: 0,
-            }));
+        match self.configured.iter().find(|c| c.id == client_id) {
+            Some(c) => Ok(Some(record_of(c))),
+            None => self.store.get_client(client_id).await,
         }
-        self.store.get_client(client_id).await
     }
 
     /// The client named by an authorization request, before any secret.
@@ -123,7 +109,7 @@ impl OidcClients {
             .await?
             .ok_or(OidcError::InvalidClient)?;
         let good = match (record.secret_sha256, secret) {
-            (Some(hash), Some(secret)) => bool::from(secret_sha256(secret).ct_eq(&hash)),
+            (Some(hash), Some(secret)) => bool::from(sha256(secret.as_bytes()).ct_eq(&hash)),
             (None, None) => record.public,
             _ => false,
         };
@@ -164,7 +150,7 @@ impl OidcClients {
         };
         let record = OidcClientRecord {
             client_id: new.client_id,
-            secret_sha256: secret.as_deref().map(secret_sha256),
+            secret_sha256: secret.as_deref().map(|s| sha256(s.as_bytes())),
             redirect_uris: new.redirect_uris,
             public: new.public,
             name: new.name,
@@ -177,10 +163,7 @@ impl OidcClients {
     /// Every client, configured ones first.
     pub async fn list(&self, actor: &Actor) -> Result<Vec<OidcClientRecord>, OidcError> {
         require_admin(actor)?;
-        let mut all = Vec::new();
-        for c in &self.configured {
-            all.extend(self.find(&c.id).await?);
-        }
+        let mut all: Vec<_> = self.configured.iter().map(record_of).collect();
         all.extend(self.store.list_clients().await?);
         Ok(all)
     }
@@ -204,6 +187,17 @@ impl OidcClients {
             ));
         }
         Ok(self.store.delete_client(client_id).await?)
+    }
+}
+
+fn record_of(c: &ConfiguredClient) -> OidcClientRecord {
+    OidcClientRecord {
+        client_id: c.id.clone(),
+        secret_sha256: c.secret_sha256,
+        redirect_uris: c.redirect_uris.clone(),
+        public: c.public,
+        name: c.name.clone(),
+        created: 0,
     }
 }
 

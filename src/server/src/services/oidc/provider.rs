@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::clients::secret_sha256;
 use super::{
-    pkce_s256, random_string, Client, OidcClients, OidcError, CODE_LIFETIME, SUPPORTED_SCOPES,
+    pkce_s256, random_string, sha256, Client, OidcClients, OidcError, CODE_LIFETIME,
+    SUPPORTED_SCOPES,
 };
 use crate::config::ProviderConfig;
 use crate::services::{Clock, TokenService};
@@ -283,7 +283,7 @@ impl OidcProvider {
         let now = self.clock.now();
         self.store
             .add_code(&AuthorizationCode {
-                code_sha256: secret_sha256(&code),
+                code_sha256: sha256(code.as_bytes()),
                 client_id: client.client_id,
                 redirect_uri: redirect_uri.clone(),
                 session: session.token.key().clone(),
@@ -317,7 +317,7 @@ impl OidcProvider {
             .code
             .as_deref()
             .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
-        let code = match self.store.redeem_code(&secret_sha256(code)).await? {
+        let code = match self.store.redeem_code(&sha256(code.as_bytes())).await? {
             Redemption::First(code) => code,
             Redemption::Unknown => return Err(OidcError::InvalidGrant("unknown or expired code")),
             Redemption::Replayed { issued } => {
@@ -412,9 +412,7 @@ impl OidcProvider {
         let exp = (now + self.config.id_token_lifetime).min(session.expires.unwrap_or(u64::MAX));
         // OpenID Connect Core §3.1.3.6: the left half of the SHA-256 of
         // the access token.
-        let digest =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access.expose().as_bytes());
-        let at_hash = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
+        let at_hash = URL_SAFE_NO_PAD.encode(&sha256(access.expose().as_bytes())[..16]);
         let mut claims = json!({
             "iss": self.issuer,
             "sub": session.username,
