@@ -189,11 +189,7 @@ pub fn oidc_error(e: OidcError, realm: &str) -> Response {
         OidcError::Storage(StorageError::DuplicateClient(_)) => {
             (StatusCode::CONFLICT, "duplicate_client")
         }
-        OidcError::Storage(cause) => {
-            tracing::warn!(error = %cause, "OpenID Connect request failed: storage unavailable");
-            return unavailable();
-        }
-        OidcError::Token(TokenError::Storage(cause)) => {
+        OidcError::Storage(cause) | OidcError::Token(TokenError::Storage(cause)) => {
             tracing::warn!(error = %cause, "OpenID Connect request failed: storage unavailable");
             return unavailable();
         }

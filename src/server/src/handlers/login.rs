@@ -181,7 +181,7 @@ pub async fn cli_poll(
 
 /// Sends a browser without a session to log in and come back, or says it
 /// cannot.
-fn login_first(state: &AppState, here: &str) -> Response {
+pub(super) fn login_first(state: &AppState, here: &str) -> Response {
     if state.login.is_none() {
         return page::message(
             StatusCode::UNAUTHORIZED,
@@ -190,7 +190,19 @@ fn login_first(state: &AppState, here: &str) -> Response {
         );
     }
     let rd: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-    (StatusCode::FOUND, [(LOCATION, format!("/login?rd={rd}"))]).into_response()
+    found(&format!("/login?rd={rd}"))
+}
+
+/// A 302 to `location`, never cached.
+pub(super) fn found(location: &str) -> Response {
+    (
+        StatusCode::FOUND,
+        [
+            (LOCATION, location.to_owned()),
+            (CACHE_CONTROL, "no-store".to_owned()),
+        ],
+    )
+        .into_response()
 }
 
 /// `GET /login/cli/{id}`: the approval page.

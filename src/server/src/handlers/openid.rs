@@ -6,15 +6,17 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use portcullis_core::authorization::presented_token;
 
 use super::client_ip::ClientIp;
 use super::error::{oidc_error, ApiError};
+use super::login::{found, login_first};
 use super::session::browser_session;
 use super::{ingress, page, AppState};
 use crate::services::oidc::{AuthorizeOutcome, AuthorizeRequest, Client, OidcError, TokenRequest};
@@ -104,28 +106,10 @@ pub async fn authorize(
             code,
             state: s,
         } => back(&redirect_uri, &[("code", &code)], s.as_deref()),
-        AuthorizeOutcome::LoginRequired if state.login.is_some() => {
-            let here = uri.path_and_query().map_or("/", |p| p.as_str());
-            let rd: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-            found(&format!("/login?rd={rd}"))
+        AuthorizeOutcome::LoginRequired => {
+            login_first(&state, uri.path_and_query().map_or("/", |p| p.as_str()))
         }
-        AuthorizeOutcome::LoginRequired => page::message(
-            StatusCode::UNAUTHORIZED,
-            "Not logged in",
-            "Log in first: this companion has no identity provider configured.",
-        ),
     }
-}
-
-fn found(location: &str) -> Response {
-    (
-        StatusCode::FOUND,
-        [
-            (LOCATION, location.to_owned()),
-            (CACHE_CONTROL, "no-store".to_owned()),
-        ],
-    )
-        .into_response()
 }
 
 /// Form fields; a repeated one is an error (RFC 6749 §3.2).
@@ -209,6 +193,20 @@ async fn authenticated_client(
     Ok((client, fields))
 }
 
+/// The authenticated client and the `token` it asks about, for
+/// introspection and revocation.
+async fn client_and_token(
+    provider: &OidcProvider,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Client, String), OidcError> {
+    let (client, mut fields) = authenticated_client(provider, headers, body).await?;
+    let token = fields
+        .remove("token")
+        .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
+    Ok((client, token))
+}
+
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, "no-store".parse().expect("static header"));
@@ -249,16 +247,14 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     let token = ingress::authorization(&headers)
         .ok()
         .flatten()
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+        .and_then(|h| presented_token(h).ok());
     let Some(token) = token else {
         return oidc_error(
             OidcError::InvalidToken("no bearer access token"),
             &state.realm,
         );
     };
-    match provider.userinfo(token).await {
+    match provider.userinfo(&token).await {
         Ok(claims) => no_store(Json(claims).into_response()),
         Err(e) => oidc_error(e, &state.realm),
     }
@@ -272,14 +268,10 @@ pub async fn introspect(
     let Some(provider) = state.oidc.as_deref() else {
         return ApiError::NotFound.into_response();
     };
-    let result = async {
-        let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
-        let token = fields
-            .remove("token")
-            .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
-        provider.introspect(&client, &token).await
-    }
-    .await;
+    let result = match client_and_token(provider, &headers, &body).await {
+        Ok((client, token)) => provider.introspect(&client, &token).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(answer) => no_store(Json(answer).into_response()),
         Err(e) => oidc_error(e, &state.realm),
@@ -295,14 +287,10 @@ pub async fn revoke(
     let Some(provider) = state.oidc.as_deref() else {
         return ApiError::NotFound.into_response();
     };
-    let result = async {
-        let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
-        let token = fields
-            .remove("token")
-            .ok_or_else(|| OidcError::InvalidRequest("token is missing".into()))?;
-        provider.revoke(&client, &token, ip).await
-    }
-    .await;
+    let result = match client_and_token(provider, &headers, &body).await {
+        Ok((client, token)) => provider.revoke(&client, &token, ip).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => oidc_error(e, &state.realm),
