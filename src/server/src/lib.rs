@@ -9,5 +9,6 @@ pub mod config;
 pub mod handlers;
 pub mod login_client;
 pub mod metrics;
+pub mod private_file;
 pub mod services;
 pub mod storage;

@@ -3,13 +3,14 @@
 //! will show, polls until the browser approves, and keeps the token in
 //! the user's configuration directory, readable by them alone.
 
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use portcullis_core::Token;
 use serde::Deserialize;
+
+use crate::private_file::write_private;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginClientError {
@@ -128,11 +129,10 @@ pub async fn login(server: &str) -> Result<PathBuf, LoginClientError> {
     Ok(path)
 }
 
-/// Writes the token with mode 0600 (its folder 0700), replacing any old
-/// one atomically.
-fn store(path: &PathBuf, token: &Token) -> Result<(), LoginClientError> {
+/// Writes the token with mode 0600, in a folder only its owner can enter.
+fn store(path: &Path, token: &Token) -> Result<(), LoginClientError> {
     let fail = |source| LoginClientError::Store {
-        path: path.clone(),
+        path: path.to_owned(),
         source,
     };
     if let Some(dir) = path.parent() {
@@ -142,18 +142,5 @@ fn store(path: &PathBuf, token: &Token) -> Result<(), LoginClientError> {
             .create(dir)
             .map_err(fail)?;
     }
-    let temporary = path.with_extension("new");
-    // A leftover from an interrupted run may have other permissions.
-    let _ = std::fs::remove_file(&temporary);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(fail)?;
-    file.write_all(format!("{}\n", token.expose()).as_bytes())
-        .map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    std::fs::rename(&temporary, path).map_err(fail)
+    write_private(path, format!("{}\n", token.expose()).as_bytes()).map_err(fail)
 }

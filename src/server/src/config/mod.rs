@@ -31,6 +31,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write configuration file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("configuration field `{field}`: {reason}")]
@@ -476,9 +481,6 @@ fn is_valid_key_id(id: &str) -> bool {
 /// the active key, keeping the rest of the file (comments included). The
 /// file is replaced atomically and stays mode 0600. Returns the new id.
 pub fn add_active_key(path: &Path, key: [u8; 32]) -> Result<String, ConfigError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-
     let read_error = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -503,21 +505,12 @@ pub fn add_active_key(path: &Path, key: [u8; 32]) -> Result<String, ConfigError>
     keys.insert(&id, toml_edit::value(STANDARD.encode(key)));
     doc["encryption"]["active_key"] = toml_edit::value(id.as_str());
 
-    let temporary = path.with_extension("toml.rotating");
-    let write = |source| ConfigError::Read {
-        path: temporary.clone(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(write)?;
-    file.write_all(doc.to_string().as_bytes()).map_err(write)?;
-    file.sync_all().map_err(write)?;
-    std::fs::rename(&temporary, path).map_err(read_error)?;
+    crate::private_file::write_private(path, doc.to_string().as_bytes()).map_err(|source| {
+        ConfigError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
     Ok(id)
 }
 
