@@ -18,17 +18,6 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A stack whose companion logs in through a fresh upstream provider that
 /// signs in `account`; group `staff` gets `read:all`.
 async fn stack_with_login(account: Value) -> (Stack, UpstreamProvider) {
@@ -63,10 +52,12 @@ async fn login_through_the_upstream_provider_ends_at_the_edge_with_a_session_coo
     // rd is the protected page behind Envoy; the companion's host is the
     // same, so it is allowed. The browser follows every redirect: to the
     // provider, its login and consent, the callback, and back through Envoy.
-    let start = stack
-        .companion
-        .url(&format!("/login?rd={}", encode(&stack.url("/hello"))));
-    let response = browser.get(&start).send().await.unwrap();
+    let start = reqwest::Url::parse_with_params(
+        &stack.companion.url("/login"),
+        [("rd", stack.url("/hello"))],
+    )
+    .unwrap();
+    let response = browser.get(start).send().await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.url());
     assert_eq!(response.url().port(), Some(stack.ports.proxy));
     let seen = upstream_headers(response).await;

@@ -118,6 +118,17 @@ fn query(pairs: &[(&str, &str)]) -> String {
 }
 
 impl Provider {
+    /// Whether `secret` is anywhere in the SQLite store, its write-ahead
+    /// log included.
+    fn stores(&self, secret: &str) -> bool {
+        std::fs::read_dir(self._dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("t.sqlite"))
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .any(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
+    }
+
     async fn send(&self, mut request: Request<Body>) -> Reply {
         request
             .extensions_mut()
@@ -424,6 +435,8 @@ async fn a_replayed_code_is_refused_and_revokes_what_the_first_redemption_issued
     p.redeem(&code, &auth, &[])
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    // Codes are kept only as hashes.
+    assert!(!p.stores(&code));
     let after = p.userinfo(&access).await;
     after.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
     assert!(after.headers["www-authenticate"]
@@ -556,7 +569,12 @@ async fn clients_are_managed_by_admin_oidc_or_the_bootstrap_token_and_secrets_ne
         ))
         .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
-    assert!(made.json()["client_secret"].as_str().unwrap().len() >= 43);
+    let secret = made.json()["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43);
+    // Only the secrets' hashes are stored (the client's id is, as a check
+    // that the search sees the store).
+    assert!(p.stores("new-app"));
+    assert!(!p.stores(&secret) && !p.stores(&p.secret));
     let again = p
         .send(call(
             "POST",
