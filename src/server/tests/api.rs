@@ -1,16 +1,13 @@
 //! The token REST API over HTTP (the router, without a network): every
 //! route, its successes and its refusals.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use portcullis::app::App;
 use portcullis::services::{ManualClock, UserInfo};
 use serde_json::{json, Value};
-use tower::ServiceExt as _;
 
 mod common;
 
@@ -81,20 +78,14 @@ impl Api {
             }
             None => Body::empty(),
         };
-        let mut request = request.body(body).unwrap();
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 5555))));
-        self.send(request).await
+        self.send(request.body(body).unwrap()).await
     }
 
     async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.app.router().oneshot(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let (status, headers, bytes) = common::send(&self.app, request).await;
         Reply {
-            status: parts.status,
-            headers: parts.headers,
+            status,
+            headers,
             body: if bytes.is_empty() {
                 Value::Null
             } else {
@@ -522,11 +513,7 @@ async fn history_routes_page_with_link_headers_and_record_the_client_address() {
 
 /// The demo's session cookie for `token`, sealed with the test key.
 fn session_cookie(token: &str) -> String {
-    let seal = portcullis_core::session::SessionSeal::new(&[6; 32]);
-    format!(
-        "portcullis_session={}",
-        seal.seal(&token.parse().unwrap(), [3; 12])
-    )
+    common::session_cookie(&token.parse().unwrap())
 }
 
 async fn logout(api: &Api, cookie: Option<&str>) -> Reply {

@@ -2,19 +2,15 @@
 //! router, without a network): every refusal the issue names, code replay,
 //! open redirects, the client admin API, key publication and maintenance.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use base64::Engine as _;
 use portcullis::app::App;
 use portcullis::services::oidc::{pkce_s256, NewClient};
 use portcullis::services::{Actor, ManualClock, UserInfo};
-use portcullis_core::session::SessionSeal;
 use serde_json::{json, Value};
-use tower::ServiceExt as _;
 
 mod common;
 
@@ -72,11 +68,7 @@ async fn provider_with(extra: &str) -> Provider {
         .create_session_token(&user, vec!["read:all".parse().unwrap()], None)
         .await
         .unwrap();
-    // The key `common::app` configures for sessions.
-    let cookie = format!(
-        "portcullis_session={}",
-        SessionSeal::new(&[6; 32]).seal(&session, [1; 12])
-    );
+    let cookie = common::session_cookie(&session);
     let clients = app.oidc.as_ref().unwrap().clients().clone();
     let mut secrets = Vec::new();
     for (id, public) in [("app", false), ("other", false), ("spa", true)] {
@@ -129,16 +121,11 @@ impl Provider {
             .any(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
     }
 
-    async fn send(&self, mut request: Request<Body>) -> Reply {
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 5555))));
-        let response = self.app.router().oneshot(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let (status, headers, bytes) = common::send(&self.app, request).await;
         Reply {
-            status: parts.status,
-            headers: parts.headers,
+            status,
+            headers,
             text: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }

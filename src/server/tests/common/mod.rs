@@ -38,3 +38,32 @@ pub fn signing_key() -> String {
     KEY.get_or_init(|| config::generate_signing_key().unwrap())
         .clone()
 }
+
+/// Sends `request` through the app's router as if from 192.0.2.7; the
+/// status, headers and body of the reply.
+pub async fn send(
+    app: &App,
+    mut request: axum::http::Request<axum::body::Body>,
+) -> (
+    axum::http::StatusCode,
+    axum::http::HeaderMap,
+    axum::body::Bytes,
+) {
+    use tower::ServiceExt as _;
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [192, 0, 2, 7],
+            5555,
+        ))));
+    let response = app.router().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    (parts.status, parts.headers, bytes)
+}
+
+/// `token` as the session cookie, sealed with the key `app` configures.
+pub fn session_cookie(token: &Token) -> String {
+    let seal = portcullis_core::session::SessionSeal::new(&[6; 32]);
+    format!("portcullis_session={}", seal.seal(token, [3; 12]))
+}
