@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod companion;
+pub mod engines;
 pub mod envoy;
 pub mod node;
 pub mod process;
@@ -11,5 +12,6 @@ pub mod stack;
 
 pub use artifacts::Artifacts;
 pub use companion::Companion;
+pub use engines::ScratchEngines;
 pub use envoy::Envoy;
 pub use stack::{Ports, Stack};

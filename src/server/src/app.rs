@@ -15,23 +15,86 @@ use crate::services::oidc::{OidcClients, OidcError};
 use crate::services::{
     Authenticator, CheckService, Clock, OidcProvider, SystemClock, TokenError, TokenService,
 };
+use crate::storage::distributed::{
+    self, DistributedOidcStore, DistributedTokenDataStore, PgHistoryStore, PgMaintenanceLock,
+    PgTokenMetadataStore, RedisPendingLoginStore,
+};
 use crate::storage::sqlite::{
     self, SqliteHistoryStore, SqliteOidcStore, SqlitePendingLoginStore, SqliteTokenDataStore,
     SqliteTokenMetadataStore,
 };
 use crate::storage::{
-    DataCipher, OidcStore, PendingLoginStore, StorageError, TokenDataStore, TokenHistoryStore,
-    TokenMetadataStore,
+    DataCipher, LocalMaintenanceLock, MaintenanceLock, OidcStore, PendingLoginStore, StorageError,
+    TokenDataStore, TokenHistoryStore, TokenMetadataStore,
 };
 use portcullis_core::session::SessionSeal;
 
-type Stores = (
-    Arc<dyn TokenDataStore>,
-    Arc<dyn TokenMetadataStore>,
-    Arc<dyn TokenHistoryStore>,
-    Arc<dyn OidcStore>,
-    Arc<dyn PendingLoginStore>,
-);
+/// The stores one configuration chooses.
+pub struct Stores {
+    pub data: Arc<dyn TokenDataStore>,
+    pub metadata: Arc<dyn TokenMetadataStore>,
+    pub history: Arc<dyn TokenHistoryStore>,
+    pub oidc: Arc<dyn OidcStore>,
+    pub pending: Arc<dyn PendingLoginStore>,
+    pub maintenance_lock: Arc<dyn MaintenanceLock>,
+}
+
+impl Stores {
+    pub async fn open(
+        storage: &StorageConfig,
+        cipher: Arc<DataCipher>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StorageError> {
+        Ok(match storage {
+            StorageConfig::Embedded { path } => {
+                let pool = sqlite::open(path).await?;
+                Self {
+                    data: Arc::new(SqliteTokenDataStore::new(pool.clone(), cipher)),
+                    metadata: Arc::new(SqliteTokenMetadataStore::new(pool.clone())),
+                    history: Arc::new(SqliteHistoryStore::new(pool.clone())),
+                    oidc: Arc::new(SqliteOidcStore::new(pool.clone())),
+                    pending: Arc::new(SqlitePendingLoginStore::new(pool)),
+                    maintenance_lock: Arc::new(LocalMaintenanceLock::default()),
+                }
+            }
+            StorageConfig::Distributed(config) => {
+                let engines = distributed::connect(config).await?;
+                if config.migrate_on_start {
+                    distributed::migrate(&engines.pg).await?;
+                } else {
+                    distributed::require_schema(&engines.pg).await?;
+                }
+                let pg = engines.pg.clone();
+                Self {
+                    data: Arc::new(DistributedTokenDataStore::new(
+                        engines.clone(),
+                        cipher,
+                        clock.clone(),
+                    )),
+                    metadata: Arc::new(PgTokenMetadataStore::new(pg.clone())),
+                    history: Arc::new(PgHistoryStore::new(pg.clone())),
+                    oidc: Arc::new(DistributedOidcStore::new(engines.clone(), clock.clone())),
+                    pending: Arc::new(RedisPendingLoginStore::new(engines, clock)),
+                    maintenance_lock: Arc::new(PgMaintenanceLock::new(pg)),
+                }
+            }
+        })
+    }
+}
+
+/// Brings the configured store's schema up to date; how many migrations
+/// were applied. The embedded store migrates itself whenever it is opened.
+pub async fn migrate(config: &Config) -> Result<usize, AppError> {
+    Ok(match &config.storage {
+        StorageConfig::Embedded { path } => {
+            sqlite::open(path).await?;
+            0
+        }
+        StorageConfig::Distributed(config) => {
+            distributed::migrate(&distributed::connect(config).await?.pg).await?
+        }
+    })
+}
 
 /// Why the companion could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +136,7 @@ pub struct App {
     pub oidc: Option<Arc<OidcProvider>>,
     pub cli_login: Arc<CliLoginService>,
     public_origin: Arc<str>,
+    maintenance_lock: Arc<dyn MaintenanceLock>,
 }
 
 impl App {
@@ -90,22 +154,12 @@ impl App {
             }));
         }
         let cipher = Arc::new(cipher);
-        let (data, metadata, history, oidc_store, pending): Stores = match &config.storage {
-            StorageConfig::Embedded { path } => {
-                let pool = sqlite::open(path).await?;
-                (
-                    Arc::new(SqliteTokenDataStore::new(pool.clone(), cipher)),
-                    Arc::new(SqliteTokenMetadataStore::new(pool.clone())),
-                    Arc::new(SqliteHistoryStore::new(pool.clone())),
-                    Arc::new(SqliteOidcStore::new(pool.clone())),
-                    Arc::new(SqlitePendingLoginStore::new(pool)),
-                )
-            }
-        };
+        let stores = Stores::open(&config.storage, cipher, clock.clone()).await?;
+        let oidc_store = stores.oidc;
         let tokens = Arc::new(TokenService::new(
-            data,
-            metadata,
-            history,
+            stores.data,
+            stores.metadata,
+            stores.history,
             clock.clone(),
             config.policy.clone(),
         ));
@@ -144,7 +198,7 @@ impl App {
             ))
         });
         let cli_login = Arc::new(CliLoginService::new(
-            pending,
+            stores.pending,
             tokens.clone(),
             clock,
             config.public_url.clone(),
@@ -174,22 +228,32 @@ impl App {
             oidc,
             cli_login,
             public_origin: public_origin.into(),
+            maintenance_lock: stores.maintenance_lock,
         })
     }
 
     /// Expires tokens, truncates history, and drops expired authorization
-    /// codes and CLI logins never completed.
-    pub async fn run_maintenance(&self) -> Result<Maintenance, MaintenanceError> {
+    /// codes and CLI logins never completed; `None` when another companion
+    /// is running maintenance on the same store.
+    pub async fn run_maintenance(&self) -> Result<Option<Maintenance>, MaintenanceError> {
+        let Some(_held) = self
+            .maintenance_lock
+            .try_acquire()
+            .await
+            .map_err(TokenError::from)?
+        else {
+            return Ok(None);
+        };
         let codes_dropped = match &self.oidc {
             Some(oidc) => oidc.delete_expired_codes().await?,
             None => 0,
         };
-        Ok(Maintenance {
+        Ok(Some(Maintenance {
             expired: self.tokens.expire_tokens().await?,
             history_dropped: self.tokens.truncate_history().await?,
             codes_dropped,
             pending_closed: self.cli_login.delete_expired().await?,
-        })
+        }))
     }
 
     /// Runs maintenance every `interval` for as long as the runtime lives.
@@ -201,7 +265,10 @@ impl App {
             loop {
                 ticks.tick().await;
                 match app.run_maintenance().await {
-                    Ok(done) => tracing::info!(
+                    Ok(None) => {
+                        tracing::info!("maintenance skipped: another companion is running it")
+                    }
+                    Ok(Some(done)) => tracing::info!(
                         expired = done.expired,
                         history_dropped = done.history_dropped,
                         codes_dropped = done.codes_dropped,

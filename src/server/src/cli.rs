@@ -51,6 +51,10 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Bring the store's schema up to date (the distributed store's
+    /// companions refuse to start until it is, unless
+    /// storage.migrate_on_start is set).
+    Migrate,
     /// Expire tokens past their expiry and drop history older than the
     /// retention (the server also does this every maintenance interval).
     Maintenance,
@@ -142,6 +146,13 @@ enum ConfigCommand {
         /// SQLite file, relative to the configuration file's folder.
         #[arg(long, default_value = "portcullis.sqlite")]
         database: PathBuf,
+        /// Use the distributed store in this PostgreSQL database instead
+        /// (needs --redis-url too).
+        #[arg(long, env = "PORTCULLIS_DATABASE_URL", requires = "redis_url")]
+        database_url: Option<String>,
+        /// The Redis of the distributed store.
+        #[arg(long, env = "PORTCULLIS_REDIS_URL", requires = "database_url")]
+        redis_url: Option<String>,
     },
 }
 
@@ -228,8 +239,24 @@ pub async fn run() -> ExitCode {
         Command::Serve => serve(&cli.config).await,
         Command::Token { command } => token_command(&cli.config, command).await,
         Command::Config {
-            command: ConfigCommand::Init { listen, database },
-        } => init_config(&cli.config, listen, &database),
+            command:
+                ConfigCommand::Init {
+                    listen,
+                    database,
+                    database_url,
+                    redis_url,
+                },
+        } => {
+            let storage = match (&database_url, &redis_url) {
+                (Some(database_url), Some(redis_url)) => config::InitialStorage::Distributed {
+                    database_url,
+                    redis_url,
+                },
+                _ => config::InitialStorage::Embedded(&database),
+            };
+            init_config(&cli.config, listen, &storage)
+        }
+        Command::Migrate => migrate(&cli.config).await,
         Command::Maintenance => maintenance(&cli.config).await,
         Command::Audit { fix } => audit(&cli.config, fix).await,
         Command::Keys {
@@ -367,9 +394,17 @@ async fn oidc_client(config_path: &Path, command: OidcClientCommand) -> CliResul
     Ok(())
 }
 
+async fn migrate(config_path: &Path) -> CliResult {
+    let applied = crate::app::migrate(&Config::load(config_path)?).await?;
+    eprintln!("applied {applied} migrations; the schema is up to date");
+    Ok(())
+}
+
 async fn maintenance(config_path: &Path) -> CliResult {
     let app = App::from_config(&Config::load(config_path)?).await?;
-    let done = app.run_maintenance().await?;
+    let Some(done) = app.run_maintenance().await? else {
+        return Err("another companion is running maintenance now; try again later".into());
+    };
     eprintln!(
         "expired {} tokens; dropped {} history entries and {} authorization codes; closed {} CLI logins never completed",
         done.expired, done.history_dropped, done.codes_dropped, done.pending_closed
@@ -462,7 +497,7 @@ async fn create_token(app: &App, config: &Config, args: CreateArgs) -> CliResult
     Ok(())
 }
 
-fn init_config(path: &Path, listen: SocketAddr, database: &Path) -> CliResult {
+fn init_config(path: &Path, listen: SocketAddr, storage: &config::InitialStorage) -> CliResult {
     let (mut data_key, mut session_key) = ([0u8; 32], [0u8; 32]);
     let (mut token_key, mut token_secret) = ([0u8; 16], [0u8; 16]);
     for buf in [
@@ -479,7 +514,7 @@ fn init_config(path: &Path, listen: SocketAddr, database: &Path) -> CliResult {
         bootstrap: Token::from_random(token_key, token_secret),
         signing_key: config::generate_signing_key()?,
     };
-    let text = config::initial_toml(listen, database, &secrets);
+    let text = config::initial_toml(listen, storage, &secrets);
     // create_new: never overwrite a key someone depends on. 0600: the file
     // holds the key and the bootstrap token.
     let mut file = OpenOptions::new()

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 
 mod common;
 
+use common::{backends, Backend, TestStore};
+use rstest_reuse::apply;
+
 const START: u64 = 1_900_000_000;
 
 struct Api {
@@ -19,7 +22,7 @@ struct Api {
     alice: String,
     bob: String,
     admin: String,
-    _dir: tempfile::TempDir,
+    _store: TestStore,
 }
 
 struct Reply {
@@ -28,8 +31,8 @@ struct Reply {
     body: Value,
 }
 
-async fn api() -> Api {
-    let (app, bootstrap, dir) = common::app(Arc::new(ManualClock::at(START))).await;
+async fn api(backend: Backend) -> Option<Api> {
+    let (app, bootstrap, store) = common::app(backend, Arc::new(ManualClock::at(START))).await?;
     let session = |name: &str, scopes: &[&str]| {
         let tokens = app.tokens.clone();
         let user = UserInfo {
@@ -49,14 +52,14 @@ async fn api() -> Api {
     let alice = session("alice", &["read:all", "user:token"]).await;
     let bob = session("bob", &["read:all", "user:token"]).await;
     let admin = session("root", &["admin:token"]).await;
-    Api {
+    Some(Api {
         app,
         bootstrap: bootstrap.expose(),
         alice,
         bob,
         admin,
-        _dir: dir,
-    }
+        _store: store,
+    })
 }
 
 impl Api {
@@ -120,9 +123,12 @@ fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     assert!(reply.body["error_description"].is_string());
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn user_info_and_token_info_describe_the_authenticating_token() {
-    let api = api().await;
+async fn user_info_and_token_info_describe_the_authenticating_token(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     let info = api.get("/auth/api/v1/user-info", &api.alice).await;
     assert_eq!(info.status, StatusCode::OK);
     assert_eq!(info.body["username"], "alice");
@@ -138,9 +144,12 @@ async fn user_info_and_token_info_describe_the_authenticating_token() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_api_refuses_missing_and_invalid_tokens_with_rfc_6750_challenges() {
-    let api = api().await;
+async fn the_api_refuses_missing_and_invalid_tokens_with_rfc_6750_challenges(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     let none = api
         .call(Method::GET, "/auth/api/v1/user-info", None, None)
         .await;
@@ -160,9 +169,12 @@ async fn the_api_refuses_missing_and_invalid_tokens_with_rfc_6750_challenges() {
     assert_error(&unknown, StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_user_creates_lists_shows_and_revokes_their_own_tokens() {
-    let api = api().await;
+async fn a_user_creates_lists_shows_and_revokes_their_own_tokens(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     let made = api.new_user_token("alice", &api.alice, "laptop").await;
     assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
     let token = made.body["token"].as_str().unwrap().to_owned();
@@ -227,9 +239,12 @@ async fn a_user_creates_lists_shows_and_revokes_their_own_tokens() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_user_cannot_see_or_touch_another_users_tokens() {
-    let api = api().await;
+async fn a_user_cannot_see_or_touch_another_users_tokens(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     let bobs = api.new_user_token("bob", &api.bob, "mine").await.body["token"]
         .as_str()
         .unwrap()
@@ -272,9 +287,12 @@ async fn a_user_cannot_see_or_touch_another_users_tokens() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn admins_and_the_bootstrap_token_manage_everyones_tokens() {
-    let api = api().await;
+async fn admins_and_the_bootstrap_token_manage_everyones_tokens(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     for admin in [&api.admin, &api.bootstrap] {
         let list = api.get("/auth/api/v1/users/alice/tokens", admin).await;
         assert_eq!(list.status, StatusCode::OK);
@@ -317,9 +335,12 @@ async fn admins_and_the_bootstrap_token_manage_everyones_tokens() {
         .contains("bot-"));
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn patch_changes_name_scopes_and_expiry_for_admins() {
-    let api = api().await;
+async fn patch_changes_name_scopes_and_expiry_for_admins(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     let token = api.new_user_token("alice", &api.alice, "before").await.body["token"]
         .as_str()
         .unwrap()
@@ -392,9 +413,12 @@ async fn patch_changes_name_scopes_and_expiry_for_admins() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn duplicate_token_names_get_409_and_malformed_bodies_get_400() {
-    let api = api().await;
+async fn duplicate_token_names_get_409_and_malformed_bodies_get_400(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     assert_eq!(
         api.new_user_token("alice", &api.alice, "twice")
             .await
@@ -435,9 +459,12 @@ async fn duplicate_token_names_get_409_and_malformed_bodies_get_400() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn history_routes_page_with_link_headers_and_record_the_client_address() {
-    let api = api().await;
+async fn history_routes_page_with_link_headers_and_record_the_client_address(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     for name in ["a", "b", "c"] {
         api.new_user_token("alice", &api.alice, name).await;
     }
@@ -524,9 +551,12 @@ async fn logout(api: &Api, cookie: Option<&str>) -> Reply {
     api.send(request.body(Body::empty()).unwrap()).await
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn logout_revokes_the_session_and_its_children_and_clears_the_cookie() {
-    let api = api().await;
+async fn logout_revokes_the_session_and_its_children_and_clears_the_cookie(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     let data = api
         .app
         .tokens
@@ -571,9 +601,14 @@ async fn logout_revokes_the_session_and_its_children_and_clears_the_cookie() {
     assert_eq!(revoked, 2, "the session and its child, by alice");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn logout_without_a_session_still_clears_and_redirects_and_touches_no_other_token() {
-    let api = api().await;
+async fn logout_without_a_session_still_clears_and_redirects_and_touches_no_other_token(
+    backend: Backend,
+) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
     let reply = logout(&api, None).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert!(reply.headers["set-cookie"]

@@ -15,24 +15,27 @@ use tower::ServiceExt as _;
 
 mod common;
 
+use common::{backends, Backend, TestStore};
+use rstest_reuse::apply;
+
 const START: u64 = 1_900_000_000;
 
 struct Fixture {
     app: App,
     clock: Arc<ManualClock>,
     bootstrap: Token,
-    _dir: tempfile::TempDir,
+    _store: TestStore,
 }
 
-async fn fixture() -> Fixture {
+async fn fixture(backend: Backend) -> Option<Fixture> {
     let clock = Arc::new(ManualClock::at(START));
-    let (app, bootstrap, dir) = common::app(clock.clone()).await;
-    Fixture {
+    let (app, bootstrap, store) = common::app(backend, clock.clone()).await?;
+    Some(Fixture {
         app,
         clock,
         bootstrap,
-        _dir: dir,
-    }
+        _store: store,
+    })
 }
 
 impl Fixture {
@@ -82,9 +85,12 @@ fn bearer(token: &Token) -> String {
     format!("Bearer {}", token.expose())
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn token_is_valid_until_its_expiry_and_not_at_it() {
-    let f = fixture().await;
+async fn token_is_valid_until_its_expiry_and_not_at_it(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f
         .create(new_token(
             "alice",
@@ -111,18 +117,24 @@ async fn token_is_valid_until_its_expiry_and_not_at_it() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn cache_ttl_is_the_configured_maximum_for_long_lived_tokens() {
-    let f = fixture().await;
+async fn cache_ttl_is_the_configured_maximum_for_long_lived_tokens(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let forever = f.create(new_token("alice", &[], None)).await.unwrap();
     let answer = f.check(&forever, &CheckRequest::default()).await.unwrap();
     assert_eq!(answer.cache_ttl, 300);
     assert_eq!(answer.expires, None);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn scopes_are_checked_with_satisfy_all_and_any() {
-    let f = fixture().await;
+async fn scopes_are_checked_with_satisfy_all_and_any(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f
         .create(new_token("alice", &["read:all"], None))
         .await
@@ -146,9 +158,12 @@ async fn scopes_are_checked_with_satisfy_all_and_any() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn wrong_secret_and_bootstrap_token_read_like_unknown_tokens() {
-    let f = fixture().await;
+async fn wrong_secret_and_bootstrap_token_read_like_unknown_tokens(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f.create(new_token("alice", &[], None)).await.unwrap();
     let wrong = Token::from_parts(
         token.key().clone(),
@@ -170,9 +185,12 @@ async fn wrong_secret_and_bootstrap_token_read_like_unknown_tokens() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn creation_rules_refuse_bad_tokens_and_store_nothing() {
-    let f = fixture().await;
+async fn creation_rules_refuse_bad_tokens_and_store_nothing(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let short = new_token("alice", &[], Some(Duration::from_secs(299)));
     assert!(matches!(
         f.create(short).await,
@@ -234,9 +252,12 @@ async fn get(f: &Fixture, uri: &str, authorization: &[HeaderValue]) -> Reply {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn ingress_answers_with_identity_headers_and_body() {
-    let f = fixture().await;
+async fn ingress_answers_with_identity_headers_and_body(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let mut new = new_token("alice", &["read:all", "exec:notebook"], None);
     new.user.email = Some("alice@example.org".into());
     let token = f.create(new).await.unwrap();
@@ -253,9 +274,12 @@ async fn ingress_answers_with_identity_headers_and_body() {
     assert_eq!(reply.body["cache_ttl"], 300);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message() {
-    let f = fixture().await;
+async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f.create(new_token("alice", &[], None)).await.unwrap();
     let good = HeaderValue::from_str(&bearer(&token)).unwrap();
     let cases: Vec<(&str, Vec<HeaderValue>, &str)> = vec![
@@ -299,9 +323,12 @@ async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn ingress_error_bodies_never_echo_the_token() {
-    let f = fixture().await;
+async fn ingress_error_bodies_never_echo_the_token(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let unknown = Token::from_random([9; 16], [9; 16]);
     let value = HeaderValue::from_str(&bearer(&unknown)).unwrap();
     let reply = get(&f, "/ingress/auth", &[value]).await;
@@ -311,17 +338,23 @@ async fn ingress_error_bodies_never_echo_the_token() {
     assert!(!reply.body.to_string().contains(&secret));
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn health_is_ok_when_the_store_answers() {
-    let f = fixture().await;
+async fn health_is_ok_when_the_store_answers(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let reply = get(&f, "/health", &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["status"], "ok");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn delegate_to_returns_a_reused_internal_token_with_the_held_scopes() {
-    let f = fixture().await;
+async fn delegate_to_returns_a_reused_internal_token_with_the_held_scopes(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f
         .create(new_token("alice", &["read:all", "exec:notebook"], None))
         .await
@@ -358,9 +391,12 @@ async fn delegate_to_returns_a_reused_internal_token_with_the_held_scopes() {
     assert_eq!(again.delegated_token, answer.delegated_token, "reused");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn notebook_delegation_and_the_minimum_lifetime() {
-    let f = fixture().await;
+async fn notebook_delegation_and_the_minimum_lifetime(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f
         .create(new_token(
             "alice",
@@ -390,10 +426,15 @@ async fn notebook_delegation_and_the_minimum_lifetime() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn basic_credentials_carry_the_token_and_basic_routes_get_a_basic_challenge() {
+async fn basic_credentials_carry_the_token_and_basic_routes_get_a_basic_challenge(
+    backend: Backend,
+) {
     use base64::Engine as _;
-    let f = fixture().await;
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f
         .create(new_token("alice", &["read:all"], None))
         .await
@@ -428,9 +469,12 @@ async fn basic_credentials_carry_the_token_and_basic_routes_get_a_basic_challeng
     assert_eq!(wrong.body["error"], "invalid_token");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn use_authorization_puts_the_delegated_token_in_authorization() {
-    let f = fixture().await;
+async fn use_authorization_puts_the_delegated_token_in_authorization(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
     let token = f
         .create(new_token("alice", &["read:all"], None))
         .await

@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 
 mod common;
 
+use common::{backends, Backend, TestStore};
+use rstest_reuse::apply;
+
 const START: u64 = 1_900_000_000;
 const APP: &str = "https://app.example.org/cb";
 const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc-7636-yes";
@@ -52,12 +55,12 @@ struct Provider {
     cookie: String,
     secret: String,
     other_secret: String,
-    _dir: tempfile::TempDir,
+    store: TestStore,
 }
 
-async fn provider_with(extra: &str) -> Provider {
+async fn provider_with(backend: Backend, extra: &str) -> Option<Provider> {
     let clock = Arc::new(ManualClock::at(START));
-    let (app, bootstrap, dir) = common::app_with(clock.clone(), extra).await;
+    let (app, bootstrap, store) = common::app_with(backend, clock.clone(), extra).await?;
     let user = UserInfo {
         username: "alice".into(),
         email: Some("alice@example.org".into()),
@@ -81,19 +84,19 @@ async fn provider_with(extra: &str) -> Provider {
         let (_, secret) = clients.register(&Actor::Cli, new).await.unwrap();
         secrets.push(secret.unwrap_or_default());
     }
-    Provider {
+    Some(Provider {
         app,
         clock,
         bootstrap: bootstrap.expose(),
         cookie,
         secret: secrets[0].clone(),
         other_secret: secrets[1].clone(),
-        _dir: dir,
-    }
+        store,
+    })
 }
 
-async fn provider() -> Provider {
-    provider_with(LOGIN).await
+async fn provider(backend: Backend) -> Option<Provider> {
+    provider_with(backend, LOGIN).await
 }
 
 fn basic(id: &str, secret: &str) -> String {
@@ -110,17 +113,6 @@ fn query(pairs: &[(&str, &str)]) -> String {
 }
 
 impl Provider {
-    /// Whether `secret` is anywhere in the SQLite store, its write-ahead
-    /// log included.
-    fn stores(&self, secret: &str) -> bool {
-        std::fs::read_dir(self._dir.path())
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("t.sqlite"))
-            .map(|e| std::fs::read(e.path()).unwrap())
-            .any(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
-    }
-
     async fn send(&self, request: Request<Body>) -> Reply {
         let (status, headers, bytes) = common::send(&self.app, request).await;
         Reply {
@@ -206,9 +198,12 @@ impl Provider {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn bad_clients_and_redirect_uris_get_an_error_page_never_a_redirect() {
-    let p = provider().await;
+async fn bad_clients_and_redirect_uris_get_an_error_page_never_a_redirect(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     let cases: [&[(&str, &str)]; 4] = [
         &[
             ("response_type", "code"),
@@ -241,9 +236,12 @@ async fn bad_clients_and_redirect_uris_get_an_error_page_never_a_redirect() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn other_authorization_errors_go_back_to_the_client_with_the_state() {
-    let p = provider().await;
+async fn other_authorization_errors_go_back_to_the_client_with_the_state(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     let base = [
         ("client_id", "app"),
         ("redirect_uri", APP),
@@ -330,9 +328,12 @@ async fn other_authorization_errors_go_back_to_the_client_with_the_state() {
     );
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn the_token_endpoint_refuses_with_rfc_6749_errors() {
-    let p = provider().await;
+async fn the_token_endpoint_refuses_with_rfc_6749_errors(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     let auth = basic("app", &p.secret);
 
     let code = p.code().await;
@@ -409,9 +410,12 @@ async fn the_token_endpoint_refuses_with_rfc_6749_errors() {
     assert_eq!(reply.json()["token_type"], "Bearer");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn a_replayed_code_is_refused_and_revokes_what_the_first_redemption_issued() {
-    let p = provider().await;
+async fn a_replayed_code_is_refused_and_revokes_what_the_first_redemption_issued(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     let auth = basic("app", &p.secret);
     let code = p.code().await;
     let first = p.redeem(&code, &auth, &[]).await;
@@ -423,7 +427,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_the_first_redemption_issued
         .await
         .assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     // Codes are kept only as hashes.
-    assert!(!p.stores(&code));
+    assert!(!p.store.holds(&code).await);
     let after = p.userinfo(&access).await;
     after.assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
     assert!(after.headers["www-authenticate"]
@@ -432,9 +436,14 @@ async fn a_replayed_code_is_refused_and_revokes_what_the_first_redemption_issued
         .contains("invalid_token"));
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn introspection_and_revocation_answer_only_the_client_the_token_was_issued_to() {
-    let p = provider().await;
+async fn introspection_and_revocation_answer_only_the_client_the_token_was_issued_to(
+    backend: Backend,
+) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     let auth = basic("app", &p.secret);
     let other = basic("other", &p.other_secret);
     let code = p.code().await;
@@ -507,9 +516,14 @@ async fn introspection_and_revocation_answer_only_the_client_the_token_was_issue
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn clients_are_managed_by_admin_oidc_or_the_bootstrap_token_and_secrets_never_shown_again() {
-    let p = provider().await;
+async fn clients_are_managed_by_admin_oidc_or_the_bootstrap_token_and_secrets_never_shown_again(
+    backend: Backend,
+) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     let alice = p
         .app
         .tokens
@@ -560,8 +574,8 @@ async fn clients_are_managed_by_admin_oidc_or_the_bootstrap_token_and_secrets_ne
     assert!(secret.len() >= 43);
     // Only the secrets' hashes are stored (the client's id is, as a check
     // that the search sees the store).
-    assert!(p.stores("new-app"));
-    assert!(!p.stores(&secret) && !p.stores(&p.secret));
+    assert!(p.store.holds("new-app").await);
+    assert!(!p.store.holds(&secret).await && !p.store.holds(&p.secret).await);
     let again = p
         .send(call(
             "POST",
@@ -611,9 +625,12 @@ async fn clients_are_managed_by_admin_oidc_or_the_bootstrap_token_and_secrets_ne
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn login_refuses_open_redirects_and_foreign_callbacks() {
-    let p = provider().await;
+async fn login_refuses_open_redirects_and_foreign_callbacks(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     for rd in [
         "https://evil.example/",
         "//evil.example/x",
@@ -644,14 +661,17 @@ async fn login_refuses_open_redirects_and_foreign_callbacks() {
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn retired_keys_stay_published_until_their_id_tokens_expire() {
+async fn retired_keys_stay_published_until_their_id_tokens_expire(backend: Backend) {
     let key = common::signing_key();
     let extra = format!(
         "{LOGIN}\n[[oidc_server.keys]]\nkid = \"old\"\nretired = {}\nprivate_key = '''\n{key}'''\n",
         START - 100
     );
-    let p = provider_with(&extra).await;
+    let Some(p) = provider_with(backend, &extra).await else {
+        return;
+    };
     let kids = |p: &Provider| {
         let jwks = p.app.oidc.as_ref().unwrap().jwks();
         jwks.keys
@@ -678,9 +698,12 @@ async fn retired_keys_stay_published_until_their_id_tokens_expire() {
     }
 }
 
+#[apply(backends)]
 #[tokio::test]
-async fn maintenance_closes_cli_logins_never_completed() {
-    let p = provider().await;
+async fn maintenance_closes_cli_logins_never_completed(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
     let started = p
         .send(
             Request::post("/auth/cli/login")
@@ -702,7 +725,15 @@ async fn maintenance_closes_cli_logins_never_completed() {
         .await
         .assert_error(StatusCode::NOT_FOUND, "expired_token");
     p.clock.advance(std::time::Duration::from_secs(10 * 60 + 1));
-    assert_eq!(p.app.run_maintenance().await.unwrap().pending_closed, 1);
+    assert_eq!(
+        p.app
+            .run_maintenance()
+            .await
+            .unwrap()
+            .unwrap()
+            .pending_closed,
+        1
+    );
     p.send(poll(secret))
         .await
         .assert_error(StatusCode::NOT_FOUND, "expired_token");

@@ -198,6 +198,41 @@ fn default_cache_ttl() -> u64 {
 enum RawStorage {
     /// One SQLite file; a relative path is taken from the config file's folder.
     Embedded { path: PathBuf },
+    /// PostgreSQL for what must last, Redis for what is read on every check.
+    Distributed {
+        /// `postgres://user@host/database`.
+        database_url: String,
+        /// `redis://host:port/db`.
+        redis_url: String,
+        /// Prefix of every Redis key, so that deployments can share a Redis.
+        /// Default: `portcullis:`.
+        #[serde(default = "default_key_prefix")]
+        key_prefix: String,
+        /// Apply pending database migrations at start-up; otherwise a
+        /// companion refuses to start until `portcullis migrate` has run.
+        /// Default: false.
+        #[serde(default)]
+        migrate_on_start: bool,
+        /// Most PostgreSQL connections one companion holds. Default: 10.
+        #[serde(default = "default_pool_size")]
+        pool_size: u32,
+        /// Longest wait for a connection or an answer, in seconds, before a
+        /// request fails with 503. Default: 3.
+        #[serde(default = "default_storage_timeout")]
+        timeout_seconds: u64,
+    },
+}
+
+fn default_key_prefix() -> String {
+    "portcullis:".to_owned()
+}
+
+fn default_pool_size() -> u32 {
+    10
+}
+
+fn default_storage_timeout() -> u64 {
+    3
 }
 
 #[derive(Deserialize)]
@@ -214,6 +249,43 @@ struct RawEncryption {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     Embedded { path: PathBuf },
+    Distributed(DistributedConfig),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct DistributedConfig {
+    pub database_url: String,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub migrate_on_start: bool,
+    pub pool_size: u32,
+    pub timeout: Duration,
+}
+
+/// The URLs may carry passwords: shown without them.
+impl fmt::Debug for DistributedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DistributedConfig")
+            .field("database_url", &without_password(&self.database_url))
+            .field("redis_url", &without_password(&self.redis_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced, for messages and logs.
+pub fn without_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<not a URL>".to_owned(),
+    }
 }
 
 /// 32 bytes of AES-256 key. `Debug` prints a redaction.
@@ -340,6 +412,55 @@ impl RawConfig {
             RawStorage::Embedded { path } => StorageConfig::Embedded {
                 path: base.join(path),
             },
+            RawStorage::Distributed {
+                database_url,
+                redis_url,
+                key_prefix,
+                migrate_on_start,
+                pool_size,
+                timeout_seconds,
+            } => {
+                let scheme_of = |url: &str| Url::parse(url).ok().map(|u| u.scheme().to_owned());
+                if !matches!(
+                    scheme_of(&database_url).as_deref(),
+                    Some("postgres" | "postgresql")
+                ) {
+                    return Err(invalid("storage.database_url", "must be a postgres:// URL"));
+                }
+                if !matches!(scheme_of(&redis_url).as_deref(), Some("redis" | "rediss")) {
+                    return Err(invalid(
+                        "storage.redis_url",
+                        "must be a redis:// or rediss:// URL",
+                    ));
+                }
+                // No glob characters: the prefix is also a SCAN pattern.
+                let prefix_ok = (1..=64).contains(&key_prefix.len())
+                    && key_prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b":-_./".contains(&b));
+                if !prefix_ok {
+                    return Err(invalid(
+                        "storage.key_prefix",
+                        "must be 1 to 64 of A-Z a-z 0-9 : - _ . /",
+                    ));
+                }
+                for (field, value) in [
+                    ("storage.pool_size", u64::from(pool_size)),
+                    ("storage.timeout_seconds", timeout_seconds),
+                ] {
+                    if value == 0 {
+                        return Err(invalid(field, "must be at least 1"));
+                    }
+                }
+                StorageConfig::Distributed(DistributedConfig {
+                    database_url,
+                    redis_url,
+                    key_prefix,
+                    migrate_on_start,
+                    pool_size,
+                    timeout: Duration::from_secs(timeout_seconds),
+                })
+            }
         };
         let public_url = match &self.public_url {
             None => Url::parse(&format!("http://{}", self.listen)).ok(),
@@ -525,7 +646,47 @@ pub struct InitialSecrets {
     pub signing_key: String,
 }
 
-pub fn initial_toml(listen: SocketAddr, database: &Path, secrets: &InitialSecrets) -> String {
+/// Where `config init` puts the tokens.
+pub enum InitialStorage<'a> {
+    /// A SQLite file, relative to the configuration file's folder.
+    Embedded(&'a Path),
+    Distributed {
+        database_url: &'a str,
+        redis_url: &'a str,
+    },
+}
+
+impl InitialStorage<'_> {
+    fn toml(&self) -> String {
+        match self {
+            InitialStorage::Embedded(path) => format!(
+                "backend = \"embedded\"\n\
+                 # SQLite file; relative paths are taken from this file's folder.\n\
+                 path = {:?}\n",
+                path.display().to_string()
+            ),
+            InitialStorage::Distributed {
+                database_url,
+                redis_url,
+            } => format!(
+                "backend = \"distributed\"\n\
+                 database_url = {database_url:?}\n\
+                 redis_url = {redis_url:?}\n\
+                 # Prefix of every Redis key.\n\
+                 key_prefix = \"portcullis:\"\n\
+                 # Apply database migrations at start-up; otherwise run `portcullis migrate`\n\
+                 # before starting a companion of a new version.\n\
+                 migrate_on_start = false\n"
+            ),
+        }
+    }
+}
+
+pub fn initial_toml(
+    listen: SocketAddr,
+    storage: &InitialStorage,
+    secrets: &InitialSecrets,
+) -> String {
     let scopes: String = default_scopes()
         .iter()
         .map(|(name, description)| format!("{name:?} = {description:?}\n"))
@@ -551,10 +712,7 @@ session_lifetime_seconds = 2592000
 # time_to_stale_seconds = 604800
 
 [storage]
-backend = "embedded"
-# SQLite file; relative paths are taken from this file's folder.
-path = {database:?}
-
+{storage}
 # The session cookie. The filter opens it itself, so its configuration
 # needs the same key.
 [session]
@@ -592,7 +750,7 @@ active_key = "k1"
 k1 = "{key}"
 "#,
         bootstrap = secrets.bootstrap.expose(),
-        database = database.display().to_string(),
+        storage = storage.toml(),
         key = STANDARD.encode(secrets.data_key),
         session_key = STANDARD.encode(secrets.session_key),
         signing_key = secrets.signing_key,
@@ -652,12 +810,69 @@ mod tests {
         let token = Token::from_random([3; 16], [4; 16]);
         let text = initial_toml(
             default_listen(),
-            Path::new("data/p.sqlite"),
+            &InitialStorage::Embedded(Path::new("data/p.sqlite")),
             &secrets(&token),
         );
         let config = parse(&text).unwrap();
         assert_eq!(config.bootstrap_token.unwrap().key(), token.key());
         assert_eq!(config.encryption.keys["k1"], KeyMaterial([9; 32]));
+    }
+
+    fn distributed(fields: &str) -> String {
+        minimal("").replace(
+            "backend = \"embedded\"\npath = \"db.sqlite\"",
+            &format!("backend = \"distributed\"\n{fields}"),
+        )
+    }
+
+    const ENGINES: &str =
+        "database_url = \"postgres://app:hunter2@db/p\"\nredis_url = \"redis://cache:6379/1\"\n";
+
+    #[test]
+    fn distributed_storage_gets_defaults_and_hides_passwords() {
+        let config = parse(&distributed(ENGINES)).unwrap();
+        let StorageConfig::Distributed(d) = &config.storage else {
+            panic!("not distributed: {:?}", config.storage);
+        };
+        assert_eq!(d.key_prefix, "portcullis:");
+        assert!(!d.migrate_on_start);
+        assert_eq!((d.pool_size, d.timeout), (10, Duration::from_secs(3)));
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("redacted"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_distributed_storage_names_its_field() {
+        for (fields, field) in [
+            (
+                ENGINES.replace("postgres://", "mysql://"),
+                "storage.database_url",
+            ),
+            (ENGINES.replace("redis://", "http://"), "storage.redis_url"),
+            (
+                format!("{ENGINES}key_prefix = \"a*\"\n"),
+                "storage.key_prefix",
+            ),
+            (
+                format!("{ENGINES}key_prefix = \"\"\n"),
+                "storage.key_prefix",
+            ),
+            (format!("{ENGINES}pool_size = 0\n"), "storage.pool_size"),
+            (
+                format!("{ENGINES}timeout_seconds = 0\n"),
+                "storage.timeout_seconds",
+            ),
+        ] {
+            let e = parse(&distributed(&fields)).unwrap_err();
+            assert_eq!(field_of(e), field, "{fields}");
+        }
+        assert!(matches!(
+            parse(&distributed("redis_url = \"redis://x\"\n")),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]
@@ -732,7 +947,11 @@ mod tests {
         let token = Token::from_random([3; 16], [4; 16]);
         std::fs::write(
             &path,
-            initial_toml(default_listen(), Path::new("p.sqlite"), &secrets(&token)),
+            initial_toml(
+                default_listen(),
+                &InitialStorage::Embedded(Path::new("p.sqlite")),
+                &secrets(&token),
+            ),
         )
         .unwrap();
         let id = add_active_key(&path, [7; 32]).unwrap();
@@ -757,7 +976,11 @@ mod tests {
     #[test]
     fn debug_output_redacts_keys_and_bootstrap_token() {
         let token = Token::from_random([3; 16], [4; 16]);
-        let text = initial_toml(default_listen(), Path::new("p.sqlite"), &secrets(&token));
+        let text = initial_toml(
+            default_listen(),
+            &InitialStorage::Embedded(Path::new("p.sqlite")),
+            &secrets(&token),
+        );
         let shown = format!("{:?}", parse(&text).unwrap());
         assert!(!shown.contains(&token.secret().expose()), "{shown}");
         assert!(!shown.contains(&STANDARD.encode([9u8; 32])), "{shown}");

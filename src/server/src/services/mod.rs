@@ -5,15 +5,14 @@ pub mod actor;
 pub mod authenticate;
 pub mod check;
 pub mod cli_login;
-pub mod clock;
 pub mod login;
 pub mod oidc;
 pub mod tokens;
 
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use actor::Actor;
 pub use authenticate::{AuthError, Authenticator};
 pub use check::{CheckError, CheckService};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use oidc::OidcProvider;
 pub use tokens::{
     AdminTokenRequest, AuditReport, StateMetrics, TokenError, TokenService, UserInfo,

@@ -117,6 +117,38 @@ pub struct HistoryPage {
     pub previous: Option<HistoryCursor>,
 }
 
+impl HistoryPage {
+    /// The page from up to `limit + 1` rows fetched from `cursor` on, in
+    /// the cursor's direction (the extra row says whether there are more).
+    pub fn from_rows(
+        mut found: Vec<(i64, HistoryEntry)>,
+        cursor: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Self {
+        let backwards = cursor.is_some_and(|c| c.previous);
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        if backwards {
+            found.reverse();
+        }
+        let at = |(id, e): &(i64, HistoryEntry), previous| HistoryCursor {
+            time: e.event_time,
+            id: *id,
+            previous,
+        };
+        // Newest first now: `previous` leads to newer entries, `next` to older.
+        let (has_newer, has_older) = match backwards {
+            false => (cursor.is_some(), more),
+            true => (more, true),
+        };
+        HistoryPage {
+            previous: found.first().filter(|_| has_newer).map(|f| at(f, true)),
+            next: found.last().filter(|_| has_older).map(|l| at(l, false)),
+            entries: found.into_iter().map(|(_, e)| e).collect(),
+        }
+    }
+}
+
 /// Keys of tokens revoked, expired or edited after a history position.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChangeFeed {

@@ -2,9 +2,12 @@
 //! Chosen once at start-up from configuration.
 
 pub mod cipher;
+pub mod distributed;
 pub mod history;
+pub mod maintenance_lock;
 pub mod oidc;
 pub mod pending_login;
+mod rows;
 pub mod sqlite;
 pub mod token_data;
 pub mod token_metadata;
@@ -13,6 +16,7 @@ pub use cipher::{CipherError, DataCipher};
 pub use history::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, TokenChange, TokenHistoryStore,
 };
+pub use maintenance_lock::{LocalMaintenanceLock, MaintenanceGuard, MaintenanceLock};
 pub use oidc::{AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption};
 pub use pending_login::{PendingLogin, PendingLoginStore};
 pub use token_data::{TokenData, TokenDataStore};
@@ -26,6 +30,10 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("the database schema lacks migrations {0:?}: run `portcullis migrate` (or set storage.migrate_on_start)")]
+    SchemaBehind(Vec<i64>),
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("stored token data for {key} cannot be opened: {source}")]
     Sealed { key: String, source: CipherError },
     #[error("stored data for {key} is corrupt: {reason}")]

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use portcullis_core::{Group, Scope, Token, TokenKey, TokenSecret, TokenType};
 use serde::{Deserialize, Serialize};
 
+use super::cipher::{DataCipher, Sealed};
 use super::StorageError;
 
 #[derive(Debug, Clone)]
@@ -94,6 +95,33 @@ impl TokenData {
     }
 }
 
+/// Seals a token's data under the active key, bound to the token's key so
+/// that a record copied under another key does not open.
+pub fn seal(cipher: &DataCipher, data: &TokenData) -> Result<Sealed, StorageError> {
+    let key = data.token.key();
+    cipher
+        .seal(key.as_str().as_bytes(), &data.to_plaintext())
+        .map_err(|source| StorageError::Sealed {
+            key: key.to_string(),
+            source,
+        })
+}
+
+/// Opens what [`seal`] sealed for `key`.
+pub fn open(
+    cipher: &DataCipher,
+    key: &TokenKey,
+    sealed: &Sealed,
+) -> Result<TokenData, StorageError> {
+    let plaintext = cipher
+        .open(key.as_str().as_bytes(), sealed)
+        .map_err(|source| StorageError::Sealed {
+            key: key.to_string(),
+            source,
+        })?;
+    TokenData::from_plaintext(key, &plaintext)
+}
+
 #[async_trait]
 pub trait TokenDataStore: Send + Sync {
     /// Stores (or replaces) the data of a token.
@@ -112,4 +140,9 @@ pub trait TokenDataStore: Send + Sync {
     async fn reseal_all(&self) -> Result<u64, StorageError>;
     /// Succeeds when the store can be reached.
     async fn ping(&self) -> Result<(), StorageError>;
+    /// Keys of tokens unexpired at `now` whose durable copy is missing from
+    /// the fast copy that checks read; none for a store with one copy.
+    async fn list_unrestored(&self, _now: u64) -> Result<Vec<TokenKey>, StorageError> {
+        Ok(Vec::new())
+    }
 }

@@ -116,10 +116,22 @@ impl TokenService {
 
     /// Checks the stores against each other: data without metadata and the
     /// reverse, fields that disagree, children outliving their parents,
-    /// orphans and unknown scopes. With `fix`, repairs what it can; the
-    /// data store is the truth where the two disagree.
+    /// orphans, unknown scopes, and (distributed) live tokens missing from
+    /// Redis. With `fix`, repairs what it can; the data store is the truth
+    /// where the two disagree.
     pub async fn audit(&self, fix: bool) -> Result<AuditReport, TokenError> {
         let mut report = AuditReport::default();
+        for key in self.data.list_unrestored(self.clock.now()).await? {
+            report.found(
+                fix,
+                true,
+                format!("token {key}: data missing from Redis (kept in PostgreSQL)"),
+            );
+            if fix {
+                // Reading a token restores it.
+                self.data.get(&key).await?;
+            }
+        }
         let data_keys: BTreeSet<TokenKey> = self.data.list().await?.into_iter().collect();
         let infos: BTreeMap<TokenKey, TokenInfo> = self
             .metadata

@@ -1,18 +1,12 @@
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::{corrupt, parse_key, parse_scopes, scopes_column, to_i64, to_u64};
 use crate::storage::history::ChangeFeed;
 use crate::storage::history::{ip_bytes, net_range};
+use crate::storage::rows::{entry_from, parse_key, scopes_column, to_i64, HISTORY_COLUMNS};
 use crate::storage::{
-    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenChange,
-    TokenHistoryStore,
+    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenHistoryStore,
 };
-
-const COLUMNS: &str =
-    "id, token_key, username, token_type, token_name, parent, scopes, service, expires, \
-     actor, action, old_token_name, old_scopes, old_expires, ip_address, event_time";
 
 /// Every filter is `(?n IS NULL OR …)`, so one statement serves all
 /// combinations and every value is bound, never spliced.
@@ -31,48 +25,12 @@ impl SqliteHistoryStore {
     }
 }
 
-fn entry_from(row: &SqliteRow) -> Result<(i64, HistoryEntry), StorageError> {
-    let key: String = row.try_get("token_key")?;
-    let token_type: String = row.try_get("token_type")?;
-    let action: String = row.try_get("action")?;
-    let parent: Option<String> = row.try_get("parent")?;
-    let old_scopes: Option<String> = row.try_get("old_scopes")?;
-    let ip: Option<String> = row.try_get("ip_address")?;
-    let entry = HistoryEntry {
-        token: parse_key(&key)?,
-        username: row.try_get("username")?,
-        token_type: token_type
-            .parse()
-            .map_err(|e| corrupt(&key, format!("{e}")))?,
-        token_name: row.try_get("token_name")?,
-        parent: parent.as_deref().map(parse_key).transpose()?,
-        scopes: parse_scopes(row.try_get("scopes")?, &key)?,
-        service: row.try_get("service")?,
-        expires: to_u64(row.try_get("expires")?),
-        actor: row.try_get("actor")?,
-        action: TokenChange::parse(&action)
-            .ok_or_else(|| corrupt(&key, format!("action {action:?}")))?,
-        old_token_name: row.try_get("old_token_name")?,
-        old_scopes: old_scopes
-            .as_deref()
-            .map(|s| parse_scopes(s, &key))
-            .transpose()?,
-        old_expires: to_u64(row.try_get("old_expires")?),
-        ip_address: ip
-            .as_deref()
-            .map(|ip| ip.parse().map_err(|_| corrupt(&key, format!("ip {ip:?}"))))
-            .transpose()?,
-        event_time: to_u64(row.try_get("event_time")?).unwrap_or(0),
-    };
-    Ok((row.try_get("id")?, entry))
-}
-
 #[async_trait]
 impl TokenHistoryStore for SqliteHistoryStore {
     async fn add(&self, e: &HistoryEntry) -> Result<(), StorageError> {
         sqlx::query(&format!(
-            "INSERT INTO token_history ({}, ip_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            &COLUMNS["id, ".len()..]
+            "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(e.token.as_str())
         .bind(&e.username)
@@ -107,7 +65,7 @@ impl TokenHistoryStore for SqliteHistoryStore {
             true => ("(event_time, id) > (?10, ?11)", "ASC"),
         };
         let sql = format!(
-            "SELECT {COLUMNS} FROM token_history WHERE {WHERE} AND (?10 IS NULL OR {position})
+            "SELECT id, {HISTORY_COLUMNS} FROM token_history WHERE {WHERE} AND (?10 IS NULL OR {position})
              ORDER BY event_time {order}, id {order} LIMIT ?12"
         );
         let range = filter.ip_or_cidr.as_ref().map(net_range);
@@ -126,27 +84,8 @@ impl TokenHistoryStore for SqliteHistoryStore {
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut found = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
-        let more = found.len() > limit as usize;
-        found.truncate(limit as usize);
-        if backwards {
-            found.reverse();
-        }
-        let at = |(id, e): &(i64, HistoryEntry), previous| HistoryCursor {
-            time: e.event_time,
-            id: *id,
-            previous,
-        };
-        // Newest first now: `previous` leads to newer entries, `next` to older.
-        let (has_newer, has_older) = match backwards {
-            false => (cursor.is_some(), more),
-            true => (more, true),
-        };
-        Ok(HistoryPage {
-            previous: found.first().filter(|_| has_newer).map(|f| at(f, true)),
-            next: found.last().filter(|_| has_older).map(|l| at(l, false)),
-            entries: found.into_iter().map(|(_, e)| e).collect(),
-        })
+        let found = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(HistoryPage::from_rows(found, cursor, limit))
     }
 
     async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StorageError> {

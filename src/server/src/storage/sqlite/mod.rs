@@ -9,7 +9,6 @@ mod token_metadata;
 use std::path::Path;
 use std::time::Duration;
 
-use portcullis_core::{Scope, TokenKey};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
@@ -35,40 +34,4 @@ pub async fn open(path: &Path) -> Result<SqlitePool, StorageError> {
         .await?;
     sqlx::migrate!("migrations/sqlite").run(&pool).await?;
     Ok(pool)
-}
-
-/// Scopes as stored: sorted, space-separated.
-fn scopes_column(scopes: &[Scope]) -> String {
-    let mut sorted: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
-    sorted.sort_unstable();
-    sorted.join(" ")
-}
-
-fn parse_scopes(column: &str, key: &str) -> Result<Vec<Scope>, StorageError> {
-    column
-        .split_whitespace()
-        .map(|s| s.parse().map_err(|e| corrupt(key, format!("scope: {e}"))))
-        .collect()
-}
-
-fn parse_key(column: &str) -> Result<TokenKey, StorageError> {
-    column
-        .parse()
-        .map_err(|e| corrupt(column, format!("key: {e}")))
-}
-
-fn corrupt(key: &str, reason: String) -> StorageError {
-    StorageError::Corrupt {
-        key: key.to_owned(),
-        reason,
-    }
-}
-
-/// Seconds as SQLite's INTEGER; times beyond i64 cannot come from a clock.
-fn to_i64(seconds: u64) -> i64 {
-    i64::try_from(seconds).unwrap_or(i64::MAX)
-}
-
-fn to_u64(column: Option<i64>) -> Option<u64> {
-    column.map(|v| u64::try_from(v).unwrap_or(0))
 }

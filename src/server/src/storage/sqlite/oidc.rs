@@ -3,7 +3,7 @@ use portcullis_core::TokenKey;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::{corrupt, parse_key, to_i64, to_u64};
+use crate::storage::rows::{client_from, parse_key, to_i64, to_u64, uris_column, words};
 use crate::storage::{
     AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption, StorageError,
 };
@@ -18,36 +18,14 @@ impl SqliteOidcStore {
     }
 }
 
-fn hash_from(column: Option<Vec<u8>>, id: &str) -> Result<Option<[u8; 32]>, StorageError> {
-    column
-        .map(|bytes| {
-            <[u8; 32]>::try_from(bytes).map_err(|_| corrupt(id, "hash is not 32 bytes".into()))
-        })
-        .transpose()
-}
-
-fn client_from(row: &SqliteRow) -> Result<OidcClientRecord, StorageError> {
-    let client_id: String = row.try_get("client_id")?;
-    let uris: String = row.try_get("redirect_uris")?;
-    Ok(OidcClientRecord {
-        secret_sha256: hash_from(row.try_get("secret_sha256")?, &client_id)?,
-        redirect_uris: serde_json::from_str(&uris)
-            .map_err(|e| corrupt(&client_id, format!("redirect_uris: {e}")))?,
-        public: row.try_get::<i64, _>("public")? != 0,
-        name: row.try_get("name")?,
-        created: to_u64(row.try_get("created")?).unwrap_or(0),
-        client_id,
-    })
-}
-
-fn words(column: &str) -> Vec<String> {
-    column.split_whitespace().map(str::to_owned).collect()
+fn client(row: &SqliteRow) -> Result<OidcClientRecord, StorageError> {
+    client_from(row, row.try_get::<i64, _>("public")? != 0)
 }
 
 #[async_trait]
 impl OidcStore for SqliteOidcStore {
     async fn add_client(&self, client: &OidcClientRecord) -> Result<(), StorageError> {
-        let uris = serde_json::to_string(&client.redirect_uris).unwrap_or_default();
+        let uris = uris_column(&client.redirect_uris);
         let result = sqlx::query(
             "INSERT INTO oidc_clients (client_id, secret_sha256, redirect_uris, public, name, created) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -75,7 +53,7 @@ impl OidcStore for SqliteOidcStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(client_from)
+            .map(client)
             .transpose()
     }
 
@@ -84,7 +62,7 @@ impl OidcStore for SqliteOidcStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(client_from)
+            .map(client)
             .collect()
     }
 

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use sqlx::{Row, SqlitePool};
 
-use super::{corrupt, parse_key, to_i64, to_u64};
+use crate::storage::rows::{hash_from, parse_key, to_i64, to_u64};
 use crate::storage::{PendingLogin, PendingLoginStore, StorageError};
 
 pub struct SqlitePendingLoginStore {
@@ -42,9 +42,7 @@ impl PendingLoginStore for SqlitePendingLoginStore {
             let approved: Option<String> = row.try_get("approved_session")?;
             Ok(PendingLogin {
                 login_id: login_id.to_owned(),
-                poll_sha256: hash
-                    .try_into()
-                    .map_err(|_| corrupt(login_id, "poll hash is not 32 bytes".into()))?,
+                poll_sha256: hash_from(hash, login_id)?,
                 user_code: row.try_get("user_code")?,
                 created: to_u64(row.try_get("created")?).unwrap_or(0),
                 expires: to_u64(row.try_get("expires")?).unwrap_or(0),

@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use sqlx::{Row, SqlitePool};
 
-use super::parse_key;
 use crate::storage::cipher::{DataCipher, Sealed};
-use crate::storage::{StorageError, TokenData, TokenDataStore};
+use crate::storage::rows::parse_key;
+use crate::storage::{token_data, StorageError, TokenData, TokenDataStore};
 
 pub struct SqliteTokenDataStore {
     pool: SqlitePool,
@@ -19,24 +19,11 @@ impl SqliteTokenDataStore {
     }
 
     fn seal(&self, data: &TokenData) -> Result<Sealed, StorageError> {
-        let key = data.token.key();
-        self.cipher
-            .seal(key.as_str().as_bytes(), &data.to_plaintext())
-            .map_err(|source| StorageError::Sealed {
-                key: key.to_string(),
-                source,
-            })
+        token_data::seal(&self.cipher, data)
     }
 
     fn open(&self, key: &TokenKey, sealed: &Sealed) -> Result<TokenData, StorageError> {
-        let plaintext = self
-            .cipher
-            .open(key.as_str().as_bytes(), sealed)
-            .map_err(|source| StorageError::Sealed {
-                key: key.to_string(),
-                source,
-            })?;
-        TokenData::from_plaintext(key, &plaintext)
+        token_data::open(&self.cipher, key, sealed)
     }
 
     async fn write(&self, key: &TokenKey, sealed: &Sealed) -> Result<(), StorageError> {

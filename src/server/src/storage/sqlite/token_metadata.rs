@@ -1,16 +1,12 @@
 use async_trait::async_trait;
 use portcullis_core::{TokenKey, TokenType};
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Acquire, Connection as _, Row, SqliteConnection, SqlitePool};
 
-use super::{parse_key, parse_scopes, scopes_column, to_i64, to_u64};
+use crate::storage::rows::{info_from, parse_key, scopes_column, to_i64, TOKEN_COLUMNS as COLUMNS};
 use crate::storage::{
     ChildSlot, ReusableChild, StorageError, TokenChanges, TokenInfo, TokenListing,
     TokenMetadataStore,
 };
-
-const COLUMNS: &str =
-    "token_key, username, token_type, token_name, scopes, service, created, last_used, expires, parent";
 
 pub struct SqliteTokenMetadataStore {
     pool: SqlitePool,
@@ -39,26 +35,6 @@ enum Bind<'a> {
     Text(&'a str),
     Int(i64),
     Null,
-}
-
-fn info_from(row: &SqliteRow) -> Result<TokenInfo, StorageError> {
-    let key: String = row.try_get("token_key")?;
-    let token_type: String = row.try_get("token_type")?;
-    let parent: Option<String> = row.try_get("parent")?;
-    Ok(TokenInfo {
-        token: parse_key(&key)?,
-        username: row.try_get("username")?,
-        token_type: token_type
-            .parse()
-            .map_err(|e| super::corrupt(&key, format!("{e}")))?,
-        token_name: row.try_get("token_name")?,
-        scopes: parse_scopes(row.try_get("scopes")?, &key)?,
-        service: row.try_get("service")?,
-        created: to_u64(row.try_get("created")?).unwrap_or(0),
-        last_used: to_u64(row.try_get("last_used")?),
-        expires: to_u64(row.try_get("expires")?),
-        parent: parent.as_deref().map(parse_key).transpose()?,
-    })
 }
 
 async fn insert(conn: &mut SqliteConnection, info: &TokenInfo) -> Result<(), StorageError> {

@@ -1,4 +1,6 @@
-//! Time as a value, so that expiry is testable without sleeping.
+//! Time as a value, so that expiry is testable without sleeping; the
+//! services decide with it, and stores that expire entries themselves
+//! (Redis) set their lifetimes by it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,0 +1,138 @@
+//! Token history in PostgreSQL. Its row ids are also the cursor of the
+//! revocation feed, which every replica serves alike.
+
+use async_trait::async_trait;
+use sqlx::{PgPool, Row};
+
+use crate::storage::history::{ip_bytes, net_range, ChangeFeed};
+use crate::storage::rows::{entry_from, parse_key, scopes_column, to_i64, HISTORY_COLUMNS};
+use crate::storage::{
+    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenHistoryStore,
+};
+
+/// Serializes history writes (any constant would do, if unique to them).
+const HISTORY_WRITE_LOCK: i64 = 0x706f_7274_6869_7374;
+
+/// Every filter is `($n IS NULL OR …)`, so one statement serves all
+/// combinations and every value is bound, never spliced.
+const WHERE: &str = "($1::bigint IS NULL OR event_time >= $1) AND ($2::bigint IS NULL OR event_time <= $2)
+     AND ($3::text IS NULL OR username = $3) AND ($4::text IS NULL OR actor = $4)
+     AND ($5::text IS NULL OR token_key = $5 OR parent = $5) AND ($6::text IS NULL OR token_key = $6)
+     AND ($7::text IS NULL OR token_type = $7)
+     AND ($8::bytea IS NULL OR ip_bytes BETWEEN $8 AND $9::bytea)";
+
+pub struct PgHistoryStore {
+    pool: PgPool,
+}
+
+impl PgHistoryStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl TokenHistoryStore for PgHistoryStore {
+    async fn add(&self, e: &HistoryEntry) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // A sequence hands out ids in the order inserts start, not the
+        // order they commit: without this lock, a feed reader could see id
+        // 8 committed, move its cursor past it, and never see id 7.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(HISTORY_WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ))
+        .bind(e.token.as_str())
+        .bind(&e.username)
+        .bind(e.token_type.as_str())
+        .bind(&e.token_name)
+        .bind(e.parent.as_ref().map(|p| p.as_str()))
+        .bind(scopes_column(&e.scopes))
+        .bind(&e.service)
+        .bind(e.expires.map(to_i64))
+        .bind(&e.actor)
+        .bind(e.action.as_str())
+        .bind(&e.old_token_name)
+        .bind(e.old_scopes.as_deref().map(scopes_column))
+        .bind(e.old_expires.map(to_i64))
+        .bind(e.ip_address.map(|ip| ip.to_string()))
+        .bind(to_i64(e.event_time))
+        .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        filter: &HistoryFilter,
+        cursor: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HistoryPage, StorageError> {
+        let backwards = cursor.is_some_and(|c| c.previous);
+        let (position, order) = match backwards {
+            false => ("(event_time, id) < ($10, $11)", "DESC"),
+            true => ("(event_time, id) > ($10, $11)", "ASC"),
+        };
+        let sql = format!(
+            "SELECT id, {HISTORY_COLUMNS} FROM token_history WHERE {WHERE}
+             AND ($10::bigint IS NULL OR {position})
+             ORDER BY event_time {order}, id {order} LIMIT $12"
+        );
+        let range = filter.ip_or_cidr.as_ref().map(net_range);
+        let rows = sqlx::query(&sql)
+            .bind(filter.since.map(to_i64))
+            .bind(filter.until.map(to_i64))
+            .bind(&filter.username)
+            .bind(&filter.actor)
+            .bind(filter.key.as_ref().map(|k| k.as_str()))
+            .bind(filter.token.as_ref().map(|k| k.as_str()))
+            .bind(filter.token_type.map(|t| t.as_str()))
+            .bind(range.map(|r| r.0.to_vec()))
+            .bind(range.map(|r| r.1.to_vec()))
+            .bind(cursor.map(|c| to_i64(c.time)))
+            .bind(cursor.map(|c| c.id))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let found = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(HistoryPage::from_rows(found, cursor, limit))
+    }
+
+    async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, token_key FROM token_history WHERE id > $1
+             AND action IN ('revoke', 'expire', 'edit') ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let changes = rows
+            .iter()
+            .map(|row| Ok((row.try_get("id")?, parse_key(row.try_get("token_key")?)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let (oldest, newest): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_history")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(ChangeFeed {
+            changes,
+            oldest,
+            newest,
+        })
+    }
+
+    async fn delete_older_than(&self, cutoff: u64) -> Result<u64, StorageError> {
+        let done = sqlx::query("DELETE FROM token_history WHERE event_time < $1")
+            .bind(to_i64(cutoff))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
