@@ -1,4 +1,5 @@
-//! The companion, started from its own binary on a fresh embedded store.
+//! The companion, started from its own binary on a fresh store: embedded,
+//! or distributed on a test's scratch engines.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::process::{answers_ok, free_port, wait_for, Process};
-use crate::Artifacts;
+use crate::{Artifacts, ScratchEngines};
 
 pub struct Companion {
     pub port: u16,
@@ -18,24 +19,77 @@ pub struct Companion {
 impl Companion {
     /// Writes a fresh configuration in `dir` and starts serving.
     pub async fn start(artifacts: &Artifacts, dir: &Path) -> Self {
+        let companion = Self::init(artifacts, dir, &["--database", "portcullis.sqlite"]);
+        companion.start_serving().await
+    }
+
+    /// The same on the distributed store of `engines` (its own key prefix,
+    /// migrated, and a 1-second storage timeout so that outages show fast).
+    pub async fn start_distributed(
+        artifacts: &Artifacts,
+        dir: &Path,
+        engines: &ScratchEngines,
+    ) -> Self {
+        let companion = Self::init(
+            artifacts,
+            dir,
+            &[
+                "--database-url",
+                &engines.database_url,
+                "--redis-url",
+                &engines.redis_url,
+            ],
+        );
+        companion.edit_config(|text| {
+            text.replace(
+                "key_prefix = \"portcullis:\"",
+                &format!("key_prefix = {:?}\ntimeout_seconds = 1", engines.prefix),
+            )
+        });
+        companion.cli(&["migrate"]);
+        companion.start_serving().await
+    }
+
+    async fn start_serving(mut self) -> Self {
+        self.resume().await;
+        self
+    }
+
+    /// `config init` in `dir` with `storage` options, not started.
+    fn init(artifacts: &Artifacts, dir: &Path, storage: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).expect("companion folder");
         let port = free_port();
-        let mut companion = Self {
+        let companion = Self {
             port,
             dir: dir.to_owned(),
             binary: artifacts.companion.clone(),
             process: None,
         };
         let listen = format!("127.0.0.1:{port}");
-        companion.cli(&[
-            "config",
-            "init",
-            "--listen",
-            &listen,
-            "--database",
-            "portcullis.sqlite",
-        ]);
-        companion.resume().await;
+        let mut args = vec!["config", "init", "--listen", &listen];
+        args.extend(storage);
+        companion.cli(&args);
         companion
+    }
+
+    /// Another companion on the same store and keys, configured in `dir`
+    /// and serving on a port of its own.
+    pub async fn replica(&self, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("replica folder");
+        let port = free_port();
+        let text = std::fs::read_to_string(self.config_path()).expect("read config");
+        let text = text.replace(
+            &format!("listen = \"127.0.0.1:{}\"", self.port),
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        std::fs::write(dir.join("portcullis.toml"), text).expect("write replica config");
+        let replica = Self {
+            port,
+            dir: dir.to_owned(),
+            binary: self.binary.clone(),
+            process: None,
+        };
+        replica.start_serving().await
     }
 
     pub fn config_path(&self) -> PathBuf {

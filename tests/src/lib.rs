@@ -8,10 +8,12 @@ pub mod engines;
 pub mod envoy;
 pub mod node;
 pub mod process;
+pub mod severable;
 pub mod stack;
 
 pub use artifacts::Artifacts;
 pub use companion::Companion;
 pub use engines::ScratchEngines;
 pub use envoy::Envoy;
+pub use severable::Severable;
 pub use stack::{Ports, Stack};

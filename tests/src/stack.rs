@@ -34,6 +34,21 @@ pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports, session_key: &st
         .replace("{{SESSION_KEY}}", session_key)
 }
 
+/// `config` with the companion's cluster holding these ports too, so that
+/// Envoy spreads its calls over several replicas.
+pub fn with_more_companions(config: &str, ports: &[u16]) -> String {
+    let first = "        - endpoint:\n            address:\n              socket_address: { address: 127.0.0.1, port_value: ";
+    let (head, tail) = config
+        .rsplit_once(first)
+        .expect("the companion's endpoint is the last in the demo");
+    let (first_port, rest) = tail.split_once(" }").expect("an endpoint");
+    let more: String = ports
+        .iter()
+        .map(|port| format!("\n{first}{port} }}"))
+        .collect();
+    format!("{head}{first}{first_port} }}{more}{rest}")
+}
+
 /// `config` with the Wasm filter's JSON configuration replaced by `json`.
 pub fn with_filter_config(config: &str, json: &str) -> String {
     let mut out = Vec::new();
@@ -127,9 +142,19 @@ impl Stack {
 
     /// The demo configuration changed by `edit` before Envoy reads it.
     pub async fn start_with(edit: impl Fn(&Ports, String) -> String) -> Self {
-        let artifacts = Artifacts::get();
         let dir = tempfile::tempdir().expect("temp dir");
-        let companion = Companion::start(&artifacts, dir.path()).await;
+        let companion = Companion::start(&Artifacts::get(), dir.path()).await;
+        Self::start_on(dir, companion, edit).await
+    }
+
+    /// Envoy and the upstream in front of a companion already serving,
+    /// whose files are in `dir` (which the stack keeps until dropped).
+    pub async fn start_on(
+        dir: TempDir,
+        companion: Companion,
+        edit: impl Fn(&Ports, String) -> String,
+    ) -> Self {
+        let artifacts = Artifacts::get();
         // Parallel tests choose ports independently; one released here may
         // be taken elsewhere before Envoy or the upstream binds it. Then
         // start again on fresh ports.
@@ -203,14 +228,16 @@ impl Stack {
 
     /// Revokes `token` (of `user`) through the companion's API.
     pub async fn revoke(&self, user: &str, token: &str) {
+        self.revoke_via(&self.companion, user, token).await
+    }
+
+    /// Revokes `token` (of `user`) through `companion`'s API.
+    pub async fn revoke_via(&self, companion: &Companion, user: &str, token: &str) {
         let key = &token[3..25];
         let reply = self
             .client
-            .delete(
-                self.companion
-                    .url(&format!("/auth/api/v1/users/{user}/tokens/{key}")),
-            )
-            .bearer_auth(self.companion.bootstrap_token())
+            .delete(companion.url(&format!("/auth/api/v1/users/{user}/tokens/{key}")))
+            .bearer_auth(companion.bootstrap_token())
             .send()
             .await
             .expect("revoke");
