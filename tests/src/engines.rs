@@ -147,6 +147,11 @@ impl ScratchEngines {
         parts.concat()
     }
 
+    /// Seconds until a Redis key expires: -1 for never, -2 for no key.
+    pub async fn redis_ttl(&self, key: &str) -> i64 {
+        self.redis().await.ttl(key).await.unwrap()
+    }
+
     pub async fn redis_set(&self, key: &str, value: &[u8]) {
         self.redis()
             .await

@@ -236,7 +236,7 @@ impl App {
     /// codes and CLI logins never completed; `None` when another companion
     /// is running maintenance on the same store.
     pub async fn run_maintenance(&self) -> Result<Option<Maintenance>, MaintenanceError> {
-        let Some(_held) = self
+        let Some(held) = self
             .maintenance_lock
             .try_acquire()
             .await
@@ -244,16 +244,22 @@ impl App {
         else {
             return Ok(None);
         };
+        let done = self.maintain().await;
+        held.release().await;
+        done.map(Some)
+    }
+
+    async fn maintain(&self) -> Result<Maintenance, MaintenanceError> {
         let codes_dropped = match &self.oidc {
             Some(oidc) => oidc.delete_expired_codes().await?,
             None => 0,
         };
-        Ok(Some(Maintenance {
+        Ok(Maintenance {
             expired: self.tokens.expire_tokens().await?,
             history_dropped: self.tokens.truncate_history().await?,
             codes_dropped,
             pending_closed: self.cli_login.delete_expired().await?,
-        }))
+        })
     }
 
     /// Runs maintenance every `interval` for as long as the runtime lives.

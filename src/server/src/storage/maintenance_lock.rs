@@ -4,15 +4,27 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::OwnedMutexGuard;
 
 use super::StorageError;
 
-/// Held while maintenance runs; dropping it lets the next run in.
-pub struct MaintenanceGuard(#[allow(dead_code)] Box<dyn Send>);
+/// A lock being held, by whatever means the store holds it.
+#[async_trait]
+pub trait HeldLock: Send {
+    async fn release(self: Box<Self>);
+}
+
+/// Held while maintenance runs. `release` lets the next run in at once;
+/// a guard dropped without it (a panic) is released by the store soon after.
+pub struct MaintenanceGuard(Box<dyn HeldLock>);
 
 impl MaintenanceGuard {
-    pub fn holding(held: impl Send + 'static) -> Self {
+    pub fn new(held: impl HeldLock + 'static) -> Self {
         Self(Box::new(held))
+    }
+
+    pub async fn release(self) {
+        self.0.release().await
     }
 }
 
@@ -27,6 +39,13 @@ pub trait MaintenanceLock: Send + Sync {
 #[derive(Default)]
 pub struct LocalMaintenanceLock(Arc<tokio::sync::Mutex<()>>);
 
+struct LocalHeld(#[allow(dead_code)] OwnedMutexGuard<()>);
+
+#[async_trait]
+impl HeldLock for LocalHeld {
+    async fn release(self: Box<Self>) {}
+}
+
 #[async_trait]
 impl MaintenanceLock for LocalMaintenanceLock {
     async fn try_acquire(&self) -> Result<Option<MaintenanceGuard>, StorageError> {
@@ -35,6 +54,6 @@ impl MaintenanceLock for LocalMaintenanceLock {
             .clone()
             .try_lock_owned()
             .ok()
-            .map(MaintenanceGuard::holding))
+            .map(|guard| MaintenanceGuard::new(LocalHeld(guard))))
     }
 }

@@ -36,15 +36,25 @@ impl TestStore {
     /// `None` when the distributed backend's engines are not running
     /// locally (the test is then skipped, loudly; under CI it fails).
     pub async fn new(backend: Backend) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
+        let store = Self::unmigrated(backend).await?;
+        portcullis::app::migrate(&store.config("")).await.unwrap();
+        Some(store)
+    }
+
+    /// The same before `portcullis migrate` has run.
+    pub async fn unmigrated(backend: Backend) -> Option<Self> {
         let engines = match backend {
             Backend::Embedded => None,
             Backend::Distributed => Some(ScratchEngines::create().await?),
         };
-        let store = Self { dir, engines };
-        let config = Config::from_toml(&store.config_toml(""), store.dir.path()).unwrap();
-        portcullis::app::migrate(&config).await.unwrap();
-        Some(store)
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            engines,
+        })
+    }
+
+    pub fn config(&self, extra: &str) -> Config {
+        Config::from_toml(&self.config_toml(extra), self.dir.path()).unwrap()
     }
 
     pub fn initial_storage(&self) -> InitialStorage<'_> {
@@ -81,9 +91,7 @@ impl TestStore {
     }
 
     pub fn storage_config(&self) -> StorageConfig {
-        Config::from_toml(&self.config_toml(""), self.dir.path())
-            .unwrap()
-            .storage
+        self.config("").storage
     }
 
     /// One text column of `sql`'s rows, from the store's SQL engine.
@@ -199,8 +207,7 @@ pub async fn app_with(
     extra: &str,
 ) -> Option<(App, Token, TestStore)> {
     let store = TestStore::new(backend).await?;
-    let config = Config::from_toml(&store.config_toml(extra), store.dir.path()).unwrap();
-    let app = App::with_clock(&config, clock).await.unwrap();
+    let app = App::with_clock(&store.config(extra), clock).await.unwrap();
     Some((app, bootstrap(), store))
 }
 
