@@ -12,20 +12,21 @@ use crate::metrics::Metrics;
 use crate::services::cli_login::{CliLoginError, CliLoginService};
 use crate::services::login::{LoginError, LoginService, StateSeal};
 use crate::services::oidc::{OidcClients, OidcError};
+use crate::services::transfer::TransferService;
 use crate::services::{
     Authenticator, CheckService, Clock, OidcProvider, SystemClock, TokenError, TokenService,
 };
 use crate::storage::distributed::{
-    self, DistributedOidcStore, DistributedTokenDataStore, PgHistoryStore, PgMaintenanceLock,
-    PgTokenMetadataStore, RedisPendingLoginStore,
+    self, DistributedOidcStore, DistributedTokenDataStore, DistributedTransferStore,
+    PgHistoryStore, PgMaintenanceLock, PgTokenMetadataStore, RedisPendingLoginStore,
 };
 use crate::storage::sqlite::{
     self, SqliteHistoryStore, SqliteOidcStore, SqlitePendingLoginStore, SqliteTokenDataStore,
-    SqliteTokenMetadataStore,
+    SqliteTokenMetadataStore, SqliteTransferStore,
 };
 use crate::storage::{
     DataCipher, LocalMaintenanceLock, MaintenanceLock, OidcStore, PendingLoginStore, StorageError,
-    TokenDataStore, TokenHistoryStore, TokenMetadataStore,
+    TokenDataStore, TokenHistoryStore, TokenMetadataStore, TransferStore,
 };
 use portcullis_core::session::SessionSeal;
 
@@ -37,6 +38,7 @@ pub struct Stores {
     pub oidc: Arc<dyn OidcStore>,
     pub pending: Arc<dyn PendingLoginStore>,
     pub maintenance_lock: Arc<dyn MaintenanceLock>,
+    pub transfer: Arc<dyn TransferStore>,
 }
 
 impl Stores {
@@ -49,7 +51,8 @@ impl Stores {
             StorageConfig::Embedded { path } => {
                 let pool = sqlite::open(path).await?;
                 Self {
-                    data: Arc::new(SqliteTokenDataStore::new(pool.clone(), cipher)),
+                    data: Arc::new(SqliteTokenDataStore::new(pool.clone(), cipher.clone())),
+                    transfer: Arc::new(SqliteTransferStore::new(pool.clone(), cipher)),
                     metadata: Arc::new(SqliteTokenMetadataStore::new(pool.clone())),
                     history: Arc::new(SqliteHistoryStore::new(pool.clone())),
                     oidc: Arc::new(SqliteOidcStore::new(pool.clone())),
@@ -67,6 +70,11 @@ impl Stores {
                 let pg = engines.pg.clone();
                 Self {
                     data: Arc::new(DistributedTokenDataStore::new(
+                        engines.clone(),
+                        cipher.clone(),
+                        clock.clone(),
+                    )),
+                    transfer: Arc::new(DistributedTransferStore::new(
                         engines.clone(),
                         cipher,
                         clock.clone(),
@@ -135,6 +143,7 @@ pub struct App {
     pub login: Option<Arc<LoginService>>,
     pub oidc: Option<Arc<OidcProvider>>,
     pub cli_login: Arc<CliLoginService>,
+    pub transfer: TransferService,
     public_origin: Arc<str>,
     maintenance_lock: Arc<dyn MaintenanceLock>,
 }
@@ -229,6 +238,7 @@ impl App {
             cli_login,
             public_origin: public_origin.into(),
             maintenance_lock: stores.maintenance_lock,
+            transfer: TransferService::new(stores.transfer),
         })
     }
 

@@ -51,6 +51,21 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Write every token, link, history entry and OpenID Connect client
+    /// as one JSON document (token data stays sealed), to move a
+    /// deployment to another store.
+    Export {
+        /// File to write (mode 0600); standard output if absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Add an export to this configuration's store, which must be empty
+    /// and have the same [encryption] keys; all of it or nothing.
+    Import {
+        /// The export file; `-` for standard input.
+        #[arg(long, short)]
+        input: PathBuf,
+    },
     /// Bring the store's schema up to date (the distributed store's
     /// companions refuse to start until it is, unless
     /// storage.migrate_on_start is set).
@@ -257,6 +272,8 @@ pub async fn run() -> ExitCode {
             init_config(&cli.config, listen, &storage)
         }
         Command::Migrate => migrate(&cli.config).await,
+        Command::Export { output } => export(&cli.config, output.as_deref()).await,
+        Command::Import { input } => import(&cli.config, &input).await,
         Command::Maintenance => maintenance(&cli.config).await,
         Command::Audit { fix } => audit(&cli.config, fix).await,
         Command::Keys {
@@ -397,6 +414,40 @@ async fn oidc_client(config_path: &Path, command: OidcClientCommand) -> CliResul
 async fn migrate(config_path: &Path) -> CliResult {
     let applied = crate::app::migrate(&Config::load(config_path)?).await?;
     eprintln!("applied {applied} migrations; the schema is up to date");
+    Ok(())
+}
+
+async fn export(config_path: &Path, output: Option<&Path>) -> CliResult {
+    let app = App::from_config(&Config::load(config_path)?).await?;
+    let (document, moved) = app.transfer.export().await?;
+    match output {
+        // The file holds sealed token data and client secret hashes.
+        Some(path) => crate::private_file::write_private(path, &document)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => std::io::stdout().write_all(&document)?,
+    }
+    eprintln!(
+        "exported {} tokens, {} history entries and {} OpenID Connect clients",
+        moved.tokens, moved.history, moved.oidc_clients
+    );
+    Ok(())
+}
+
+async fn import(config_path: &Path, input: &Path) -> CliResult {
+    let document = match input.to_str() {
+        Some("-") => {
+            let mut buffer = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)?;
+            buffer
+        }
+        _ => std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?,
+    };
+    let app = App::from_config(&Config::load(config_path)?).await?;
+    let moved = app.transfer.import(&document).await?;
+    eprintln!(
+        "imported {} tokens, {} history entries and {} OpenID Connect clients",
+        moved.tokens, moved.history, moved.oidc_clients
+    );
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod cli_login;
 pub mod login;
 pub mod oidc;
 pub mod tokens;
+pub mod transfer;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use actor::Actor;

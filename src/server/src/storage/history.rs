@@ -8,11 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ipnet::IpNet;
 use portcullis_core::{Scope, TokenKey, TokenType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StorageError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenChange {
     Create,
@@ -38,7 +38,7 @@ impl TokenChange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub token: TokenKey,
     pub username: String,

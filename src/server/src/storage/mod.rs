@@ -11,6 +11,7 @@ mod rows;
 pub mod sqlite;
 pub mod token_data;
 pub mod token_metadata;
+pub mod transfer;
 
 pub use cipher::{CipherError, DataCipher};
 pub use history::{
@@ -23,6 +24,7 @@ pub use token_data::{TokenData, TokenDataStore};
 pub use token_metadata::{
     ChildSlot, ReusableChild, TokenChanges, TokenInfo, TokenListing, TokenMetadataStore,
 };
+pub use transfer::{Dump, SealedRecord, TransferStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -42,4 +44,6 @@ pub enum StorageError {
     DuplicateName { username: String, name: String },
     #[error("an OpenID Connect client {0:?} already exists")]
     DuplicateClient(String),
+    #[error("the target store already holds {0}; import only into an empty store")]
+    ImportConflict(String),
 }

@@ -3,10 +3,11 @@
 
 use async_trait::async_trait;
 use portcullis_core::TokenKey;
+use serde::{Deserialize, Serialize};
 
 use super::StorageError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OidcClientRecord {
     pub client_id: String,
     /// `None` for a public client.
@@ -44,7 +45,7 @@ pub enum Redemption {
 }
 
 /// The client and OpenID scopes behind an issued access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OidcGrant {
     pub token: TokenKey,
     pub client_id: String,

@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 use portcullis_core::{Scope, TokenKey, TokenType};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::StorageError;
 
 /// What is known of a token without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {
     pub token: TokenKey,
     pub username: String,

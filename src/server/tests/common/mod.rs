@@ -1,4 +1,4 @@
-#![allow(dead_code)] // each test crate uses a part of it
+#![allow(dead_code, unused_macros)] // each test crate uses a part of it
 //! The companion as the HTTP and service tests use it: a fresh store of
 //! either backend, the configuration `config init` writes, and a clock the
 //! test moves. Every test that takes a [`Backend`] runs once per backend

@@ -10,6 +10,15 @@ use crate::storage::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenHistoryStore,
 };
 
+/// Takes the lock that serializes history writes until the transaction ends.
+pub(super) async fn lock_history(db: impl sqlx::PgExecutor<'_>) -> Result<(), StorageError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(HISTORY_WRITE_LOCK)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Serializes history writes (any constant would do, if unique to them).
 const HISTORY_WRITE_LOCK: i64 = 0x706f_7274_6869_7374;
 
@@ -31,6 +40,36 @@ impl PgHistoryStore {
     }
 }
 
+/// Adds an entry; the caller holds the history write lock.
+pub(super) async fn insert_entry(
+    db: impl sqlx::PgExecutor<'_>,
+    e: &HistoryEntry,
+) -> Result<(), StorageError> {
+    sqlx::query(&format!(
+        "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    ))
+    .bind(e.token.as_str())
+    .bind(&e.username)
+    .bind(e.token_type.as_str())
+    .bind(&e.token_name)
+    .bind(e.parent.as_ref().map(|p| p.as_str()))
+    .bind(scopes_column(&e.scopes))
+    .bind(&e.service)
+    .bind(e.expires.map(to_i64))
+    .bind(&e.actor)
+    .bind(e.action.as_str())
+    .bind(&e.old_token_name)
+    .bind(e.old_scopes.as_deref().map(scopes_column))
+    .bind(e.old_expires.map(to_i64))
+    .bind(e.ip_address.map(|ip| ip.to_string()))
+    .bind(to_i64(e.event_time))
+    .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl TokenHistoryStore for PgHistoryStore {
     async fn add(&self, e: &HistoryEntry) -> Result<(), StorageError> {
@@ -38,32 +77,8 @@ impl TokenHistoryStore for PgHistoryStore {
         // A sequence hands out ids in the order inserts start, not the
         // order they commit: without this lock, a feed reader could see id
         // 8 committed, move its cursor past it, and never see id 7.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(HISTORY_WRITE_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&format!(
-            "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-        ))
-        .bind(e.token.as_str())
-        .bind(&e.username)
-        .bind(e.token_type.as_str())
-        .bind(&e.token_name)
-        .bind(e.parent.as_ref().map(|p| p.as_str()))
-        .bind(scopes_column(&e.scopes))
-        .bind(&e.service)
-        .bind(e.expires.map(to_i64))
-        .bind(&e.actor)
-        .bind(e.action.as_str())
-        .bind(&e.old_token_name)
-        .bind(e.old_scopes.as_deref().map(scopes_column))
-        .bind(e.old_expires.map(to_i64))
-        .bind(e.ip_address.map(|ip| ip.to_string()))
-        .bind(to_i64(e.event_time))
-        .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
-        .execute(&mut *tx)
-        .await?;
+        lock_history(&mut *tx).await?;
+        insert_entry(&mut *tx, e).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -12,6 +12,7 @@ mod pending_login;
 mod redis_keys;
 mod token_data;
 mod token_metadata;
+mod transfer;
 
 use std::collections::BTreeSet;
 use std::str::FromStr as _;
@@ -28,6 +29,7 @@ pub use pending_login::RedisPendingLoginStore;
 pub use redis_keys::RedisKeys;
 pub use token_data::DistributedTokenDataStore;
 pub use token_metadata::PgTokenMetadataStore;
+pub use transfer::DistributedTransferStore;
 
 use super::StorageError;
 use crate::config::DistributedConfig;

@@ -50,7 +50,7 @@ impl DistributedOidcStore {
     }
 }
 
-fn client(row: &PgRow) -> Result<OidcClientRecord, StorageError> {
+pub(super) fn client(row: &PgRow) -> Result<OidcClientRecord, StorageError> {
     client_from(row, row.try_get("public")?)
 }
 
@@ -68,28 +68,51 @@ fn code_from(code_sha256: &[u8; 32], fields: &Fields) -> Result<AuthorizationCod
     })
 }
 
+pub(super) async fn insert_client(
+    db: impl sqlx::PgExecutor<'_>,
+    client: &OidcClientRecord,
+) -> Result<(), StorageError> {
+    let result = sqlx::query(
+        "INSERT INTO oidc_clients (client_id, secret_sha256, redirect_uris, public, name, created)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&client.client_id)
+    .bind(client.secret_sha256.map(|h| h.to_vec()))
+    .bind(uris_column(&client.redirect_uris))
+    .bind(client.public)
+    .bind(&client.name)
+    .bind(to_i64(client.created))
+    .execute(db)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StorageError::DuplicateClient(client.client_id.clone()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn insert_grant(
+    db: impl sqlx::PgExecutor<'_>,
+    grant: &OidcGrant,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO oidc_grants (token_key, client_id, scopes, auth_time) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(grant.token.as_str())
+    .bind(&grant.client_id)
+    .bind(grant.scopes.join(" "))
+    .bind(to_i64(grant.auth_time))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl OidcStore for DistributedOidcStore {
     async fn add_client(&self, client: &OidcClientRecord) -> Result<(), StorageError> {
-        let result = sqlx::query(
-            "INSERT INTO oidc_clients (client_id, secret_sha256, redirect_uris, public, name, created)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&client.client_id)
-        .bind(client.secret_sha256.map(|h| h.to_vec()))
-        .bind(uris_column(&client.redirect_uris))
-        .bind(client.public)
-        .bind(&client.name)
-        .bind(to_i64(client.created))
-        .execute(&self.engines.pg)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StorageError::DuplicateClient(client.client_id.clone()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        insert_client(&self.engines.pg, client).await
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
@@ -179,15 +202,7 @@ impl OidcStore for DistributedOidcStore {
         // The grant first: if a replay comes between the two steps, it
         // finds nothing issued to revoke, and this then reports the replay
         // so that the caller revokes what it issued.
-        sqlx::query(
-            "INSERT INTO oidc_grants (token_key, client_id, scopes, auth_time) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(grant.token.as_str())
-        .bind(&grant.client_id)
-        .bind(grant.scopes.join(" "))
-        .bind(to_i64(grant.auth_time))
-        .execute(&self.engines.pg)
-        .await?;
+        insert_grant(&self.engines.pg, grant).await?;
         let recorded: i64 = Script::new(RECORD_ISSUED)
             .key(self.engines.keys.code(code_sha256))
             .arg(grant.token.as_str())

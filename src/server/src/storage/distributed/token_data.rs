@@ -59,7 +59,54 @@ fn decode(key: &TokenKey, bytes: &[u8]) -> Result<Sealed, StorageError> {
     })
 }
 
-fn sealed_from(row: &PgRow) -> Result<Sealed, sqlx::Error> {
+/// Puts a sealed record in Redis for the token's remaining lifetime at
+/// `now`; a token already expired is removed instead.
+pub(super) async fn cache(
+    engines: &Engines,
+    key: &TokenKey,
+    sealed: &Sealed,
+    expires: Option<u64>,
+    now: u64,
+) -> Result<(), StorageError> {
+    let mut redis = engines.redis.clone();
+    let name = engines.keys.token(key);
+    match expires {
+        None => redis.set::<_, _, ()>(&name, encode(sealed)).await?,
+        Some(e) if e > now => {
+            redis
+                .set_ex::<_, _, ()>(&name, encode(sealed), e - now)
+                .await?
+        }
+        Some(_) => redis.del::<_, ()>(&name).await?,
+    }
+    Ok(())
+}
+
+/// Stores (or replaces) the durable copy of a sealed record.
+pub(super) async fn write_durable(
+    db: impl sqlx::PgExecutor<'_>,
+    key: &TokenKey,
+    sealed: &Sealed,
+    expires: Option<u64>,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO token_data (token_key, key_id, nonce, ciphertext, expires)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (token_key) DO UPDATE SET key_id = excluded.key_id,
+             nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+             expires = excluded.expires",
+    )
+    .bind(key.as_str())
+    .bind(&sealed.key_id)
+    .bind(&sealed.nonce)
+    .bind(&sealed.ciphertext)
+    .bind(expires.map(to_i64))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub(super) fn sealed_from(row: &PgRow) -> Result<Sealed, sqlx::Error> {
     Ok(Sealed {
         key_id: row.try_get("key_id")?,
         nonce: row.try_get("nonce")?,
@@ -76,27 +123,13 @@ impl DistributedTokenDataStore {
         }
     }
 
-    /// Puts the sealed record in Redis for the token's remaining lifetime;
-    /// a token already expired is removed instead.
     async fn cache(
         &self,
         key: &TokenKey,
         sealed: &Sealed,
         expires: Option<u64>,
     ) -> Result<(), StorageError> {
-        let mut redis = self.engines.redis.clone();
-        let name = self.engines.keys.token(key);
-        let now = self.clock.now();
-        match expires {
-            None => redis.set::<_, _, ()>(&name, encode(sealed)).await?,
-            Some(e) if e > now => {
-                redis
-                    .set_ex::<_, _, ()>(&name, encode(sealed), e - now)
-                    .await?
-            }
-            Some(_) => redis.del::<_, ()>(&name).await?,
-        }
-        Ok(())
+        cache(&self.engines, key, sealed, expires, self.clock.now()).await
     }
 
     /// Writes both copies: the row first, and Redis while the row is still
@@ -105,20 +138,7 @@ impl DistributedTokenDataStore {
     async fn write(&self, data: &TokenData, sealed: &Sealed) -> Result<(), StorageError> {
         let key = data.token.key();
         let mut tx = self.engines.pg.begin().await?;
-        sqlx::query(
-            "INSERT INTO token_data (token_key, key_id, nonce, ciphertext, expires)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (token_key) DO UPDATE SET key_id = excluded.key_id,
-                 nonce = excluded.nonce, ciphertext = excluded.ciphertext,
-                 expires = excluded.expires",
-        )
-        .bind(key.as_str())
-        .bind(&sealed.key_id)
-        .bind(&sealed.nonce)
-        .bind(&sealed.ciphertext)
-        .bind(data.expires.map(to_i64))
-        .execute(&mut *tx)
-        .await?;
+        write_durable(&mut *tx, key, sealed, data.expires).await?;
         self.cache(key, sealed, data.expires).await?;
         tx.commit().await?;
         Ok(())

@@ -27,7 +27,7 @@ fn duplicate_name(info: &TokenInfo) -> StorageError {
     }
 }
 
-async fn insert(conn: &mut PgConnection, info: &TokenInfo) -> Result<(), StorageError> {
+pub(super) async fn insert(conn: &mut PgConnection, info: &TokenInfo) -> Result<(), StorageError> {
     let done = sqlx::query(&format!(
         "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))

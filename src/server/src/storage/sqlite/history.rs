@@ -25,32 +25,39 @@ impl SqliteHistoryStore {
     }
 }
 
+pub(super) async fn insert_entry(
+    db: impl sqlx::SqliteExecutor<'_>,
+    e: &HistoryEntry,
+) -> Result<(), StorageError> {
+    sqlx::query(&format!(
+        "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(e.token.as_str())
+    .bind(&e.username)
+    .bind(e.token_type.as_str())
+    .bind(&e.token_name)
+    .bind(e.parent.as_ref().map(|p| p.as_str()))
+    .bind(scopes_column(&e.scopes))
+    .bind(&e.service)
+    .bind(e.expires.map(to_i64))
+    .bind(&e.actor)
+    .bind(e.action.as_str())
+    .bind(&e.old_token_name)
+    .bind(e.old_scopes.as_deref().map(scopes_column))
+    .bind(e.old_expires.map(to_i64))
+    .bind(e.ip_address.map(|ip| ip.to_string()))
+    .bind(to_i64(e.event_time))
+    .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl TokenHistoryStore for SqliteHistoryStore {
     async fn add(&self, e: &HistoryEntry) -> Result<(), StorageError> {
-        sqlx::query(&format!(
-            "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(e.token.as_str())
-        .bind(&e.username)
-        .bind(e.token_type.as_str())
-        .bind(&e.token_name)
-        .bind(e.parent.as_ref().map(|p| p.as_str()))
-        .bind(scopes_column(&e.scopes))
-        .bind(&e.service)
-        .bind(e.expires.map(to_i64))
-        .bind(&e.actor)
-        .bind(e.action.as_str())
-        .bind(&e.old_token_name)
-        .bind(e.old_scopes.as_deref().map(scopes_column))
-        .bind(e.old_expires.map(to_i64))
-        .bind(e.ip_address.map(|ip| ip.to_string()))
-        .bind(to_i64(e.event_time))
-        .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_entry(&self.pool, e).await
     }
 
     async fn list(

@@ -5,6 +5,7 @@ mod oidc;
 mod pending_login;
 mod token_data;
 mod token_metadata;
+mod transfer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub use oidc::SqliteOidcStore;
 pub use pending_login::SqlitePendingLoginStore;
 pub use token_data::SqliteTokenDataStore;
 pub use token_metadata::SqliteTokenMetadataStore;
+pub use transfer::SqliteTransferStore;
 
 use super::StorageError;
 

@@ -27,22 +27,31 @@ impl SqliteTokenDataStore {
     }
 
     async fn write(&self, key: &TokenKey, sealed: &Sealed) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO token_data (token_key, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?)
-             ON CONFLICT (token_key) DO UPDATE SET
-                 key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext",
-        )
-        .bind(key.as_str())
-        .bind(&sealed.key_id)
-        .bind(&sealed.nonce)
-        .bind(&sealed.ciphertext)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        write_sealed(&self.pool, key, sealed).await
     }
 }
 
-fn sealed_from(row: &sqlx::sqlite::SqliteRow) -> Result<Sealed, sqlx::Error> {
+/// Stores (or replaces) one sealed record.
+pub(super) async fn write_sealed(
+    db: impl sqlx::SqliteExecutor<'_>,
+    key: &TokenKey,
+    sealed: &Sealed,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO token_data (token_key, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?)
+         ON CONFLICT (token_key) DO UPDATE SET
+             key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+    )
+    .bind(key.as_str())
+    .bind(&sealed.key_id)
+    .bind(&sealed.nonce)
+    .bind(&sealed.ciphertext)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub(super) fn sealed_from(row: &sqlx::sqlite::SqliteRow) -> Result<Sealed, sqlx::Error> {
     Ok(Sealed {
         key_id: row.try_get("key_id")?,
         nonce: row.try_get("nonce")?,

@@ -37,7 +37,10 @@ enum Bind<'a> {
     Null,
 }
 
-async fn insert(conn: &mut SqliteConnection, info: &TokenInfo) -> Result<(), StorageError> {
+pub(super) async fn insert(
+    conn: &mut SqliteConnection,
+    info: &TokenInfo,
+) -> Result<(), StorageError> {
     let done = sqlx::query(&format!(
         "INSERT INTO tokens ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
