@@ -84,15 +84,27 @@ run_demo() {
     port_in_use "$port" && die "port $port is in use; set PORTCULLIS_{PROXY,ADMIN,COMPANION,UPSTREAM}_PORT to free ones"
   done
 
-  # A fresh embedded store every run.
+  # A fresh embedded store every run; with PORTCULLIS_DATABASE_URL and
+  # PORTCULLIS_REDIS_URL set (config init reads them), the distributed store
+  # there, migrated first.
+  local store="the embedded store (SQLite) in $DEMO_DIR"
+  if [ -n "${PORTCULLIS_DATABASE_URL:-}" ] || [ -n "${PORTCULLIS_REDIS_URL:-}" ]; then
+    [ -n "${PORTCULLIS_DATABASE_URL:-}" ] && [ -n "${PORTCULLIS_REDIS_URL:-}" ] ||
+      die "set both PORTCULLIS_DATABASE_URL and PORTCULLIS_REDIS_URL for the distributed store"
+    store="the distributed store (PostgreSQL and Redis)"
+  fi
   rm -rf "$DEMO_DIR"
   mkdir -p "$DEMO_DIR"
   local config="$DEMO_DIR/portcullis.toml"
   "$COMPANION" --config "$config" config init \
     --listen "127.0.0.1:$companion_port" --database portcullis.sqlite 2>/dev/null
+  "$COMPANION" --config "$config" migrate 2>/dev/null ||
+    die "cannot migrate $store: see \`$COMPANION --config $config migrate\`"
+  say "serving from $store"
   local demo_token bootstrap_token
+  # Named per run: a distributed store keeps the tokens of earlier runs.
   demo_token=$("$COMPANION" --config "$config" token create --user demo --scope read:all \
-    --email demo@example.org --name "Demo User" --token-name demo 2>/dev/null)
+    --email demo@example.org --name "Demo User" --token-name "demo-$$-$RANDOM" 2>/dev/null)
   bootstrap_token=$(sed -n 's/^bootstrap_token = "\(.*\)"$/\1/p' "$config")
   session_key=$(sed -n 's/^key = "\(.*\)"$/\1/p' "$config")
   demo_cookie=$("$COMPANION" --config "$config" token create --type session --user demo \
@@ -101,6 +113,7 @@ run_demo() {
   # the companion's provider; nothing needs to listen at its redirect URI.
   local oidc_redirect="http://127.0.0.1:${PORTCULLIS_OIDC_REDIRECT_PORT:-8302}/callback"
   local oidc_client oidc_secret
+  "$COMPANION" --config "$config" oidc-client delete demo-app >/dev/null 2>&1 || true
   oidc_client=$("$COMPANION" --config "$config" oidc-client create --id demo-app \
     --redirect-uri "$oidc_redirect" --name "Demo application" 2>/dev/null)
   oidc_secret=$(printf '%s' "$oidc_client" | sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p')

@@ -38,13 +38,12 @@ impl Companion {
                 &engines.database_url,
                 "--redis-url",
                 &engines.redis_url,
+                "--key-prefix",
+                &engines.prefix,
             ],
         );
         companion.edit_config(|text| {
-            text.replace(
-                "key_prefix = \"portcullis:\"",
-                &format!("key_prefix = {:?}\ntimeout_seconds = 1", engines.prefix),
-            )
+            text.replace("migrate_on_start", "timeout_seconds = 1\nmigrate_on_start")
         });
         companion.cli(&["migrate"]);
         companion.start_serving().await
@@ -70,6 +69,17 @@ impl Companion {
         args.extend(storage);
         companion.cli(&args);
         companion
+    }
+
+    /// This companion's binary and port with the configuration in `dir`
+    /// (a stopped companion, moved to another store).
+    pub fn moved_to(&self, dir: &Path) -> Self {
+        Self {
+            port: self.port,
+            dir: dir.to_owned(),
+            binary: self.binary.clone(),
+            process: None,
+        }
     }
 
     /// Another companion on the same store and keys, configured in `dir`

@@ -74,8 +74,18 @@ fn port_open(url: &str) -> bool {
     TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_millis(200)).is_ok()
 }
 
+#[rstest::rstest]
+#[case::embedded(false)]
+#[case::distributed(true)]
 #[tokio::test]
-async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
+async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] distributed: bool) {
+    let engines = match distributed {
+        false => None,
+        true => match portcullis_e2e::ScratchEngines::create().await {
+            Some(engines) => Some(engines),
+            None => return,
+        },
+    };
     let artifacts = Artifacts::get();
     let dir = tempfile::tempdir().expect("temp dir");
     let env_file = dir.path().join("demo.env");
@@ -83,7 +93,21 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
     // Its own process group, as a terminal's foreground job: Ctrl-C is a
     // SIGINT to the whole group.
     let ports: [u16; 4] = free_ports();
-    let mut demo = Command::new(artifacts.root.join("build.sh"))
+    let mut command = Command::new(artifacts.root.join("build.sh"));
+    for var in [
+        "PORTCULLIS_DATABASE_URL",
+        "PORTCULLIS_REDIS_URL",
+        "PORTCULLIS_REDIS_KEY_PREFIX",
+    ] {
+        command.env_remove(var);
+    }
+    if let Some(e) = &engines {
+        command
+            .env("PORTCULLIS_DATABASE_URL", &e.database_url)
+            .env("PORTCULLIS_REDIS_URL", &e.redis_url)
+            .env("PORTCULLIS_REDIS_KEY_PREFIX", &e.prefix);
+    }
+    let mut demo = command
         .arg("run")
         .env("PORTCULLIS_NO_BUILD", "1") // built by ./build.sh test already
         .env("PORTCULLIS_PROXY_PORT", ports[0].to_string())
@@ -115,6 +139,16 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let printed = std::fs::read_to_string(&out_file).expect("stdout");
+    let config = std::fs::read_to_string(dir.path().join("demo/portcullis.toml")).expect("config");
+    let backend = if distributed {
+        "distributed"
+    } else {
+        "embedded"
+    };
+    assert!(
+        config.contains(&format!("backend = \"{backend}\"")),
+        "{config}"
+    );
     let env = parse_env_file(&std::fs::read_to_string(&env_file).expect("env file"));
     for var in [
         "PORTCULLIS_PROXY_URL",

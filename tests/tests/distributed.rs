@@ -285,3 +285,79 @@ async fn an_engine_outage_gives_503_not_401_and_the_companion_recovers_alone() {
     let log = stack.companion.log();
     assert!(log.contains("storage unavailable"), "{log}");
 }
+
+#[tokio::test]
+async fn tokens_exported_from_the_embedded_store_work_at_the_edge_after_import() {
+    let Some(engines) = ScratchEngines::create().await else {
+        return;
+    };
+    let artifacts = Artifacts::get();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut embedded = Companion::start(&artifacts, &dir.path().join("embedded")).await;
+    let user = embedded.create_token("alice", &["read:all"]);
+    let cookie = embedded.session_cookie("carol", &["read:all"]);
+    let revoked = embedded.create_token("alice", &["read:all"]);
+    embedded.stop();
+    embedded.cli(&["token", "revoke", &revoked[3..25]]);
+    let export = dir.path().join("export.json");
+    embedded.cli(&["export", "--output", export.to_str().unwrap()]);
+
+    // The same configuration (so the same keys), on the distributed store.
+    let moved = dir.path().join("distributed");
+    std::fs::create_dir_all(&moved).unwrap();
+    let config = std::fs::read_to_string(embedded.config_path()).unwrap();
+    let storage = format!(
+        "[storage]\nbackend = \"distributed\"\ndatabase_url = {:?}\nredis_url = {:?}\nkey_prefix = {:?}\nmigrate_on_start = true\n",
+        engines.database_url, engines.redis_url, engines.prefix
+    );
+    let start = config.find("[storage]").unwrap();
+    let end = start + config[start..].find("\n\n").unwrap();
+    std::fs::write(
+        moved.join("portcullis.toml"),
+        format!("{}{storage}{}", &config[..start], &config[end..]),
+    )
+    .unwrap();
+    let companion = embedded.moved_to(&moved);
+    companion.cli(&["migrate"]);
+    companion.cli(&["import", "--input", export.to_str().unwrap()]);
+    let refused = companion.run(&["import", "--input", export.to_str().unwrap()]);
+    assert!(
+        !refused.status.success(),
+        "a second import would duplicate everything"
+    );
+
+    let mut companion = companion;
+    companion.resume().await;
+    let stack = Stack::start_on(dir, companion, |_, config| config).await;
+    let reply = stack.get_with_token("/", &user).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(
+        upstream_headers(reply).await["x-auth-request-user"],
+        json!(["alice"])
+    );
+    let reply = stack.get("/", &[("cookie", &cookie)]).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    let reply = stack.get_with_token("/", &revoked).await;
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    // History came too: the revocation is in it.
+    let history: Value = stack
+        .client
+        .get(stack.companion.url("/auth/api/v1/history/token-changes"))
+        .bearer_auth(stack.companion.bootstrap_token())
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("JSON");
+    let actions: Vec<&str> = history
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"revoke") && actions.contains(&"create"),
+        "{history}"
+    );
+}

@@ -168,6 +168,13 @@ enum ConfigCommand {
         /// The Redis of the distributed store.
         #[arg(long, env = "PORTCULLIS_REDIS_URL", requires = "database_url")]
         redis_url: Option<String>,
+        /// Prefix of the distributed store's Redis keys.
+        #[arg(
+            long,
+            env = "PORTCULLIS_REDIS_KEY_PREFIX",
+            default_value = "portcullis:"
+        )]
+        key_prefix: String,
     },
 }
 
@@ -260,12 +267,14 @@ pub async fn run() -> ExitCode {
                     database,
                     database_url,
                     redis_url,
+                    key_prefix,
                 },
         } => {
             let storage = match (&database_url, &redis_url) {
                 (Some(database_url), Some(redis_url)) => config::InitialStorage::Distributed {
                     database_url,
                     redis_url,
+                    key_prefix: &key_prefix,
                 },
                 _ => config::InitialStorage::Embedded(&database),
             };

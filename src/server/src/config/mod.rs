@@ -653,6 +653,7 @@ pub enum InitialStorage<'a> {
     Distributed {
         database_url: &'a str,
         redis_url: &'a str,
+        key_prefix: &'a str,
     },
 }
 
@@ -668,12 +669,13 @@ impl InitialStorage<'_> {
             InitialStorage::Distributed {
                 database_url,
                 redis_url,
+                key_prefix,
             } => format!(
                 "backend = \"distributed\"\n\
                  database_url = {database_url:?}\n\
                  redis_url = {redis_url:?}\n\
                  # Prefix of every Redis key.\n\
-                 key_prefix = \"portcullis:\"\n\
+                 key_prefix = {key_prefix:?}\n\
                  # Apply database migrations at start-up; otherwise run `portcullis migrate`\n\
                  # before starting a companion of a new version.\n\
                  migrate_on_start = false\n"

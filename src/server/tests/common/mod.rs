@@ -63,6 +63,7 @@ impl TestStore {
             Some(e) => InitialStorage::Distributed {
                 database_url: &e.database_url,
                 redis_url: &e.redis_url,
+                key_prefix: &e.prefix,
             },
         }
     }
@@ -76,17 +77,11 @@ impl TestStore {
             bootstrap: bootstrap(),
             signing_key: signing_key(),
         };
-        let mut text = config::initial_toml(
+        let text = config::initial_toml(
             "127.0.0.1:0".parse().unwrap(),
             &self.initial_storage(),
             &secrets,
         );
-        if let Some(e) = &self.engines {
-            text = text.replace(
-                "key_prefix = \"portcullis:\"",
-                &format!("key_prefix = {:?}", e.prefix),
-            );
-        }
         text + extra
     }
 
