@@ -1,11 +1,12 @@
 //! Rows as both SQL engines store them: the column encodings and the
 //! mapping of a row to a record, written once over sqlx's `Row` so that
-//! SQLite and PostgreSQL read tokens, history and clients alike.
+//! SQLite and PostgreSQL read tokens, history, clients and grants alike.
 
 use portcullis_core::{Scope, TokenKey};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{HistoryEntry, OidcClientRecord, StorageError, TokenChange, TokenInfo};
+use super::cipher::Sealed;
+use super::{HistoryEntry, OidcClientRecord, OidcGrant, StorageError, TokenChange, TokenInfo};
 
 /// The token metadata columns, in the order inserts bind them.
 pub const TOKEN_COLUMNS: &str =
@@ -16,56 +17,88 @@ pub const HISTORY_COLUMNS: &str =
     "token_key, username, token_type, token_name, parent, scopes, service, expires, \
      actor, action, old_token_name, old_scopes, old_expires, ip_address, event_time";
 
-fn text<R>(row: &R, column: &str) -> Result<String, StorageError>
+/// A row of either engine, read column by column. The decoding bounds are
+/// stated once here; the mappers below need only `R: SqlRow`.
+pub trait SqlRow {
+    fn text(&self, column: &str) -> Result<String, StorageError>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StorageError>;
+    /// A non-negative integer column (seconds, counts).
+    fn optional_int(&self, column: &str) -> Result<Option<u64>, StorageError>;
+    fn int(&self, column: &str) -> Result<i64, StorageError>;
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StorageError>;
+}
+
+impl<R> SqlRow for R
 where
     R: Row,
     for<'c> &'c str: ColumnIndex<R>,
     for<'d> String: Decode<'d, R::Database> + Type<R::Database>,
-{
-    Ok(row.try_get(column)?)
-}
-
-fn optional_text<R>(row: &R, column: &str) -> Result<Option<String>, StorageError>
-where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'d> String: Decode<'d, R::Database> + Type<R::Database>,
-{
-    Ok(row.try_get(column)?)
-}
-
-fn optional_int<R>(row: &R, column: &str) -> Result<Option<u64>, StorageError>
-where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
     for<'d> i64: Decode<'d, R::Database> + Type<R::Database>,
+    for<'d> Vec<u8>: Decode<'d, R::Database> + Type<R::Database>,
 {
-    Ok(to_u64(row.try_get(column)?))
+    fn text(&self, column: &str) -> Result<String, StorageError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StorageError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_int(&self, column: &str) -> Result<Option<u64>, StorageError> {
+        Ok(to_u64(self.try_get(column)?))
+    }
+
+    fn int(&self, column: &str) -> Result<i64, StorageError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StorageError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// A sealed record from a row holding `key_id, nonce, ciphertext`.
+pub fn sealed_from<R: SqlRow>(row: &R) -> Result<Sealed, StorageError> {
+    Ok(Sealed {
+        key_id: row.text("key_id")?,
+        nonce: row.bytes("nonce")?,
+        ciphertext: row.bytes("ciphertext")?,
+    })
+}
+
+/// The grant behind an OpenID Connect access token, from an `oidc_grants` row.
+pub fn grant_from<R: SqlRow>(row: &R) -> Result<OidcGrant, StorageError> {
+    Ok(OidcGrant {
+        token: parse_key(&row.text("token_key")?)?,
+        client_id: row.text("client_id")?,
+        scopes: words(&row.text("scopes")?),
+        auth_time: row.optional_int("auth_time")?.unwrap_or(0),
+    })
 }
 
 /// A token's metadata from a row holding [`TOKEN_COLUMNS`].
-pub fn info_from<R>(row: &R) -> Result<TokenInfo, StorageError>
-where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'d> String: Decode<'d, R::Database> + Type<R::Database>,
-    for<'d> i64: Decode<'d, R::Database> + Type<R::Database>,
-{
-    let key = text(row, "token_key")?;
-    let token_type = text(row, "token_type")?;
+pub fn info_from<R: SqlRow>(row: &R) -> Result<TokenInfo, StorageError> {
+    let key = row.text("token_key")?;
+    let token_type = row.text("token_type")?;
     Ok(TokenInfo {
         token: parse_key(&key)?,
-        username: text(row, "username")?,
+        username: row.text("username")?,
         token_type: token_type
             .parse()
             .map_err(|e| corrupt(&key, format!("{e}")))?,
-        token_name: optional_text(row, "token_name")?,
-        scopes: parse_scopes(&text(row, "scopes")?, &key)?,
-        service: optional_text(row, "service")?,
-        created: optional_int(row, "created")?.unwrap_or(0),
-        last_used: optional_int(row, "last_used")?,
-        expires: optional_int(row, "expires")?,
-        parent: optional_text(row, "parent")?
+        token_name: row.optional_text("token_name")?,
+        scopes: parse_scopes(&row.text("scopes")?, &key)?,
+        service: row.optional_text("service")?,
+        created: row.optional_int("created")?.unwrap_or(0),
+        last_used: row.optional_int("last_used")?,
+        expires: row.optional_int("expires")?,
+        parent: row
+            .optional_text("parent")?
             .as_deref()
             .map(parse_key)
             .transpose()?,
@@ -74,62 +107,51 @@ where
 
 /// A history entry and its row id, from a row holding `id` and
 /// [`HISTORY_COLUMNS`].
-pub fn entry_from<R>(row: &R) -> Result<(i64, HistoryEntry), StorageError>
-where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'d> String: Decode<'d, R::Database> + Type<R::Database>,
-    for<'d> i64: Decode<'d, R::Database> + Type<R::Database>,
-{
-    let key = text(row, "token_key")?;
-    let token_type = text(row, "token_type")?;
-    let action = text(row, "action")?;
-    let ip = optional_text(row, "ip_address")?;
+pub fn entry_from<R: SqlRow>(row: &R) -> Result<(i64, HistoryEntry), StorageError> {
+    let key = row.text("token_key")?;
+    let token_type = row.text("token_type")?;
+    let action = row.text("action")?;
+    let ip = row.optional_text("ip_address")?;
     let entry = HistoryEntry {
         token: parse_key(&key)?,
-        username: text(row, "username")?,
+        username: row.text("username")?,
         token_type: token_type
             .parse()
             .map_err(|e| corrupt(&key, format!("{e}")))?,
-        token_name: optional_text(row, "token_name")?,
-        parent: optional_text(row, "parent")?
+        token_name: row.optional_text("token_name")?,
+        parent: row
+            .optional_text("parent")?
             .as_deref()
             .map(parse_key)
             .transpose()?,
-        scopes: parse_scopes(&text(row, "scopes")?, &key)?,
-        service: optional_text(row, "service")?,
-        expires: optional_int(row, "expires")?,
-        actor: optional_text(row, "actor")?,
+        scopes: parse_scopes(&row.text("scopes")?, &key)?,
+        service: row.optional_text("service")?,
+        expires: row.optional_int("expires")?,
+        actor: row.optional_text("actor")?,
         action: TokenChange::parse(&action)
             .ok_or_else(|| corrupt(&key, format!("action {action:?}")))?,
-        old_token_name: optional_text(row, "old_token_name")?,
-        old_scopes: optional_text(row, "old_scopes")?
+        old_token_name: row.optional_text("old_token_name")?,
+        old_scopes: row
+            .optional_text("old_scopes")?
             .as_deref()
             .map(|s| parse_scopes(s, &key))
             .transpose()?,
-        old_expires: optional_int(row, "old_expires")?,
+        old_expires: row.optional_int("old_expires")?,
         ip_address: ip
             .as_deref()
             .map(|ip| ip.parse().map_err(|_| corrupt(&key, format!("ip {ip:?}"))))
             .transpose()?,
-        event_time: optional_int(row, "event_time")?.unwrap_or(0),
+        event_time: row.optional_int("event_time")?.unwrap_or(0),
     };
-    Ok((row.try_get("id")?, entry))
+    Ok((row.int("id")?, entry))
 }
 
 /// A registered OpenID Connect client; `public` is read by the caller,
 /// since the engines store a flag differently.
-pub fn client_from<R>(row: &R, public: bool) -> Result<OidcClientRecord, StorageError>
-where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'d> String: Decode<'d, R::Database> + Type<R::Database>,
-    for<'d> i64: Decode<'d, R::Database> + Type<R::Database>,
-    for<'d> Vec<u8>: Decode<'d, R::Database> + Type<R::Database>,
-{
-    let client_id = text(row, "client_id")?;
-    let uris = text(row, "redirect_uris")?;
-    let secret: Option<Vec<u8>> = row.try_get("secret_sha256")?;
+pub fn client_from<R: SqlRow>(row: &R, public: bool) -> Result<OidcClientRecord, StorageError> {
+    let client_id = row.text("client_id")?;
+    let uris = row.text("redirect_uris")?;
+    let secret = row.optional_bytes("secret_sha256")?;
     Ok(OidcClientRecord {
         secret_sha256: secret
             .map(|bytes| hash_from(bytes, &client_id))
@@ -137,8 +159,8 @@ where
         redirect_uris: serde_json::from_str(&uris)
             .map_err(|e| corrupt(&client_id, format!("redirect_uris: {e}")))?,
         public,
-        name: optional_text(row, "name")?,
-        created: optional_int(row, "created")?.unwrap_or(0),
+        name: row.optional_text("name")?,
+        created: row.optional_int("created")?.unwrap_or(0),
         client_id,
     })
 }

@@ -53,6 +53,23 @@ pub struct TokenChanges {
     pub expires: Option<Option<u64>>,
 }
 
+impl TokenChanges {
+    /// `info` with these changes made (scopes kept sorted).
+    pub fn applied_to(&self, mut info: TokenInfo) -> TokenInfo {
+        if let Some(name) = &self.token_name {
+            info.token_name = Some(name.clone());
+        }
+        if let Some(scopes) = &self.scopes {
+            info.scopes = scopes.clone();
+            info.scopes.sort();
+        }
+        if let Some(expires) = self.expires {
+            info.expires = expires;
+        }
+        info
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TokenListing {
     pub username: Option<String>,

@@ -10,8 +10,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use portcullis_core::TokenKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sqlx::{Database, Executor, IntoArguments};
 
 use super::cipher::{DataCipher, Sealed};
+use super::rows::{
+    entry_from, grant_from, info_from, parse_key, sealed_from, SqlRow, HISTORY_COLUMNS,
+    TOKEN_COLUMNS,
+};
 use super::{token_data, HistoryEntry, OidcClientRecord, OidcGrant, StorageError, TokenInfo};
 
 /// A token's data exactly as stored: sealed, so that an export holds no
@@ -73,6 +78,95 @@ impl Dump {
             })
             .collect()
     }
+}
+
+/// Reads every table an export holds, which both engines name and shape
+/// alike, on `conn` (a transaction, for one snapshot). `client` reads a
+/// client row, whose `public` flag the engines store differently.
+pub async fn read_dump<DB>(
+    conn: &mut DB::Connection,
+    client: fn(&DB::Row) -> Result<OidcClientRecord, StorageError>,
+) -> Result<Dump, StorageError>
+where
+    DB: Database,
+    DB::Row: SqlRow,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    let data = sqlx::query::<DB>(
+        "SELECT token_key, key_id, nonce, ciphertext FROM token_data ORDER BY token_key",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(SealedRecord::new(
+            parse_key(&row.text("token_key")?)?,
+            sealed_from(row)?,
+        ))
+    })
+    .collect::<Result<_, StorageError>>()?;
+    let tokens = sqlx::query::<DB>(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created, token_key"
+    ))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(info_from)
+    .collect::<Result<_, _>>()?;
+    let history = sqlx::query::<DB>(&format!(
+        "SELECT id, {HISTORY_COLUMNS} FROM token_history ORDER BY id"
+    ))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| entry_from(row).map(|(_, e)| e))
+    .collect::<Result<_, _>>()?;
+    let oidc_clients = sqlx::query::<DB>("SELECT * FROM oidc_clients ORDER BY client_id")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(client)
+        .collect::<Result<_, _>>()?;
+    let oidc_grants = sqlx::query::<DB>("SELECT * FROM oidc_grants ORDER BY token_key")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(grant_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Dump {
+        data,
+        tokens,
+        history,
+        oidc_clients,
+        oidc_grants,
+    })
+}
+
+/// What an import into the store behind `conn` would collide with; `None`
+/// when it is empty.
+pub async fn existing<DB>(conn: &mut DB::Connection) -> Result<Option<String>, StorageError>
+where
+    DB: Database,
+    DB::Row: SqlRow,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    for (table, what) in [
+        ("token_data", "tokens"),
+        ("tokens", "token metadata"),
+        ("token_history", "history entries"),
+        ("oidc_clients", "OpenID Connect clients"),
+    ] {
+        let row = sqlx::query::<DB>(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .fetch_one(&mut *conn)
+            .await?;
+        match row.int("n")? {
+            0 => {}
+            n => return Ok(Some(format!("{n} {what}"))),
+        }
+    }
+    Ok(None)
 }
 
 #[async_trait]

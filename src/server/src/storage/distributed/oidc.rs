@@ -13,7 +13,9 @@ use sqlx::Row;
 use super::expiring::{self, Fields};
 use super::Engines;
 use crate::clock::Clock;
-use crate::storage::rows::{client_from, corrupt, parse_key, to_i64, to_u64, uris_column, words};
+use crate::storage::rows::{
+    client_from, corrupt, grant_from, parse_key, to_i64, uris_column, words,
+};
 use crate::storage::{
     AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption, StorageError,
 };
@@ -222,15 +224,7 @@ impl OidcStore for DistributedOidcStore {
             .bind(token.as_str())
             .fetch_optional(&self.engines.pg)
             .await?;
-        row.map(|row| {
-            Ok(OidcGrant {
-                token: token.clone(),
-                client_id: row.try_get("client_id")?,
-                scopes: words(row.try_get("scopes")?),
-                auth_time: to_u64(row.try_get("auth_time")?).unwrap_or(0),
-            })
-        })
-        .transpose()
+        row.as_ref().map(grant_from).transpose()
     }
 
     async fn delete_expired_codes(&self, now: u64) -> Result<u64, StorageError> {

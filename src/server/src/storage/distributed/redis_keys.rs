@@ -41,9 +41,4 @@ impl RedisKeys {
     pub fn pending_logins_by_expiry(&self) -> String {
         format!("{}logins-by-expiry", self.prefix)
     }
-
-    /// Every key under the prefix, for tests and for wiping.
-    pub fn everything(&self) -> String {
-        format!("{}*", self.prefix)
-    }
 }

@@ -13,13 +13,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use redis::AsyncCommands as _;
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::Engines;
 use crate::clock::Clock;
 use crate::storage::cipher::{DataCipher, Sealed, NONCE_LEN};
-use crate::storage::rows::{corrupt, parse_key, to_i64, to_u64};
+use crate::storage::rows::{corrupt, parse_key, sealed_from, to_i64, to_u64};
 use crate::storage::{token_data, StorageError, TokenData, TokenDataStore};
 
 /// Keys checked against Redis per round trip when auditing.
@@ -104,14 +103,6 @@ pub(super) async fn write_durable(
     .execute(db)
     .await?;
     Ok(())
-}
-
-pub(super) fn sealed_from(row: &PgRow) -> Result<Sealed, sqlx::Error> {
-    Ok(Sealed {
-        key_id: row.try_get("key_id")?,
-        nonce: row.try_get("nonce")?,
-        ciphertext: row.try_get("ciphertext")?,
-    })
 }
 
 impl DistributedTokenDataStore {

@@ -5,7 +5,7 @@ use portcullis_core::TokenKey;
 use sqlx::{Row, SqlitePool};
 
 use crate::storage::cipher::{DataCipher, Sealed};
-use crate::storage::rows::parse_key;
+use crate::storage::rows::{parse_key, sealed_from};
 use crate::storage::{token_data, StorageError, TokenData, TokenDataStore};
 
 pub struct SqliteTokenDataStore {
@@ -49,14 +49,6 @@ pub(super) async fn write_sealed(
     .execute(db)
     .await?;
     Ok(())
-}
-
-pub(super) fn sealed_from(row: &sqlx::sqlite::SqliteRow) -> Result<Sealed, sqlx::Error> {
-    Ok(Sealed {
-        key_id: row.try_get("key_id")?,
-        nonce: row.try_get("nonce")?,
-        ciphertext: row.try_get("ciphertext")?,
-    })
 }
 
 #[async_trait]

@@ -168,17 +168,7 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         else {
             return Ok(None);
         };
-        let mut info = info_from(&row)?;
-        if let Some(name) = &changes.token_name {
-            info.token_name = Some(name.clone());
-        }
-        if let Some(scopes) = &changes.scopes {
-            info.scopes = scopes.clone();
-            info.scopes.sort();
-        }
-        if let Some(expires) = changes.expires {
-            info.expires = expires;
-        }
+        let info = changes.applied_to(info_from(&row)?);
         let done = sqlx::query(
             "UPDATE tokens SET token_name = ?, scopes = ?, expires = ? WHERE token_key = ?",
         )

@@ -3,17 +3,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{Acquire as _, Connection as _, Row, SqliteConnection, SqlitePool};
+use sqlx::{Acquire as _, Connection as _, SqlitePool};
 
 use super::history::insert_entry;
 use super::oidc::{client, insert_client, insert_grant};
-use super::token_data::{sealed_from, write_sealed};
+use super::token_data::write_sealed;
 use super::token_metadata::insert;
 use crate::storage::cipher::DataCipher;
-use crate::storage::rows::{
-    entry_from, info_from, parse_key, to_u64, words, HISTORY_COLUMNS, TOKEN_COLUMNS,
-};
-use crate::storage::{Dump, OidcGrant, SealedRecord, StorageError, TransferStore};
+use crate::storage::transfer::{existing, read_dump};
+use crate::storage::{Dump, StorageError, TransferStore};
 
 pub struct SqliteTransferStore {
     pool: SqlitePool,
@@ -26,93 +24,22 @@ impl SqliteTransferStore {
     }
 }
 
-/// What an import would collide with; empty for an empty store.
-async fn existing(conn: &mut SqliteConnection) -> Result<Option<String>, StorageError> {
-    for (table, what) in [
-        ("token_data", "tokens"),
-        ("tokens", "token metadata"),
-        ("token_history", "history entries"),
-        ("oidc_clients", "OpenID Connect clients"),
-    ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&mut *conn)
-            .await?;
-        if n > 0 {
-            return Ok(Some(format!("{n} {what}")));
-        }
-    }
-    Ok(None)
-}
-
 #[async_trait]
 impl TransferStore for SqliteTransferStore {
     async fn export(&self) -> Result<Dump, StorageError> {
         let mut conn = self.pool.acquire().await?;
         // One read transaction: a consistent snapshot.
         let mut tx = conn.begin().await?;
-        let data = sqlx::query(
-            "SELECT token_key, key_id, nonce, ciphertext FROM token_data ORDER BY token_key",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(SealedRecord::new(
-                parse_key(row.try_get("token_key")?)?,
-                sealed_from(row)?,
-            ))
-        })
-        .collect::<Result<_, StorageError>>()?;
-        let tokens = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created, token_key"
-        ))
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(info_from)
-        .collect::<Result<_, _>>()?;
-        let history = sqlx::query(&format!(
-            "SELECT id, {HISTORY_COLUMNS} FROM token_history ORDER BY id"
-        ))
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| entry_from(row).map(|(_, e)| e))
-        .collect::<Result<_, _>>()?;
-        let oidc_clients = sqlx::query("SELECT * FROM oidc_clients ORDER BY client_id")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(client)
-            .collect::<Result<_, _>>()?;
-        let oidc_grants = sqlx::query("SELECT * FROM oidc_grants ORDER BY token_key")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(OidcGrant {
-                    token: parse_key(row.try_get("token_key")?)?,
-                    client_id: row.try_get("client_id")?,
-                    scopes: words(row.try_get("scopes")?),
-                    auth_time: to_u64(row.try_get("auth_time")?).unwrap_or(0),
-                })
-            })
-            .collect::<Result<_, StorageError>>()?;
+        let dump = read_dump::<sqlx::Sqlite>(&mut tx, client).await?;
         tx.commit().await?;
-        Ok(Dump {
-            data,
-            tokens,
-            history,
-            oidc_clients,
-            oidc_grants,
-        })
+        Ok(dump)
     }
 
     async fn import(&self, dump: &Dump) -> Result<(), StorageError> {
         dump.open_all(&self.cipher)?;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(what) = existing(&mut tx).await? {
+        if let Some(what) = existing::<sqlx::Sqlite>(&mut tx).await? {
             return Err(StorageError::ImportConflict(what));
         }
         for record in &dump.data {
