@@ -241,7 +241,10 @@ async fn get(f: &Fixture, uri: &str, authorization: &[HeaderValue]) -> Reply {
     for value in authorization {
         request = request.header("authorization", value.clone());
     }
-    let request = request.body(Body::empty()).unwrap();
+    send(f, request.body(Body::empty()).unwrap()).await
+}
+
+async fn send(f: &Fixture, request: Request<Body>) -> Reply {
     let response = f.app.router().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, 1 << 16).await.unwrap();
@@ -317,6 +320,109 @@ async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message(backe
             .challenge()
             .unwrap()
             .contains(r#"error="invalid_request""#));
+        assert_eq!(reply.body["error"], "invalid_request");
+        let description = reply.body["error_description"].as_str().unwrap();
+        assert!(description.contains(message), "{description}");
+    }
+}
+
+/// A check as Envoy's ext_authz sends it: the client's method, the
+/// client's path and query after the prefix, and the route's requirements
+/// in X-Portcullis-Check (each value given is one header).
+fn ext_authz(
+    method: &str,
+    uri: &str,
+    token: Option<&Token>,
+    check: &[&'static [u8]],
+) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", bearer(token));
+    }
+    for value in check {
+        request = request.header(
+            "x-portcullis-check",
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn ext_authz_takes_requirements_from_its_header_never_from_the_client_path(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let token = f
+        .create(new_token("alice", &["read:all"], None))
+        .await
+        .unwrap();
+    let allowed = [
+        (
+            "GET",
+            "/ingress/ext-authz/",
+            &[b"scope=read:all" as &[u8]][..],
+        ),
+        (
+            "POST",
+            "/ingress/ext-authz/api/items?x=1",
+            &[b"scope=read:all"],
+        ),
+        ("DELETE", "/ingress/ext-authz", &[]),
+    ];
+    for (method, uri, check) in allowed {
+        let reply = send(&f, ext_authz(method, uri, Some(&token), check)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{method} {uri}");
+        assert_eq!(reply.headers["x-auth-request-user"], "alice");
+    }
+    // The client's own query can neither add nor weaken a requirement.
+    let uri = "/ingress/ext-authz/page?satisfy=any&scope=read:all";
+    let reply = send(
+        &f,
+        ext_authz("GET", uri, Some(&token), &[b"scope=admin:token"]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let challenge = reply.challenge().unwrap();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.ends_with(r#"scope="admin:token""#), "{challenge}");
+    let reply = send(&f, ext_authz("GET", "/ingress/ext-authz/", None, &[])).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.challenge().unwrap().starts_with("Bearer realm="));
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn ext_authz_refuses_a_doubled_or_malformed_check_header_with_400(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let token = f
+        .create(new_token("alice", &["read:all"], None))
+        .await
+        .unwrap();
+    let cases: [(&[&'static [u8]], &str); 3] = [
+        (
+            &[b"scope=read:all", b"scope=read:all"],
+            "more than one X-Portcullis-Check header",
+        ),
+        (
+            &[b"scope=read:all\xff"],
+            "X-Portcullis-Check is not visible ASCII",
+        ),
+        (&[b"scopes=read:all"], "unknown query parameter \"scopes\""),
+    ];
+    for (check, message) in cases {
+        let reply = send(
+            &f,
+            ext_authz("GET", "/ingress/ext-authz/", Some(&token), check),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{message}");
         assert_eq!(reply.body["error"], "invalid_request");
         let description = reply.body["error_description"].as_str().unwrap();
         assert!(description.contains(message), "{description}");

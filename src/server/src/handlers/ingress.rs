@@ -1,5 +1,5 @@
-//! `GET /ingress/auth`: Gafaelfawr's ingress contract, usable by the
-//! Portcullis filter and by Envoy's `ext_authz` alike.
+//! `GET /ingress/auth`: Gafaelfawr's ingress contract, for the Portcullis
+//! filter; and the same check in the form Envoy's `ext_authz` calls.
 
 use axum::extract::{RawQuery, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL};
@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_core::{CheckAnswer, CheckRequest};
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use super::client_ip::ClientIp;
@@ -15,25 +16,70 @@ use super::{error, AppState};
 use crate::metrics::Outcome;
 use crate::services::AuthError;
 
+/// Where Envoy's `ext_authz` (HTTP service) sends its checks: it appends
+/// the client's own path and query, so neither can carry what the route
+/// requires.
+pub const EXT_AUTHZ_PATH: &str = "/ingress/ext-authz";
+
+/// The check's query (`scope=read:all&satisfy=any`, as `/ingress/auth`
+/// takes it), set by Envoy's `authorization_request.headers_to_add`, which
+/// replaces any the client sent.
+pub const EXT_AUTHZ_CHECK_HEADER: &str = "x-portcullis-check";
+
 pub async fn ingress_auth(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
     request_headers: HeaderMap,
 ) -> Response {
+    check(
+        &state,
+        ip,
+        Ok(query.as_deref().unwrap_or("")),
+        &request_headers,
+    )
+    .await
+}
+
+/// `ext_authz`'s check, with any method and path below [`EXT_AUTHZ_PATH`]:
+/// the requirements come from [`EXT_AUTHZ_CHECK_HEADER`] (none: any valid
+/// token), never from the client's path or query.
+pub async fn ext_authz(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request_headers: HeaderMap,
+) -> Response {
+    let mut values = request_headers.get_all(EXT_AUTHZ_CHECK_HEADER).iter();
+    let query = match (values.next().map(|v| v.to_str()), values.next()) {
+        (None, _) => Ok(""),
+        (Some(Ok(query)), None) => Ok(query),
+        (Some(_), Some(_)) => Err("more than one X-Portcullis-Check header"),
+        (Some(Err(_)), None) => Err("X-Portcullis-Check is not visible ASCII"),
+    };
+    let query = query.map_err(|reason| AuthError::InvalidRequest(reason.into()));
+    check(&state, ip, query, &request_headers).await
+}
+
+/// Checks the request's credential against the requirements in `query`.
+async fn check(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    query: Result<&str, AuthError>,
+    request_headers: &HeaderMap,
+) -> Response {
     let start = Instant::now();
-    let (request, result) = match CheckRequest::from_query(query.as_deref().unwrap_or("")) {
+    let request = query.and_then(|query| {
+        CheckRequest::from_query(query).map_err(|e| AuthError::InvalidRequest(e.to_string()))
+    });
+    let (request, result) = match request {
         Ok(request) => {
-            let result = match authorization(&request_headers) {
+            let result = match authorization(request_headers) {
                 Ok(header) => state.check.check(header, &request, ip).await,
                 Err(e) => Err(e.into()),
             };
             (request, result)
         }
-        Err(e) => {
-            let e = AuthError::InvalidRequest(e.to_string());
-            (CheckRequest::default(), Err(e.into()))
-        }
+        Err(e) => (CheckRequest::default(), Err(e.into())),
     };
     state
         .metrics

@@ -14,7 +14,7 @@ mod session;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use ipnet::IpNet;
 use portcullis_core::check::{CHANGES_PATH, CHECK_PATH};
@@ -68,6 +68,17 @@ pub fn router(state: AppState) -> Router {
         .route(INTROSPECT_PATH, post(openid::introspect))
         .route(REVOKE_PATH, post(openid::revoke))
         .route(CHECK_PATH, get(ingress::ingress_auth))
+        // ext_authz appends the client's path, `/` at the least; a wildcard
+        // matches only what follows it.
+        .route(ingress::EXT_AUTHZ_PATH, any(ingress::ext_authz))
+        .route(
+            &format!("{}/", ingress::EXT_AUTHZ_PATH),
+            any(ingress::ext_authz),
+        )
+        .route(
+            &format!("{}/{{*path}}", ingress::EXT_AUTHZ_PATH),
+            any(ingress::ext_authz),
+        )
         .route(CHANGES_PATH, get(changes::changes))
         .nest(api::PREFIX, api::router())
         .with_state(state)
