@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Portcullis: build | run | test
+# Portcullis: build | run | test | bench
 #   ./build.sh        build the filter (.wasm) and the companion; install Envoy
 #   ./build.sh run    the demo: companion + echo upstream + Envoy with the filter
 #   ./build.sh test   every test, unit and end-to-end through the real Envoy
+#   ./build.sh bench  Portcullis against its alternatives: a table, and
+#                     target/bench/report.json
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -201,9 +203,21 @@ run_tests() {
   cargo test --release --workspace
 }
 
+# Envoy and the companion on one core, the load generator on the other:
+# see tests/src/bin/bench.rs for the rows and the PORTCULLIS_BENCH_* settings.
+run_bench() {
+  build
+  [ "$(nproc)" -ge 2 ] || die "the bench needs two cores: one for Envoy, one for the load"
+  # The do-nothing filter, built like the real one, and the token seeder.
+  cargo build --profile wasm --target wasm32-wasip1 -p portcullis-bench-noop
+  cargo build --release -p portcullis --example seed_tokens
+  "$ROOT/target/release/portcullis-bench"
+}
+
 case "${1:-build}" in
   build) build ;;
   run) run_demo ;;
   test) run_tests ;;
-  *) die "usage: ./build.sh [build|run|test]" ;;
+  bench) run_bench ;;
+  *) die "usage: ./build.sh [build|run|test|bench]" ;;
 esac

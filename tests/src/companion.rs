@@ -19,8 +19,13 @@ pub struct Companion {
 impl Companion {
     /// Writes a fresh configuration in `dir` and starts serving.
     pub async fn start(artifacts: &Artifacts, dir: &Path) -> Self {
-        let companion = Self::init(artifacts, dir, &["--database", "portcullis.sqlite"]);
-        companion.start_serving().await
+        Self::embedded(artifacts, dir).start_serving().await
+    }
+
+    /// A fresh configuration on the embedded store in `dir`, not serving
+    /// yet (`resume` starts it).
+    pub fn embedded(artifacts: &Artifacts, dir: &Path) -> Self {
+        Self::init(artifacts, dir, &["--database", "portcullis.sqlite"])
     }
 
     /// The same on the distributed store of `engines` (its own key prefix,
@@ -30,6 +35,14 @@ impl Companion {
         dir: &Path,
         engines: &ScratchEngines,
     ) -> Self {
+        Self::distributed(artifacts, dir, engines)
+            .start_serving()
+            .await
+    }
+
+    /// A fresh, migrated configuration on the distributed store of
+    /// `engines`, not serving yet.
+    pub fn distributed(artifacts: &Artifacts, dir: &Path, engines: &ScratchEngines) -> Self {
         let companion = Self::init(
             artifacts,
             dir,
@@ -46,7 +59,7 @@ impl Companion {
             text.replace("migrate_on_start", "timeout_seconds = 1\nmigrate_on_start")
         });
         companion.cli(&["migrate"]);
-        companion.start_serving().await
+        companion
     }
 
     async fn start_serving(mut self) -> Self {
@@ -130,6 +143,16 @@ impl Companion {
     /// The key that seals session cookies (`session.key`).
     pub fn session_key(&self) -> String {
         self.setting("key")
+    }
+
+    /// The PEM of the OpenID Connect signing key `config init` made, whose
+    /// key id is `s1`.
+    pub fn signing_key_pem(&self) -> String {
+        let config = std::fs::read_to_string(self.config_path()).expect("read config");
+        let (begin, end) = ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----");
+        let start = config.find(begin).expect("a signing key in the config");
+        let stop = config[start..].find(end).expect("the key's end") + start + end.len();
+        config[start..stop].to_owned()
     }
 
     /// A new session token for `user`, as the `name=value` session cookie.

@@ -19,16 +19,26 @@ impl Envoy {
         admin_port: u16,
         dir: &Path,
     ) -> Result<Self, String> {
+        Self::start_with_workers(binary, config, admin_port, dir, 2).await
+    }
+
+    /// The same with `workers` worker threads.
+    pub async fn start_with_workers(
+        binary: &Path,
+        config: &str,
+        admin_port: u16,
+        dir: &Path,
+        workers: u32,
+    ) -> Result<Self, String> {
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, config).expect("write envoy.yaml");
         let mut command = Command::new(binary);
-        command.arg("--config-path").arg(&config_path).args([
-            "--concurrency",
-            "2",
-            "--disable-hot-restart",
-            "--log-level",
-            "info",
-        ]);
+        command
+            .arg("--config-path")
+            .arg(&config_path)
+            .arg("--concurrency")
+            .arg(workers.to_string())
+            .args(["--disable-hot-restart", "--log-level", "info"]);
         let mut process = Process::spawn("envoy", command, &dir.join("envoy.log"));
         let ready = format!("http://127.0.0.1:{admin_port}/ready");
         let start = Instant::now();
@@ -51,4 +61,26 @@ impl Envoy {
     pub fn log(&self) -> String {
         self.process.log()
     }
+
+    /// Envoy's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+}
+
+/// A counter of the Envoy whose admin is at `admin_port` (summed over
+/// workers), by the end of its name.
+pub async fn counter(admin_port: u16, name: &str) -> u64 {
+    let url = format!("http://127.0.0.1:{admin_port}/stats");
+    let stats = reqwest::get(url)
+        .await
+        .expect("admin")
+        .text()
+        .await
+        .expect("stats");
+    stats
+        .lines()
+        .find_map(|l| l.split_once(&format!("{name}: ")))
+        .map(|(_, n)| n.trim().parse().expect("a count"))
+        .unwrap_or_else(|| panic!("no stat {name} in:\n{stats}"))
 }

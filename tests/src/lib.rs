@@ -3,6 +3,7 @@
 //! stops them all when dropped, failed test or not.
 
 pub mod artifacts;
+pub mod bench;
 pub mod companion;
 pub mod engines;
 pub mod envoy;

@@ -212,18 +212,7 @@ impl Stack {
 
     /// A counter of Envoy's (summed over workers), by the end of its name.
     pub async fn envoy_counter(&self, name: &str) -> u64 {
-        let url = format!("http://127.0.0.1:{}/stats", self.ports.admin);
-        let stats = reqwest::get(url)
-            .await
-            .expect("admin")
-            .text()
-            .await
-            .expect("stats");
-        stats
-            .lines()
-            .find_map(|l| l.split_once(&format!("{name}: ")))
-            .map(|(_, n)| n.trim().parse().expect("a count"))
-            .unwrap_or_else(|| panic!("no stat {name} in:\n{stats}"))
+        crate::envoy::counter(self.ports.admin, name).await
     }
 
     /// Revokes `token` (of `user`) through the companion's API.

@@ -1,0 +1,223 @@
+//! The bench's load generator: a fixed number of keep-alive HTTP/1.1
+//! connections on one thread pinned to a core of its own, each sending its
+//! next request as soon as the last is answered (a closed loop).
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderValue, AUTHORIZATION, HOST};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::cpu;
+
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Path and query of every request.
+    pub path: Uri,
+    /// `Authorization` values, taken in turn; none when empty.
+    pub credentials: Vec<HeaderValue>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Amount {
+    /// Send for `warmup` uncounted, then count what starts and ends within
+    /// `measure`.
+    Timed { warmup: Duration, measure: Duration },
+    /// Each credential exactly once, every answer counted.
+    EachCredentialOnce,
+}
+
+/// What one load run measured. `requests` are answers of 200; anything
+/// else, and every broken connection, is an error.
+pub struct Sample {
+    pub requests: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    /// Microseconds, of the answered requests.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Sample {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The latency at quantile `q` (0.5, 0.99), in milliseconds.
+    pub fn latency_ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// This run followed by `next`, as one.
+    pub fn then(mut self, next: Sample) -> Sample {
+        self.requests += next.requests;
+        self.errors += next.errors;
+        self.elapsed += next.elapsed;
+        // Both have the same bounds, so adding cannot fail.
+        let _ = self.latency_us.add(&next.latency_us);
+        self
+    }
+}
+
+/// Runs `amount` of load at `target` over `connections` connections, on a
+/// thread pinned to `cpu`.
+pub fn run(target: Target, connections: usize, amount: Amount, load_cpu: usize) -> Sample {
+    std::thread::spawn(move || {
+        if let Err(e) = cpu::pin_current_thread(load_cpu) {
+            eprintln!("bench: cannot pin the load generator to cpu {load_cpu}: {e}");
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the load generator");
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, drive(target, connections, amount))
+    })
+    .join()
+    .expect("the load generator panicked")
+}
+
+/// The run's state, shared by its connections on one thread.
+struct Run {
+    target: Target,
+    amount: Amount,
+    counting_from: Instant,
+    until: Option<Instant>,
+    next: Cell<usize>,
+    requests: Cell<u64>,
+    errors: Cell<u64>,
+    latency_us: RefCell<Histogram<u64>>,
+}
+
+impl Run {
+    /// The credential index of the next request, or `None` when the run is
+    /// over.
+    fn next_request(&self) -> Option<usize> {
+        let n = self.next.get();
+        let len = self.target.credentials.len();
+        let more = match self.amount {
+            Amount::Timed { .. } => self.until.is_some_and(|u| Instant::now() < u),
+            Amount::EachCredentialOnce => n < len,
+        };
+        self.next.set(n + 1);
+        more.then(|| if len == 0 { 0 } else { n % len })
+    }
+
+    fn request(&self, index: usize) -> Request<Empty<Bytes>> {
+        let mut request = Request::get(self.target.path.clone())
+            .header(HOST, "bench.local")
+            .body(Empty::new())
+            .expect("a request from valid parts");
+        if let Some(credential) = self.target.credentials.get(index) {
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, credential.clone());
+        }
+        request
+    }
+
+    fn record(&self, sent: Instant, answered: Instant, ok: bool) {
+        let counted = sent >= self.counting_from && self.until.is_none_or(|u| answered <= u);
+        if !counted {
+            return;
+        }
+        if !ok {
+            self.errors.set(self.errors.get() + 1);
+            return;
+        }
+        self.requests.set(self.requests.get() + 1);
+        let micros = answered.duration_since(sent).as_micros() as u64;
+        // Saturates rather than fails past the histogram's range.
+        self.latency_us.borrow_mut().saturating_record(micros);
+    }
+}
+
+async fn drive(target: Target, connections: usize, amount: Amount) -> Sample {
+    let start = Instant::now();
+    let (counting_from, until) = match amount {
+        Amount::Timed { warmup, measure } => (start + warmup, Some(start + warmup + measure)),
+        Amount::EachCredentialOnce => (start, None),
+    };
+    let run = Rc::new(Run {
+        target,
+        amount,
+        counting_from,
+        until,
+        next: Cell::new(0),
+        requests: Cell::new(0),
+        errors: Cell::new(0),
+        // 1 µs to 60 s at 3 significant figures.
+        latency_us: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds")),
+    });
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| tokio::task::spawn_local(connection(run.clone())))
+        .collect();
+    for task in tasks {
+        task.await.expect("a connection task panicked");
+    }
+    let elapsed = match amount {
+        Amount::Timed { measure, .. } => measure,
+        Amount::EachCredentialOnce => start.elapsed(),
+    };
+    let run = Rc::try_unwrap(run).unwrap_or_else(|_| panic!("connections still running"));
+    Sample {
+        requests: run.requests.get(),
+        errors: run.errors.get(),
+        elapsed,
+        latency_us: run.latency_us.into_inner(),
+    }
+}
+
+/// One connection's requests, one after another; a broken connection
+/// counts an error and is made again.
+async fn connection(run: Rc<Run>) {
+    let mut sender = None;
+    while let Some(index) = run.next_request() {
+        let ready = match sender.take() {
+            Some(ready) => Some(ready),
+            None => connect(run.target.addr).await,
+        };
+        let Some(mut ready) = ready else {
+            run.record(Instant::now(), Instant::now(), false);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let sent = Instant::now();
+        let status = exchange(&mut ready, run.request(index)).await;
+        run.record(
+            sent,
+            Instant::now(),
+            status.as_ref().is_ok_and(|s| *s == 200),
+        );
+        if status.is_ok() {
+            sender = Some(ready);
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>>> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::task::spawn_local(connection);
+    Some(sender)
+}
+
+/// Sends `request` and reads the whole answer; its status.
+async fn exchange(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    request: Request<Empty<Bytes>>,
+) -> Result<u16, hyper::Error> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    response.into_body().collect().await?;
+    Ok(status)
+}
