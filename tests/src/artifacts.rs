@@ -3,6 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// The filter's `.wasm` must stay under this: Envoy loads one copy per
+/// worker.
+pub const MAX_WASM_BYTES: u64 = 500 * 1000;
+
 pub struct Artifacts {
     pub companion: PathBuf,
     pub echo: PathBuf,

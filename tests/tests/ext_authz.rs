@@ -32,7 +32,9 @@ async fn ext_authz_lets_a_token_with_the_scope_through_as_its_user_only() {
         ("x-auth-request-email", "root@example.org"),
     ];
     for method in [reqwest::Method::GET, reqwest::Method::POST] {
-        let mut request = stack.client.request(method.clone(), stack.url("/app/page?x=1"));
+        let mut request = stack
+            .client
+            .request(method.clone(), stack.url("/app/page?x=1"));
         for (name, value) in forged {
             request = request.header(name, value);
         }
@@ -79,5 +81,8 @@ async fn ext_authz_passes_on_the_companion_s_refusals_and_their_challenges() {
     let reply = stack.get_with_token("/app", &token).await;
     assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
     let challenge = reply.headers()["www-authenticate"].to_str().unwrap();
-    assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
 }

@@ -1,9 +1,7 @@
 //! The release `.wasm` stays small: Envoy loads one copy per worker.
 
+use portcullis_e2e::artifacts::MAX_WASM_BYTES;
 use portcullis_e2e::Artifacts;
-
-/// The target for the filter's size.
-const MAX_WASM_BYTES: u64 = 500 * 1000;
 
 #[test]
 fn the_release_wasm_is_under_500_kb() {

@@ -44,7 +44,8 @@ impl Row {
     }
 }
 
-fn round(value: f64, places: i32) -> f64 {
+/// `value` to `places` decimals, as the report shows it.
+pub fn round(value: f64, places: i32) -> f64 {
     let scale = 10f64.powi(places);
     (value * scale).round() / scale
 }

@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::header::HeaderValue;
+use portcullis_e2e::artifacts::MAX_WASM_BYTES;
 use portcullis_e2e::bench::cpu;
 use portcullis_e2e::bench::envoy_config::{
     envoy_config, ext_authz_filters, jwt_authn_filter, wasm_filter, Answer,
 };
 use portcullis_e2e::bench::load::{self, Amount, Sample, Target};
-use portcullis_e2e::bench::report::{table, targets_table, Bound, Row, Target as Goal};
+use portcullis_e2e::bench::report::{round, table, targets_table, Bound, Row, Target as Goal};
 use portcullis_e2e::envoy;
 use portcullis_e2e::process::free_ports;
 use portcullis_e2e::{Artifacts, Companion, Envoy, ScratchEngines};
@@ -32,8 +33,6 @@ const SUT_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
 /// Tokens in the everyday store, and requested from the large one.
 const SMALL_STORE: usize = 1000;
-/// The filter's `.wasm` must stay under this.
-const MAX_WASM_BYTES: u64 = 500 * 1000;
 
 struct Settings {
     warmup: Duration,
@@ -431,7 +430,7 @@ impl Bench {
         Row::new(name, sample)
             .with("rss_mib_at_start", start_mib)
             .with("rss_mib_after_each_quarter", after.clone())
-            .with("rss_growth_second_half_mib", round2(growth))
+            .with("rss_growth_second_half_mib", round(growth, 2))
     }
 
     async fn start_envoy(
@@ -518,7 +517,7 @@ impl RunningEnvoy {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/PID/status");
-        round2(kib / 1024.0)
+        round(kib / 1024.0, 2)
     }
 }
 
@@ -591,10 +590,6 @@ fn count_name(count: usize) -> String {
         n if n % 1000 == 0 => format!("{}k", n / 1000),
         n => n.to_string(),
     }
-}
-
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
 }
 
 fn say(message: &str) {
