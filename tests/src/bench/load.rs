@@ -221,3 +221,100 @@ async fn exchange(
     response.into_body().collect().await?;
     Ok(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+
+    use super::*;
+
+    type Seen = Arc<Mutex<HashMap<String, usize>>>;
+
+    /// 200 for `Bearer good-*`, 401 for anything else; counts what it saw.
+    async fn server() -> (SocketAddr, Seen) {
+        async fn answer(State(seen): State<Seen>, headers: HeaderMap) -> StatusCode {
+            let credential = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let good = credential.starts_with("Bearer good-");
+            *seen.lock().unwrap().entry(credential).or_default() += 1;
+            if good {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            }
+        }
+        let seen = Seen::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(seen.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, seen)
+    }
+
+    fn target(addr: SocketAddr, credentials: &[&str]) -> Target {
+        Target {
+            addr,
+            path: "/".parse().unwrap(),
+            credentials: credentials
+                .iter()
+                .map(|c| HeaderValue::from_str(c).unwrap())
+                .collect(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn each_credential_once_sends_every_one_exactly_once_and_counts_refusals_as_errors() {
+        let (addr, seen) = server().await;
+        let credentials: Vec<String> = (0..50)
+            .map(|i| match i % 10 {
+                0 => format!("Bearer bad-{i}"),
+                _ => format!("Bearer good-{i}"),
+            })
+            .collect();
+        let refs: Vec<&str> = credentials.iter().map(String::as_str).collect();
+        let target = target(addr, &refs);
+        let sample =
+            tokio::task::spawn_blocking(move || run(target, 4, Amount::EachCredentialOnce, 0))
+                .await
+                .unwrap();
+        assert_eq!((sample.requests, sample.errors), (45, 5));
+        assert_eq!(
+            sample.latency_us.len(),
+            45,
+            "one latency per answered request"
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 50);
+        assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_timed_run_counts_only_its_measured_window() {
+        let (addr, seen) = server().await;
+        let amount = Amount::Timed {
+            warmup: Duration::from_millis(300),
+            measure: Duration::from_millis(500),
+        };
+        let target = target(addr, &["Bearer good-1"]);
+        let sample = tokio::task::spawn_blocking(move || run(target, 2, amount, 0))
+            .await
+            .unwrap();
+        let sent: usize = seen.lock().unwrap().values().sum();
+        assert_eq!(sample.errors, 0);
+        assert_eq!(sample.elapsed, Duration::from_millis(500));
+        assert!(sample.requests > 0, "nothing counted");
+        assert!(
+            (sample.requests as usize) < sent,
+            "the warm-up's {sent} requests were counted as well"
+        );
+    }
+}
