@@ -68,16 +68,21 @@ impl Envoy {
     }
 }
 
-/// A counter of the Envoy whose admin is at `admin_port` (summed over
-/// workers), by the end of its name.
-pub async fn counter(admin_port: u16, name: &str) -> u64 {
+/// The stats of the Envoy whose admin is at `admin_port`, as its text.
+pub async fn stats(admin_port: u16) -> String {
     let url = format!("http://127.0.0.1:{admin_port}/stats");
-    let stats = reqwest::get(url)
+    reqwest::get(url)
         .await
         .expect("admin")
         .text()
         .await
-        .expect("stats");
+        .expect("stats")
+}
+
+/// A counter of the Envoy whose admin is at `admin_port` (summed over
+/// workers), by the end of its name.
+pub async fn counter(admin_port: u16, name: &str) -> u64 {
+    let stats = stats(admin_port).await;
     stats
         .lines()
         .find_map(|l| l.split_once(&format!("{name}: ")))

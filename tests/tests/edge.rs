@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use portcullis_e2e::envoy;
 use portcullis_e2e::stack::upstream_headers;
 use portcullis_e2e::Stack;
 use reqwest::StatusCode;
@@ -296,12 +297,6 @@ async fn plugin_stats_count_each_outcome_and_the_callout_latency() {
     ] {
         assert_eq!(stack.envoy_counter(name).await, count, "{name}");
     }
-    let admin = format!("http://127.0.0.1:{}/stats", stack.ports.admin);
-    let stats = reqwest::get(admin)
-        .await
-        .expect("admin")
-        .text()
-        .await
-        .expect("stats");
+    let stats = envoy::stats(stack.ports.admin).await;
     assert!(stats.contains("portcullis.callout_latency_ms"), "{stats}");
 }
