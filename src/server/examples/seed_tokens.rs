@@ -85,38 +85,14 @@ async fn main() {
     let mut bearers = Vec::with_capacity(count * 48);
     for i in 0..count {
         let data = bench_token(i, &scopes, now);
-        let key = data.token.key().clone();
         let sealed = token_data::seal(&cipher, &data).expect("seal token data");
-        dump.data.push(SealedRecord::new(key.clone(), sealed));
-        dump.tokens.push(TokenInfo {
-            token: key.clone(),
-            username: data.username.clone(),
-            token_type: data.token_type,
-            token_name: Some(format!("bench-{i}")),
-            scopes: data.scopes.clone(),
-            service: None,
-            created: now,
-            last_used: None,
-            expires: None,
-            parent: None,
-        });
-        dump.history.push(HistoryEntry {
-            token: key,
-            username: data.username.clone(),
-            token_type: data.token_type,
-            token_name: Some(format!("bench-{i}")),
-            parent: None,
-            scopes: data.scopes.clone(),
-            service: None,
-            expires: None,
-            actor: Some(data.username.clone()),
-            action: TokenChange::Create,
-            old_token_name: None,
-            old_scopes: None,
-            old_expires: None,
-            ip_address: None,
-            event_time: now,
-        });
+        dump.data
+            .push(SealedRecord::new(data.token.key().clone(), sealed));
+        let info = TokenInfo::of_new(&data, Some(format!("bench-{i}")), None);
+        let actor = Some(data.username.as_str());
+        let created = HistoryEntry::new(&info, TokenChange::Create, actor, None, now);
+        dump.tokens.push(info);
+        dump.history.push(created);
         writeln!(bearers, "{}", data.token.expose()).expect("write to memory");
     }
     stores

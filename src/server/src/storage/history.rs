@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use portcullis_core::{Scope, TokenKey, TokenType};
 use serde::{Deserialize, Serialize};
 
-use super::StorageError;
+use super::{StorageError, TokenInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,6 +56,37 @@ pub struct HistoryEntry {
     pub old_expires: Option<u64>,
     pub ip_address: Option<IpAddr>,
     pub event_time: u64,
+}
+
+impl HistoryEntry {
+    /// The record of `action` on the token `info` describes (as it is
+    /// after the change), by `actor` from `ip` at `event_time`; the `old_*`
+    /// fields are for an edit to fill.
+    pub fn new(
+        info: &TokenInfo,
+        action: TokenChange,
+        actor: Option<&str>,
+        ip: Option<IpAddr>,
+        event_time: u64,
+    ) -> Self {
+        Self {
+            token: info.token.clone(),
+            username: info.username.clone(),
+            token_type: info.token_type,
+            token_name: info.token_name.clone(),
+            parent: info.parent.clone(),
+            scopes: info.scopes.clone(),
+            service: info.service.clone(),
+            expires: info.expires,
+            actor: actor.map(str::to_owned),
+            action,
+            old_token_name: None,
+            old_scopes: None,
+            old_expires: None,
+            ip_address: ip,
+            event_time,
+        }
+    }
 }
 
 /// Which entries a history query wants; every field narrows.

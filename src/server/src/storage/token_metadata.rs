@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use portcullis_core::{Scope, TokenKey, TokenType};
 use serde::{Deserialize, Serialize};
 
-use super::StorageError;
+use super::{StorageError, TokenData};
 
 /// What is known of a token without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,25 @@ pub struct TokenInfo {
     pub last_used: Option<u64>,
     pub expires: Option<u64>,
     pub parent: Option<TokenKey>,
+}
+
+impl TokenInfo {
+    /// The metadata of a token just made with `data`: named `token_name`,
+    /// the child of `parent`, never used.
+    pub fn of_new(data: &TokenData, token_name: Option<String>, parent: Option<TokenKey>) -> Self {
+        Self {
+            token: data.token.key().clone(),
+            username: data.username.clone(),
+            token_type: data.token_type,
+            token_name,
+            scopes: data.scopes.clone(),
+            service: data.service.clone(),
+            created: data.created,
+            last_used: None,
+            expires: data.expires,
+            parent,
+        }
+    }
 }
 
 /// Which existing child a get-or-create may hand back instead of a new one.

@@ -5,10 +5,11 @@ use std::net::IpAddr;
 
 use portcullis_core::TokenKey;
 
-use super::{history_entry, is_valid_name, TokenError, TokenService};
+use super::{is_valid_name, TokenError, TokenService};
 use crate::services::actor::Actor;
 use crate::storage::{
-    HistoryCursor, HistoryFilter, HistoryPage, TokenChange, TokenChanges, TokenInfo, TokenListing,
+    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, TokenChange, TokenChanges, TokenInfo,
+    TokenListing,
 };
 
 /// Largest page of history one query returns.
@@ -107,7 +108,7 @@ impl TokenService {
         data.scopes = new.scopes.clone();
         data.expires = new.expires;
         self.data.store(&data).await?;
-        let mut entry = history_entry(
+        let mut entry = HistoryEntry::new(
             &new,
             TokenChange::Edit,
             Some(&actor.history_name()),

@@ -225,7 +225,7 @@ impl TokenService {
             token: token.clone(),
             username: user.username.clone(),
             token_type: spec.token_type,
-            scopes: scopes.clone(),
+            scopes,
             created,
             expires: spec.expires,
             name: user.name.clone(),
@@ -233,20 +233,9 @@ impl TokenService {
             uid: user.uid,
             gid: user.gid,
             groups: user.groups.clone(),
-            service: spec.service.clone(),
-        };
-        let info = TokenInfo {
-            token: token.key().clone(),
-            username: user.username.clone(),
-            token_type: spec.token_type,
-            token_name: spec.token_name,
-            scopes,
             service: spec.service,
-            created,
-            last_used: None,
-            expires: spec.expires,
-            parent: spec.parent,
         };
+        let info = TokenInfo::of_new(&data, spec.token_name, spec.parent);
         Ok(Minted { token, data, info })
     }
 
@@ -278,7 +267,13 @@ impl TokenService {
         ip: Option<IpAddr>,
     ) -> Result<(), StorageError> {
         self.history
-            .add(&history_entry(info, action, actor, ip, self.clock.now()))
+            .add(&HistoryEntry::new(
+                info,
+                action,
+                actor,
+                ip,
+                self.clock.now(),
+            ))
             .await
     }
 
@@ -317,32 +312,6 @@ impl TokenService {
             Some(e) if e < self.clock.now() + MIN_LIFETIME => Err(TokenError::ExpiresTooSoon),
             _ => Ok(()),
         }
-    }
-}
-
-fn history_entry(
-    info: &TokenInfo,
-    action: TokenChange,
-    actor: Option<&str>,
-    ip: Option<IpAddr>,
-    now: u64,
-) -> HistoryEntry {
-    HistoryEntry {
-        token: info.token.clone(),
-        username: info.username.clone(),
-        token_type: info.token_type,
-        token_name: info.token_name.clone(),
-        parent: info.parent.clone(),
-        scopes: info.scopes.clone(),
-        service: info.service.clone(),
-        expires: info.expires,
-        actor: actor.map(str::to_owned),
-        action,
-        old_token_name: None,
-        old_scopes: None,
-        old_expires: None,
-        ip_address: ip,
-        event_time: now,
     }
 }
 
