@@ -412,7 +412,7 @@ async fn ext_authz_refuses_a_doubled_or_malformed_check_header_with_400(backend:
         ),
         (
             &[b"scope=read:all\xff"],
-            "X-Portcullis-Check is not visible ASCII",
+            "X-Portcullis-Check header is not visible ASCII",
         ),
         (&[b"scopes=read:all"], "unknown query parameter \"scopes\""),
     ];

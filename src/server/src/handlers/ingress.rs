@@ -49,14 +49,12 @@ pub async fn ext_authz(
     ClientIp(ip): ClientIp,
     request_headers: HeaderMap,
 ) -> Response {
-    let mut values = request_headers.get_all(EXT_AUTHZ_CHECK_HEADER).iter();
-    let query = match (values.next().map(|v| v.to_str()), values.next()) {
-        (None, _) => Ok(""),
-        (Some(Ok(query)), None) => Ok(query),
-        (Some(_), Some(_)) => Err("more than one X-Portcullis-Check header"),
-        (Some(Err(_)), None) => Err("X-Portcullis-Check is not visible ASCII"),
-    };
-    let query = query.map_err(|reason| AuthError::InvalidRequest(reason.into()));
+    let query = single_header(
+        &request_headers,
+        EXT_AUTHZ_CHECK_HEADER,
+        "X-Portcullis-Check",
+    )
+    .map(Option::unwrap_or_default);
     check(&state, ip, query, &request_headers).await
 }
 
@@ -93,19 +91,29 @@ async fn check(
 /// The one `Authorization` value, if any. Two of them are ambiguous, and
 /// bytes outside visible ASCII cannot hold a token: both are malformed.
 pub fn authorization(request_headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
-    let mut values = request_headers.get_all(AUTHORIZATION).iter();
+    single_header(request_headers, AUTHORIZATION.as_str(), "Authorization")
+}
+
+/// The one value of the header `name` (called `title` in errors), if any;
+/// two values, or one outside visible ASCII, are a malformed request.
+fn single_header<'a>(
+    request_headers: &'a HeaderMap,
+    name: &str,
+    title: &str,
+) -> Result<Option<&'a str>, AuthError> {
+    let mut values = request_headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AuthError::InvalidRequest(
-            "more than one Authorization header".into(),
-        ));
+        return Err(AuthError::InvalidRequest(format!(
+            "more than one {title} header"
+        )));
     }
     value
         .to_str()
         .map(Some)
-        .map_err(|_| AuthError::InvalidRequest("Authorization header is not visible ASCII".into()))
+        .map_err(|_| AuthError::InvalidRequest(format!("{title} header is not visible ASCII")))
 }
 
 /// 200 with the identity headers (what `ext_authz` forwards) and the answer.
