@@ -26,11 +26,29 @@ pub struct Target {
     pub credentials: Vec<HeaderValue>,
 }
 
+impl Target {
+    /// `path` on 127.0.0.1:`port`, with each of `tokens` in turn as the
+    /// bearer token.
+    pub fn bearer<'a>(port: u16, path: &str, tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            path: path.parse().expect("a path"),
+            credentials: tokens
+                .into_iter()
+                .map(|t| {
+                    HeaderValue::from_str(&format!("Bearer {t}"))
+                        .expect("a token is a header value")
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Amount {
-    /// Send for `warmup` uncounted, then count what starts and ends within
-    /// `measure`.
-    Timed { warmup: Duration, measure: Duration },
+    /// Count what is answered within this long (a warm-up is a run of its
+    /// own, not counted).
+    For(Duration),
     /// Each credential exactly once, every answer counted.
     EachCredentialOnce,
 }
@@ -88,7 +106,6 @@ pub fn run(target: Target, connections: usize, amount: Amount, load_cpu: usize) 
 struct Run {
     target: Target,
     amount: Amount,
-    counting_from: Instant,
     until: Option<Instant>,
     next: Cell<usize>,
     requests: Cell<u64>,
@@ -103,7 +120,7 @@ impl Run {
         let n = self.next.get();
         let len = self.target.credentials.len();
         let more = match self.amount {
-            Amount::Timed { .. } => self.until.is_some_and(|u| Instant::now() < u),
+            Amount::For(_) => self.until.is_some_and(|u| Instant::now() < u),
             Amount::EachCredentialOnce => n < len,
         };
         self.next.set(n + 1);
@@ -124,8 +141,8 @@ impl Run {
     }
 
     fn record(&self, sent: Instant, answered: Instant, ok: bool) {
-        let counted = sent >= self.counting_from && self.until.is_none_or(|u| answered <= u);
-        if !counted {
+        // An answer after the end is outside the measured time.
+        if self.until.is_some_and(|u| answered > u) {
             return;
         }
         if !ok {
@@ -141,14 +158,13 @@ impl Run {
 
 async fn drive(target: Target, connections: usize, amount: Amount) -> Sample {
     let start = Instant::now();
-    let (counting_from, until) = match amount {
-        Amount::Timed { warmup, measure } => (start + warmup, Some(start + warmup + measure)),
-        Amount::EachCredentialOnce => (start, None),
+    let until = match amount {
+        Amount::For(measure) => Some(start + measure),
+        Amount::EachCredentialOnce => None,
     };
     let run = Rc::new(Run {
         target,
         amount,
-        counting_from,
         until,
         next: Cell::new(0),
         requests: Cell::new(0),
@@ -163,7 +179,7 @@ async fn drive(target: Target, connections: usize, amount: Amount) -> Sample {
         task.await.expect("a connection task panicked");
     }
     let elapsed = match amount {
-        Amount::Timed { measure, .. } => measure,
+        Amount::For(measure) => measure,
         Amount::EachCredentialOnce => start.elapsed(),
     };
     let run = Rc::try_unwrap(run).unwrap_or_else(|_| panic!("connections still running"));
@@ -235,7 +251,7 @@ mod tests {
     type Seen = Arc<Mutex<HashMap<String, usize>>>;
 
     /// 200 for `Bearer good-*`, 401 for anything else; counts what it saw.
-    async fn server() -> (SocketAddr, Seen) {
+    async fn server() -> (u16, Seen) {
         async fn answer(State(seen): State<Seen>, headers: HeaderMap) -> StatusCode {
             let credential = headers
                 .get("authorization")
@@ -252,36 +268,24 @@ mod tests {
         }
         let seen = Seen::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let port = listener.local_addr().unwrap().port();
         let app = axum::Router::new()
             .fallback(answer)
             .with_state(seen.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        (addr, seen)
-    }
-
-    fn target(addr: SocketAddr, credentials: &[&str]) -> Target {
-        Target {
-            addr,
-            path: "/".parse().unwrap(),
-            credentials: credentials
-                .iter()
-                .map(|c| HeaderValue::from_str(c).unwrap())
-                .collect(),
-        }
+        (port, seen)
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn each_credential_once_sends_every_one_exactly_once_and_counts_refusals_as_errors() {
-        let (addr, seen) = server().await;
-        let credentials: Vec<String> = (0..50)
+        let (port, seen) = server().await;
+        let tokens: Vec<String> = (0..50)
             .map(|i| match i % 10 {
-                0 => format!("Bearer bad-{i}"),
-                _ => format!("Bearer good-{i}"),
+                0 => format!("bad-{i}"),
+                _ => format!("good-{i}"),
             })
             .collect();
-        let refs: Vec<&str> = credentials.iter().map(String::as_str).collect();
-        let target = target(addr, &refs);
+        let target = Target::bearer(port, "/", tokens.iter().map(String::as_str));
         let sample =
             tokio::task::spawn_blocking(move || run(target, 4, Amount::EachCredentialOnce, 0))
                 .await
@@ -298,23 +302,27 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_timed_run_counts_only_its_measured_window() {
-        let (addr, seen) = server().await;
-        let amount = Amount::Timed {
-            warmup: Duration::from_millis(300),
-            measure: Duration::from_millis(500),
-        };
-        let target = target(addr, &["Bearer good-1"]);
+    async fn a_timed_run_counts_what_is_answered_within_its_time() {
+        let (port, seen) = server().await;
+        let amount = Amount::For(Duration::from_millis(500));
+        let target = Target::bearer(port, "/", ["good-1"]);
+        let started = Instant::now();
         let sample = tokio::task::spawn_blocking(move || run(target, 2, amount, 0))
             .await
             .unwrap();
+        let took = started.elapsed();
         let sent: usize = seen.lock().unwrap().values().sum();
         assert_eq!(sample.errors, 0);
         assert_eq!(sample.elapsed, Duration::from_millis(500));
+        assert!(
+            took >= Duration::from_millis(500),
+            "stopped early: {took:?}"
+        );
         assert!(sample.requests > 0, "nothing counted");
         assert!(
-            (sample.requests as usize) < sent,
-            "the warm-up's {sent} requests were counted as well"
+            sample.requests as usize <= sent,
+            "{} of {sent}",
+            sample.requests
         );
     }
 }

@@ -10,11 +10,9 @@
 //! (tokens in the large store, 1000000), `PORTCULLIS_BENCH_DISTINCT`
 //! (distinct tokens through Envoy for the memory rows, 100000).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper::header::HeaderValue;
 use portcullis_e2e::artifacts::MAX_WASM_BYTES;
 use portcullis_e2e::bench::cpu;
 use portcullis_e2e::bench::envoy_config::{
@@ -312,11 +310,16 @@ fn goals(rows: &[Row], large_store_row: &str, wasm_bytes: u64) -> Vec<Goal> {
 const MAX_GROWTH_ONCE_FULL_MIB: f64 = 1.0;
 
 impl Bench {
-    fn timed(&self) -> Amount {
-        Amount::Timed {
-            warmup: self.settings.warmup,
-            measure: self.settings.measure,
-        }
+    /// Load at `target` for the warm-up time, not counted.
+    fn warm_up(&self, target: Target) {
+        let amount = Amount::For(self.settings.warmup);
+        load::run(target, self.settings.connections, amount, LOAD_CPU);
+    }
+
+    /// Load at `target` for the measured time.
+    fn measure(&self, target: Target) -> Sample {
+        let amount = Amount::For(self.settings.measure);
+        load::run(target, self.settings.connections, amount, LOAD_CPU)
     }
 
     /// Envoy (one worker) with `filters` before a `direct_response` route,
@@ -338,27 +341,14 @@ impl Bench {
             expect_status(&url, None, 401, name).await;
         }
         say(&format!("measuring {name}"));
-        let target = || Target {
-            addr: SocketAddr::from(([127, 0, 0, 1], envoy.proxy)),
-            path: "/".parse().expect("a path"),
-            credentials: bearers(credential.into_iter()),
-        };
-        let warmup = Amount::Timed {
-            warmup: Duration::ZERO,
-            measure: self.settings.warmup,
-        };
-        let connections = self.settings.connections;
-        load::run(target(), connections, warmup, LOAD_CPU);
+        let target = || Target::bearer(envoy.proxy, "/", credential);
+        self.warm_up(target());
         // The counter over the measured run alone.
         let before = match counter {
             Some(counter) => envoy::counter(envoy.admin, counter).await,
             None => 0,
         };
-        let measured = Amount::Timed {
-            warmup: Duration::ZERO,
-            measure: self.settings.measure,
-        };
-        let row = Row::new(name, load::run(target(), connections, measured, LOAD_CPU));
+        let row = Row::new(name, self.measure(target()));
         match counter {
             Some(counter) => {
                 let count = envoy::counter(envoy.admin, counter).await - before;
@@ -374,17 +364,15 @@ impl Bench {
         let url = seeded.companion.url(path);
         expect_status(&url, Some(&tokens[0]), 200, name).await;
         say(&format!("measuring {name}"));
-        let sample = load::run(
-            Target {
-                addr: SocketAddr::from(([127, 0, 0, 1], seeded.companion.port)),
-                path: path.parse().expect("a path"),
-                credentials: bearers(tokens.iter().map(String::as_str)),
-            },
-            self.settings.connections,
-            self.timed(),
-            LOAD_CPU,
-        );
-        Row::new(name, sample)
+        let target = || {
+            Target::bearer(
+                seeded.companion.port,
+                path,
+                tokens.iter().map(String::as_str),
+            )
+        };
+        self.warm_up(target());
+        Row::new(name, self.measure(target()))
     }
 
     /// Envoy's resident memory as `tokens`, each once, pass through
@@ -410,11 +398,7 @@ impl Bench {
         let quarter = tokens.len() / 4;
         for part in tokens.chunks(quarter).take(4) {
             let part_sample = load::run(
-                Target {
-                    addr: SocketAddr::from(([127, 0, 0, 1], envoy.proxy)),
-                    path: "/".parse().expect("a path"),
-                    credentials: bearers(part.iter().map(String::as_str)),
-                },
+                Target::bearer(envoy.proxy, "/", part.iter().map(String::as_str)),
                 self.settings.connections,
                 Amount::EachCredentialOnce,
                 LOAD_CPU,
@@ -470,9 +454,14 @@ impl Bench {
     /// checks, not a token's once-a-minute bookkeeping.
     async fn seed(&self, mut companion: Companion, count: usize) -> Seeded {
         companion.edit_config(|text| {
+            let anchor = "\ncheck_cache_ttl_seconds";
+            assert!(
+                text.contains(anchor),
+                "config init no longer writes {anchor:?}"
+            );
             text.replacen(
-                "check_cache_ttl_seconds",
-                "last_used_interval_seconds = 3600\ncheck_cache_ttl_seconds",
+                anchor,
+                "\nlast_used_interval_seconds = 3600\ncheck_cache_ttl_seconds",
                 1,
             )
         });
@@ -561,12 +550,6 @@ async fn expect_status(url: &str, bearer: Option<&str>, status: u16, row: &str) 
         if bearer.is_some() { "" } else { "out" },
         answer.status()
     );
-}
-
-fn bearers<'a>(tokens: impl Iterator<Item = &'a str>) -> Vec<HeaderValue> {
-    tokens
-        .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).expect("a token is a header value"))
-        .collect()
 }
 
 /// A built artifact: `var` if set, else `default` under the workspace.
