@@ -9,6 +9,7 @@ pub mod engines;
 pub mod envoy;
 pub mod node;
 pub mod process;
+pub mod raw;
 pub mod severable;
 pub mod stack;
 

@@ -77,6 +77,23 @@ pub fn with_routes_before_catch_all(config: &str, routes: &str) -> String {
     config.replacen(catch_all, &format!("{routes}\n{catch_all}"), 1)
 }
 
+/// `config` without the lines whose trimmed text is one of `lines`, each
+/// of which must be there: a test of what the filter does on its own
+/// takes away the Envoy settings that would otherwise do it.
+pub fn without_lines(config: &str, lines: &[&str]) -> String {
+    for line in lines {
+        assert!(
+            config.lines().any(|l| l.trim() == *line),
+            "the configuration has no line {line:?}"
+        );
+    }
+    config
+        .lines()
+        .filter(|l| !lines.contains(&l.trim()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Starts Envoy on the demo configuration with the filter's JSON replaced
 /// by `json`, expecting it to refuse; returns its log.
 pub async fn envoy_refuses_filter_config(json: &str) -> String {

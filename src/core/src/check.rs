@@ -21,6 +21,10 @@ pub struct Changes {
     pub reset: bool,
 }
 
+/// The header in which Envoy's `ext_authz` (by `headers_to_add`) tells the
+/// companion what to require; a client's copy must never reach it.
+pub const EXT_AUTHZ_CHECK_HEADER: &str = "x-portcullis-check";
+
 /// Identity headers set for the upstream. Every request header with
 /// [`headers::PREFIX`] that a client sends is removed first, so none can be
 /// forged.

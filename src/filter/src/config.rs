@@ -389,11 +389,15 @@ mod tests {
         assert_eq!(config.rules.len(), 2);
         assert!(config.reads_route_name);
         let facts = RequestFacts {
-            path: "/public/a",
+            path: b"/public/a",
             method: "GET",
             ..Default::default()
         };
-        assert!(select(&config.rules, &config.default_policy, &facts).anonymous);
+        assert!(
+            select(&config.rules, &config.default_policy, &facts)
+                .unwrap()
+                .anonymous
+        );
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub const BAD_ROUTE_POLICY_BODY: &[u8] =
 pub const BAD_AUTHORIZATION_BODY: &[u8] =
     br#"{"error":"invalid_request","error_description":"Authorization header is not valid UTF-8"}"#;
 
+/// Body of the filter's own 400 for a path that different upstreams could
+/// read as different routes (see `routing::select`).
+pub const AMBIGUOUS_PATH_BODY: &[u8] =
+    br#"{"error":"invalid_request","error_description":"The request's path is not in normal form"}"#;
+
 /// The parts of the companion's reply that matter, as raw bytes from the host.
 #[derive(Debug, Default)]
 pub struct CheckReply<'a> {

@@ -13,13 +13,13 @@ use crate::browser;
 use crate::cache::{cache_key, CacheKey, Cached};
 use crate::config::{ConfigError, FilterConfig};
 use crate::decision::{
-    self, CheckReply, Decision, Refusal, BAD_AUTHORIZATION_BODY, BAD_ROUTE_POLICY_BODY,
-    UNAVAILABLE_BODY,
+    self, CheckReply, Decision, Refusal, AMBIGUOUS_PATH_BODY, BAD_AUTHORIZATION_BODY,
+    BAD_ROUTE_POLICY_BODY, UNAVAILABLE_BODY,
 };
 use crate::feed::{self, CacheState};
 use crate::policy::Policy;
 use crate::request;
-use crate::routing::{self, MetadataPolicies, RequestFacts};
+use crate::routing::{self, AmbiguousPath, MetadataPolicies, RequestFacts};
 use crate::shared::{self, SharedEntry};
 use crate::stats::Event;
 
@@ -44,7 +44,8 @@ pub enum Level {
 pub trait Host {
     fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
     fn request_header(&self, name: &str) -> Option<Vec<u8>>;
-    fn set_request_header(&self, name: &str, value: Option<&str>);
+    /// Sets (replacing every copy) or, with `None`, removes a header.
+    fn set_request_header(&self, name: &str, value: Option<&[u8]>);
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
     /// A shared-data value and its compare-and-swap token.
     fn shared(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
@@ -53,6 +54,15 @@ pub trait Host {
     fn now_ms(&self) -> u64;
     fn count(&self, event: Event);
     fn log(&self, level: Level, message: &str);
+}
+
+/// Why no policy could be chosen for a request.
+#[derive(Debug, thiserror::Error)]
+enum PolicyError {
+    #[error(transparent)]
+    Route(#[from] ConfigError),
+    #[error(transparent)]
+    Ambiguous(#[from] AmbiguousPath),
 }
 
 /// How a request ends for now.
@@ -111,13 +121,17 @@ impl Flow {
     /// The request's headers have arrived.
     pub fn on_request(&mut self, host: &impl Host) -> Start {
         let headers = host.request_headers();
-        strip_identity_headers(host, &headers);
+        strip_reserved_headers(host, &headers);
         // Taken off every request, checked or not: the credential never
         // reaches the upstream.
         let session = self.take_session_cookie(host, &headers);
         let policy = match self.choose_policy(host, &headers) {
             Ok(policy) => policy,
-            Err(e) => {
+            Err(PolicyError::Ambiguous(_)) => {
+                host.count(Event::Denied400);
+                return Start::Done(json_reply(400, AMBIGUOUS_PATH_BODY));
+            }
+            Err(PolicyError::Route(e)) => {
                 // A route's metadata is not seen at configure time: an
                 // invalid one fails closed here, and says why in the log.
                 host.count(Event::BadRoutePolicy);
@@ -197,9 +211,9 @@ impl Flow {
         &self,
         host: &impl Host,
         headers: &[(String, Vec<u8>)],
-    ) -> Result<Rc<Policy>, ConfigError> {
+    ) -> Result<Rc<Policy>, PolicyError> {
         if let Some(json) = host.property(&ROUTE_POLICY).filter(|j| !j.is_empty()) {
-            return self.route_policies.borrow_mut().get_or_parse(&json);
+            return Ok(self.route_policies.borrow_mut().get_or_parse(&json)?);
         }
         let route = match self.config.reads_route_name {
             true => host.property(&["xds", "route_name"]),
@@ -208,30 +222,37 @@ impl Flow {
         let facts = RequestFacts {
             route: text(&route),
             host: find_text(headers, ":authority"),
-            path: find_text(headers, ":path").unwrap_or(""),
+            path: find(headers, ":path").unwrap_or_default(),
             method: find_text(headers, ":method").unwrap_or(""),
         };
-        Ok(routing::select(&self.config.rules, &self.config.default_policy, &facts).clone())
+        Ok(routing::select(&self.config.rules, &self.config.default_policy, &facts)?.clone())
     }
 
-    /// Removes the session cookie (every copy) from the request, keeping
-    /// the other cookies, and returns its token if it opens with our key.
-    /// A cookie that does not open is no credential at all.
+    /// Removes the session cookie (every copy, in every `Cookie` header)
+    /// from the request, keeping the other cookies byte for byte, and
+    /// returns the token of the first copy that opens with our key. A
+    /// cookie that does not open is no credential at all.
     fn take_session_cookie(
         &self,
         host: &impl Host,
         headers: &[(String, Vec<u8>)],
     ) -> Option<Token> {
         let session = self.config.session_cookie.as_ref()?;
-        let cookies: Vec<&str> = headers
+        let cookies: Vec<&[u8]> = headers
             .iter()
             .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
-            .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+            .map(|(_, value)| value.as_slice())
             .collect();
-        let (value, rest) = cookie::take(&cookies, &session.name);
-        let value = value?;
-        host.set_request_header("cookie", rest.as_deref());
-        session.seal.open(value)
+        let taken = cookie::take(&cookies, &session.name);
+        if taken.values.is_empty() {
+            return None;
+        }
+        host.set_request_header("cookie", taken.rest.as_deref());
+        taken
+            .values
+            .iter()
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .find_map(|v| session.seal.open(v))
     }
 
     /// Answers a refusal: the companion's status and challenge, or for a
@@ -362,13 +383,13 @@ fn allow(host: &impl Host, identity: &[(&'static str, String)]) {
     // removed first, so that a delegated token set in its place stays.
     host.set_request_header("authorization", None);
     for (name, value) in identity {
-        host.set_request_header(name, Some(value));
+        host.set_request_header(name, Some(value.as_bytes()));
     }
 }
 
-fn strip_identity_headers(host: &impl Host, headers: &[(String, Vec<u8>)]) {
+fn strip_reserved_headers(host: &impl Host, headers: &[(String, Vec<u8>)]) {
     for (name, _) in headers {
-        if request::is_identity_header(name) {
+        if request::is_reserved_header(name) {
             host.set_request_header(name, None);
         }
     }
@@ -484,11 +505,11 @@ mod tests {
                 .map(|(_, v)| v.clone())
         }
 
-        fn set_request_header(&self, name: &str, value: Option<&str>) {
+        fn set_request_header(&self, name: &str, value: Option<&[u8]>) {
             let mut headers = self.headers.borrow_mut();
             headers.retain(|(n, _)| n != name);
             if let Some(value) = value {
-                headers.push((name.to_owned(), value.as_bytes().to_vec()));
+                headers.push((name.to_owned(), value.to_vec()));
             }
         }
 

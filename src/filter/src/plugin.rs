@@ -70,8 +70,8 @@ impl Host for EnvoyHost<'_> {
             .flatten()
     }
 
-    fn set_request_header(&self, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+    fn set_request_header(&self, name: &str, value: Option<&[u8]>) {
+        let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, value);
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

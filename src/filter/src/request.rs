@@ -1,7 +1,7 @@
 //! What the filter does with the caller's request before the check: which
 //! headers it removes and what the check callout carries.
 
-use portcullis_core::check::headers;
+use portcullis_core::check::{headers, EXT_AUTHZ_CHECK_HEADER};
 
 use portcullis_core::Token;
 
@@ -11,12 +11,31 @@ pub fn is_cors_preflight(method: &str, has_origin: bool, has_request_method: boo
     method == "OPTIONS" && has_origin && has_request_method
 }
 
-/// True for a header a client must never be able to set: the identity
-/// headers this filter alone writes for the upstream. Names arrive
-/// lower-cased from Envoy, but the comparison does not rely on it.
-pub fn is_identity_header(name: &str) -> bool {
-    name.len() >= headers::PREFIX.len()
-        && name.as_bytes()[..headers::PREFIX.len()].eq_ignore_ascii_case(headers::PREFIX.as_bytes())
+/// True for a header a client must never be able to set, in any spelling
+/// an upstream reads as one: the identity headers this filter alone writes,
+/// and the requirements Envoy's `ext_authz` hands the companion. CGI, WSGI,
+/// Rack and PHP read `X_Auth_Request_User` as `X-Auth-Request-User` (case
+/// ignored, `_` for `-`), so names are compared with every byte that is
+/// not a letter or digit taken for `-`: whatever an upstream's framework
+/// folds, the filter has folded too.
+pub fn is_reserved_header(name: &str) -> bool {
+    let name = name.as_bytes();
+    let folds_to = |reserved: &str| {
+        name.iter()
+            .zip(reserved.as_bytes())
+            .all(|(b, r)| fold(*b) == *r)
+    };
+    (name.len() >= headers::PREFIX.len() && folds_to(headers::PREFIX))
+        || (name.len() == EXT_AUTHZ_CHECK_HEADER.len() && folds_to(EXT_AUTHZ_CHECK_HEADER))
+}
+
+/// A header-name byte as the most forgiving upstream reads it.
+fn fold(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' | b'a'..=b'z' => b,
+        b'A'..=b'Z' => b.to_ascii_lowercase(),
+        _ => b'-',
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -79,17 +98,34 @@ mod tests {
     }
 
     #[test]
-    fn identity_headers_are_recognised_in_any_case() {
+    fn reserved_headers_are_recognised_in_every_spelling_an_upstream_folds() {
         for name in [
             "x-auth-request-user",
             "X-Auth-Request-Email",
             "x-auth-request-",
             "x-auth-request-anything-new",
+            "X_Auth_Request_Groups",
+            "x-auth_request-email",
+            "x_auth_request_user",
+            "x.auth.request.uid",
+            "X-AUTH-REQUEST-TOKEN",
+            "x-portcullis-check",
+            "X_Portcullis_Check",
+            "x.portcullis.check",
         ] {
-            assert!(is_identity_header(name), "{name}");
+            assert!(is_reserved_header(name), "{name}");
         }
-        for name in ["x-auth-request", "authorization", "x-auth", "cookie", ""] {
-            assert!(!is_identity_header(name), "{name}");
+        for name in [
+            "x-auth-request",
+            "authorization",
+            "x-auth",
+            "cookie",
+            "",
+            "x-authXrequest-user",
+            "x-portcullis-check-2",
+            "x-portcullis-chec",
+        ] {
+            assert!(!is_reserved_header(name), "{name}");
         }
     }
 

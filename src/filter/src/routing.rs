@@ -8,6 +8,7 @@ use std::rc::Rc;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use crate::path;
 use crate::policy::Policy;
 
 /// What a rule may look at in a request.
@@ -17,8 +18,8 @@ pub struct RequestFacts<'a> {
     pub route: Option<&'a str>,
     /// `:authority`, port and all.
     pub host: Option<&'a str>,
-    /// `:path`, query and all.
-    pub path: &'a str,
+    /// `:path`, query and all, as it came (it need not be UTF-8).
+    pub path: &'a [u8],
     pub method: &'a str,
 }
 
@@ -33,10 +34,13 @@ pub struct RawMatch {
     method: Option<String>,
 }
 
+/// Paths normalised as requests' are ([`path::normalise`]), so that a
+/// rule written `/a/../b` or `/b/` means what a request for it means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PathMatch {
-    Exact(String),
-    Prefix(String),
+    Exact(Vec<u8>),
+    /// Segment-aware: see [`path::under`].
+    Prefix(Vec<u8>),
 }
 
 /// The conditions of a rule; all that are given must hold.
@@ -54,10 +58,14 @@ impl RawMatch {
         let error = |name: &str, reason: &str| ConfigError::new(&format!("{at}.{name}"), reason);
         let path = match (self.path, self.prefix) {
             (Some(_), Some(_)) => return Err(error("prefix", "cannot be given with path")),
-            (Some(p), None) if p.starts_with('/') && !p.contains('?') => Some(PathMatch::Exact(p)),
-            (None, Some(p)) if p.starts_with('/') => Some(PathMatch::Prefix(p)),
+            (Some(p), None) if p.starts_with('/') && !p.contains(['?', '#']) => {
+                Some(PathMatch::Exact(path::normalise(p.as_bytes())))
+            }
+            (None, Some(p)) if p.starts_with('/') && !p.contains(['?', '#']) => {
+                Some(PathMatch::Prefix(path::normalise(p.as_bytes())))
+            }
             (Some(_), None) => return Err(error("path", "must start with / and hold no query")),
-            (None, Some(_)) => return Err(error("prefix", "must start with /")),
+            (None, Some(_)) => return Err(error("prefix", "must start with / and hold no query")),
             (None, None) => None,
         };
         if let Some(method) = &self.method {
@@ -97,22 +105,28 @@ impl RouteMatch {
         self.route.is_some()
     }
 
-    pub fn matches(&self, facts: &RequestFacts<'_>) -> bool {
-        let path = facts.path.split('?').next().unwrap_or("");
+    /// Whether the rule holds for `facts`, its path read as `path` (one
+    /// reading of `facts.path`). Methods are compared ignoring case, as
+    /// some servers read them.
+    fn matches(&self, facts: &RequestFacts<'_>, path: &[u8]) -> bool {
         self.route.as_deref().is_none_or(|r| facts.route == Some(r))
             && self
                 .host
                 .as_deref()
                 .is_none_or(|h| facts.host.is_some_and(|fh| host_matches(h, fh)))
-            && self.method.as_deref().is_none_or(|m| m == facts.method)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(facts.method))
             && self.path.as_ref().is_none_or(|p| match p {
-                PathMatch::Exact(exact) => path == exact,
-                PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
+                PathMatch::Exact(exact) => path == exact.as_slice(),
+                PathMatch::Prefix(prefix) => path::under(path, prefix),
             })
     }
 }
 
-/// `:authority` against a configured lower-case host, ignoring a port.
+/// `:authority` against a configured lower-case host, ignoring a port and
+/// a trailing dot (`example.org.` is the same name).
 fn host_matches(configured: &str, authority: &str) -> bool {
     let host = match authority.rsplit_once(':') {
         // A bracketed IPv6 literal keeps its colons.
@@ -121,7 +135,8 @@ fn host_matches(configured: &str, authority: &str) -> bool {
         }
         _ => authority,
     };
-    host.eq_ignore_ascii_case(configured)
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case(configured.strip_suffix('.').unwrap_or(configured))
 }
 
 /// Most distinct route-metadata policies remembered per worker; past it the
@@ -157,16 +172,32 @@ pub struct Rule {
     pub policy: std::rc::Rc<Policy>,
 }
 
-/// The first matching rule's policy, else the default.
+/// A request whose path picks one rule as it came and another once
+/// normalised: some upstream may read it either way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the request's path chooses different rules before and after normalisation")]
+pub struct AmbiguousPath;
+
+/// The policy of the first rule that matches the normalised path, else the
+/// default; refused if the raw path would choose another rule.
 pub fn select<'a>(
     rules: &'a [Rule],
     default: &'a std::rc::Rc<Policy>,
     facts: &RequestFacts<'_>,
-) -> &'a std::rc::Rc<Policy> {
-    rules
-        .iter()
-        .find(|rule| rule.matcher.matches(facts))
-        .map_or(default, |rule| &rule.policy)
+) -> Result<&'a std::rc::Rc<Policy>, AmbiguousPath> {
+    let first = |path: &[u8]| {
+        rules
+            .iter()
+            .position(|rule| rule.matcher.matches(facts, path))
+    };
+    let raw = path::without_query(facts.path);
+    let normal = path::normalise(facts.path);
+    let chosen = first(&normal);
+    // Most paths are already normal: one matching pass.
+    if raw != normal.as_slice() && first(raw) != chosen {
+        return Err(AmbiguousPath);
+    }
+    Ok(chosen.map_or(default, |i| &rules[i].policy))
 }
 
 #[cfg(test)]
@@ -189,8 +220,15 @@ mod tests {
         RequestFacts {
             route,
             host: Some(host),
-            path,
+            path: path.as_bytes(),
             method,
+        }
+    }
+
+    impl RouteMatch {
+        /// As [`select`] reads a request: on its normalised path.
+        fn holds(&self, facts: &RequestFacts<'_>) -> bool {
+            self.matches(facts, &path::normalise(facts.path))
         }
     }
 
@@ -202,25 +240,95 @@ mod tests {
             "/v1/items?x=1",
             "POST",
         );
-        assert!(matcher(r#"{"route":"admin"}"#).matches(&f));
-        assert!(!matcher(r#"{"route":"other"}"#).matches(&f));
-        assert!(matcher(r#"{"host":"api.example.org"}"#).matches(&f));
-        assert!(!matcher(r#"{"host":"example.org"}"#).matches(&f));
+        assert!(matcher(r#"{"route":"admin"}"#).holds(&f));
+        assert!(!matcher(r#"{"route":"other"}"#).holds(&f));
+        assert!(matcher(r#"{"host":"api.example.org"}"#).holds(&f));
+        assert!(!matcher(r#"{"host":"example.org"}"#).holds(&f));
         assert!(
-            matcher(r#"{"path":"/v1/items"}"#).matches(&f),
+            matcher(r#"{"path":"/v1/items"}"#).holds(&f),
             "the query is not part of the path"
         );
-        assert!(!matcher(r#"{"path":"/v1"}"#).matches(&f));
-        assert!(matcher(r#"{"prefix":"/v1/"}"#).matches(&f));
-        assert!(!matcher(r#"{"prefix":"/v2/"}"#).matches(&f));
-        assert!(matcher(r#"{"method":"POST"}"#).matches(&f));
-        assert!(!matcher(r#"{"method":"GET"}"#).matches(&f));
-        assert!(matcher(r#"{"route":"admin","method":"POST","prefix":"/v1"}"#).matches(&f));
+        assert!(!matcher(r#"{"path":"/v1"}"#).holds(&f));
+        assert!(matcher(r#"{"prefix":"/v1/"}"#).holds(&f));
+        assert!(!matcher(r#"{"prefix":"/v2/"}"#).holds(&f));
+        assert!(matcher(r#"{"method":"POST"}"#).holds(&f));
+        assert!(!matcher(r#"{"method":"GET"}"#).holds(&f));
+        assert!(matcher(r#"{"route":"admin","method":"POST","prefix":"/v1"}"#).holds(&f));
         assert!(
-            !matcher(r#"{"route":"admin","method":"GET"}"#).matches(&f),
+            !matcher(r#"{"route":"admin","method":"GET"}"#).holds(&f),
             "all must hold"
         );
-        assert!(!matcher(r#"{"route":"admin"}"#).matches(&RequestFacts { route: None, ..f }));
+        assert!(!matcher(r#"{"route":"admin"}"#).holds(&RequestFacts { route: None, ..f }));
+    }
+
+    #[test]
+    fn rules_hold_whatever_spelling_the_path_arrives_in() {
+        let policy = |json: &str| Rc::new(Policy::from_json(json.as_bytes()).unwrap());
+        let default = policy(r#"{"scopes":["read:all"]}"#);
+        let rules = vec![
+            Rule {
+                matcher: matcher(r#"{"prefix":"/admin"}"#),
+                policy: policy(r#"{"scopes":["admin:token"]}"#),
+            },
+            Rule {
+                matcher: matcher(r#"{"prefix":"/public/"}"#),
+                policy: policy(r#"{"anonymous":true}"#),
+            },
+            Rule {
+                matcher: matcher(r#"{"path":"/exact/./x/"}"#),
+                policy: policy(r#"{"scopes":["exec:x"]}"#),
+            },
+        ];
+        let chosen = |path: &str| -> Result<String, AmbiguousPath> {
+            let f = facts(None, "h", path, "GET");
+            select(&rules, &default, &f).map(|p| p.check_path.clone())
+        };
+        let admin = chosen("/admin/x").unwrap();
+        let read = chosen("/x").unwrap();
+        let public = chosen("/public/x").unwrap();
+        assert_ne!(admin, read);
+        // Already normal: chosen as is.
+        assert_eq!(
+            chosen("/admin").unwrap(),
+            admin,
+            "a prefix without its slash"
+        );
+        assert_eq!(
+            chosen("/administrator").unwrap(),
+            read,
+            "segments, not bytes"
+        );
+        assert_eq!(chosen("/public").unwrap(), public);
+        assert_eq!(chosen("/exact/x/").unwrap(), chosen("/exact/x/?q").unwrap());
+        assert_eq!(chosen("/exact/x").unwrap(), read);
+        // Another spelling of the same rule's paths: the same policy.
+        assert_eq!(chosen("/admin/./x").unwrap(), admin);
+        assert_eq!(chosen("/admin/y/../x").unwrap(), admin);
+        // Spellings that would leave a rule, or enter one, as they came:
+        // no policy is chosen at all.
+        for path in [
+            "//admin/x",
+            "/public/../admin/x",
+            "/public/%2e%2e/admin/x",
+            "/public/..%2Fadmin",
+            "/public/..%5cadmin",
+            "/public\\..\\admin",
+            "/public/..;/admin",
+            "/%61dmin/x",
+            "/admin/%2e%2e/public/x",
+            "/admin/../public/x",
+            "/public/../x",
+            "/x/../public/y",
+        ] {
+            assert_eq!(chosen(path), Err(AmbiguousPath), "{path}");
+        }
+    }
+
+    #[test]
+    fn hosts_ignore_a_trailing_dot_and_methods_their_case() {
+        let f = facts(None, "Api.Example.org.:443", "/", "post");
+        assert!(matcher(r#"{"host":"api.example.org"}"#).holds(&f));
+        assert!(matcher(r#"{"method":"POST"}"#).holds(&f));
     }
 
     #[test]
@@ -283,14 +391,18 @@ mod tests {
             },
         ];
         let public = facts(None, "h", "/public/x", "GET");
-        assert!(select(&rules, &default, &public).anonymous);
+        assert!(select(&rules, &default, &public).unwrap().anonymous);
         assert_eq!(
             select(&rules, &default, &facts(None, "h", "/x", "GET"))
+                .unwrap()
                 .check
                 .scopes
                 .len(),
             1
         );
-        assert!(Rc::ptr_eq(select(&[], &default, &public), &default));
+        assert!(Rc::ptr_eq(
+            select(&[], &default, &public).unwrap(),
+            &default
+        ));
     }
 }

@@ -24,7 +24,7 @@ pub const EXT_AUTHZ_PATH: &str = "/ingress/ext-authz";
 /// The check's query (`scope=read:all&satisfy=any`, as `/ingress/auth`
 /// takes it), set by Envoy's `authorization_request.headers_to_add`, which
 /// replaces any the client sent.
-pub const EXT_AUTHZ_CHECK_HEADER: &str = "x-portcullis-check";
+pub use portcullis_core::check::EXT_AUTHZ_CHECK_HEADER;
 
 pub async fn ingress_auth(
     State(state): State<AppState>,

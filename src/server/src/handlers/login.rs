@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::client_ip::ClientIp;
 use super::error::{cli_login_error, login_error};
 use super::page::{self, escape};
-use super::session::{browser_session, cookie_value, LOGIN_STATE_COOKIE};
+use super::session::{browser_session, open_cookie, LOGIN_STATE_COOKIE};
 use super::{AppState, SessionCookie};
 use crate::services::cli_login::PollOutcome;
 use crate::services::login::{LoginError, LoginService, LOGIN_STATE_LIFETIME};
@@ -108,7 +108,7 @@ pub async fn callback(
             "{error} {description}"
         ))));
     }
-    let saved = cookie_value(&headers, LOGIN_STATE_COOKIE).and_then(|v| session.state_seal.open(v));
+    let saved = open_cookie(&headers, LOGIN_STATE_COOKIE, |v| session.state_seal.open(v));
     let finished = login
         .finish(saved, query.state.as_deref(), query.code.as_deref(), ip)
         .await;

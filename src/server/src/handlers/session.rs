@@ -56,14 +56,24 @@ impl SessionCookie {
     }
 }
 
-/// The value of cookie `name` in a request, if it has exactly one.
-pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let cookies: Vec<&str> = headers
+/// The first value of cookie `name` in a request that `open` accepts: a
+/// stale copy sent before a fresh one (or a neighbour's bytes that are not
+/// UTF-8) does not hide it.
+pub fn open_cookie<T>(
+    headers: &HeaderMap,
+    name: &str,
+    open: impl Fn(&str) -> Option<T>,
+) -> Option<T> {
+    let cookies: Vec<&[u8]> = headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.as_bytes())
         .collect();
-    cookie::take(&cookies, name).0
+    cookie::take(&cookies, name)
+        .values
+        .into_iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(open)
 }
 
 /// The browser's valid session, if its cookie holds one. A storage
@@ -75,8 +85,7 @@ pub async fn browser_session(
     let Some(session) = state.session.as_deref() else {
         return Ok(None);
     };
-    let Some(token) = cookie_value(headers, &session.name).and_then(|v| session.seal.open(v))
-    else {
+    let Some(token) = open_cookie(headers, &session.name, |v| session.seal.open(v)) else {
         return Ok(None);
     };
     match state.tokens.get_data(&token).await {
@@ -96,7 +105,7 @@ pub async fn logout(
     let Some(session) = state.session.as_deref() else {
         return ApiError::NotFound.into_response();
     };
-    if let Some(token) = cookie_value(&headers, &session.name).and_then(|v| session.seal.open(v)) {
+    if let Some(token) = open_cookie(&headers, &session.name, |v| session.seal.open(v)) {
         // If the revocation fails, say so rather than pretend it happened.
         if let Err(e) = state.tokens.logout(&token, ip).await {
             return ApiError::from(e).into_response();
