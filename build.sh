@@ -78,12 +78,13 @@ run_demo() {
   local proxy_port=${PORTCULLIS_PROXY_PORT:-10000}
   local admin_port=${PORTCULLIS_ADMIN_PORT:-9901}
   local companion_port=${PORTCULLIS_COMPANION_PORT:-8300}
+  local ingress_port=${PORTCULLIS_INGRESS_PORT:-8303}
   local upstream_port=${PORTCULLIS_UPSTREAM_PORT:-8301}
   DEMO_DIR=${PORTCULLIS_DEMO_DIR:-$ROOT/.demo}
   local env_file=${PORTCULLIS_DEMO_ENV_FILE:-$ROOT/.portcullis-demo.env}
   local port
-  for port in "$proxy_port" "$admin_port" "$companion_port" "$upstream_port"; do
-    port_in_use "$port" && die "port $port is in use; set PORTCULLIS_{PROXY,ADMIN,COMPANION,UPSTREAM}_PORT to free ones"
+  for port in "$proxy_port" "$admin_port" "$companion_port" "$ingress_port" "$upstream_port"; do
+    port_in_use "$port" && die "port $port is in use; set PORTCULLIS_{PROXY,ADMIN,COMPANION,INGRESS,UPSTREAM}_PORT to free ones"
   done
 
   # A fresh embedded store every run; with PORTCULLIS_DATABASE_URL and
@@ -99,7 +100,8 @@ run_demo() {
   mkdir -p "$DEMO_DIR"
   local config="$DEMO_DIR/portcullis.toml"
   "$COMPANION" --config "$config" config init \
-    --listen "127.0.0.1:$companion_port" --database portcullis.sqlite 2>/dev/null
+    --listen "127.0.0.1:$companion_port" --ingress-listen "127.0.0.1:$ingress_port" \
+    --database portcullis.sqlite 2>/dev/null
   "$COMPANION" --config "$config" migrate 2>/dev/null ||
     die "cannot migrate $store: see \`$COMPANION --config $config migrate\`"
   say "serving from $store"
@@ -122,7 +124,7 @@ run_demo() {
   [ -n "$oidc_secret" ] || die "could not register the demo OpenID Connect client"
 
   sed -e "s|{{ADMIN_PORT}}|$admin_port|" -e "s|{{PROXY_PORT}}|$proxy_port|" \
-      -e "s|{{UPSTREAM_PORT}}|$upstream_port|" -e "s|{{COMPANION_PORT}}|$companion_port|" \
+      -e "s|{{UPSTREAM_PORT}}|$upstream_port|" -e "s|{{INGRESS_PORT}}|$ingress_port|" \
       -e "s|{{WASM_PATH}}|$WASM|" -e "s|{{SESSION_KEY}}|$session_key|" \
       envoy/demo.yaml >"$DEMO_DIR/envoy.yaml"
 
@@ -143,12 +145,14 @@ run_demo() {
     --disable-hot-restart --log-level info >"$DEMO_DIR/envoy.log" 2>&1 &
   PIDS+=($!)
   wait_until_ok "http://127.0.0.1:$companion_port/health" "the companion"
+  wait_until_ok "http://127.0.0.1:$ingress_port/health" "the companion's ingress listener"
   wait_until_ok "http://127.0.0.1:$upstream_port/" "the echo upstream"
   wait_until_ok "http://127.0.0.1:$admin_port/ready" "Envoy"
 
   cat >"$env_file" <<EOF
 PORTCULLIS_PROXY_URL=http://127.0.0.1:$proxy_port
 PORTCULLIS_SERVER_URL=http://127.0.0.1:$companion_port
+PORTCULLIS_INGRESS_URL=http://127.0.0.1:$ingress_port
 PORTCULLIS_ENVOY_ADMIN_URL=http://127.0.0.1:$admin_port
 PORTCULLIS_DEMO_TOKEN=$demo_token
 PORTCULLIS_BOOTSTRAP_TOKEN=$bootstrap_token
@@ -178,8 +182,9 @@ curl -si -H "Authorization: Bearer \$($COMPANION --config $config token create -
 curl -s http://127.0.0.1:$companion_port/.well-known/openid-configuration
 # Log in from a terminal: open the printed URL with the demo cookie set.
 #   $COMPANION login --server http://127.0.0.1:$companion_port
-# The companion's check endpoint, as the filter calls it.
-curl -si -H "Authorization: Bearer $demo_token" "http://127.0.0.1:$companion_port/ingress/auth?scope=read:all"
+# The companion's check endpoint, as the filter calls it: on the ingress
+# listener only (the public one answers 404), for the proxy's network.
+curl -si -H "Authorization: Bearer $demo_token" "http://127.0.0.1:$ingress_port/ingress/auth?scope=read:all"
 
 Running; press Ctrl-C to stop.
 EOF

@@ -6,11 +6,14 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::process::{answers_ok, free_port, wait_for, Process};
+use crate::process::{answers_ok, free_ports, wait_for, Process};
 use crate::{Artifacts, ScratchEngines};
 
 pub struct Companion {
+    /// The public listener: the API, login, OpenID Connect.
     pub port: u16,
+    /// The ingress listener, which Envoy calls: the checks and the feed.
+    pub ingress_port: u16,
     pub dir: PathBuf,
     binary: PathBuf,
     process: Option<Process>,
@@ -70,15 +73,24 @@ impl Companion {
     /// `config init` in `dir` with `storage` options, not started.
     fn init(artifacts: &Artifacts, dir: &Path, storage: &[&str]) -> Self {
         std::fs::create_dir_all(dir).expect("companion folder");
-        let port = free_port();
+        let [port, ingress_port] = free_ports();
         let companion = Self {
             port,
+            ingress_port,
             dir: dir.to_owned(),
             binary: artifacts.companion.clone(),
             process: None,
         };
         let listen = format!("127.0.0.1:{port}");
-        let mut args = vec!["config", "init", "--listen", &listen];
+        let ingress_listen = format!("127.0.0.1:{ingress_port}");
+        let mut args = vec![
+            "config",
+            "init",
+            "--listen",
+            &listen,
+            "--ingress-listen",
+            &ingress_listen,
+        ];
         args.extend(storage);
         companion.cli(&args);
         companion
@@ -89,6 +101,7 @@ impl Companion {
     pub fn moved_to(&self, dir: &Path) -> Self {
         Self {
             port: self.port,
+            ingress_port: self.ingress_port,
             dir: dir.to_owned(),
             binary: self.binary.clone(),
             process: None,
@@ -99,15 +112,21 @@ impl Companion {
     /// and serving on a port of its own.
     pub async fn replica(&self, dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("replica folder");
-        let port = free_port();
+        let [port, ingress_port] = free_ports();
         let text = std::fs::read_to_string(self.config_path()).expect("read config");
-        let text = text.replace(
-            &format!("listen = \"127.0.0.1:{}\"", self.port),
-            &format!("listen = \"127.0.0.1:{port}\""),
-        );
+        let text = text
+            .replace(
+                &format!("listen = \"127.0.0.1:{}\"", self.port),
+                &format!("listen = \"127.0.0.1:{port}\""),
+            )
+            .replace(
+                &format!("ingress_listen = \"127.0.0.1:{}\"", self.ingress_port),
+                &format!("ingress_listen = \"127.0.0.1:{ingress_port}\""),
+            );
         std::fs::write(dir.join("portcullis.toml"), text).expect("write replica config");
         let replica = Self {
             port,
+            ingress_port,
             dir: dir.to_owned(),
             binary: self.binary.clone(),
             process: None,
@@ -166,8 +185,14 @@ impl Companion {
         self.cli(&args).trim().to_owned()
     }
 
+    /// `path` on the public listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `path` on the ingress listener.
+    pub fn ingress_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ingress_port)
     }
 
     /// Runs a `portcullis` command on this companion's configuration.
@@ -248,11 +273,12 @@ impl Companion {
             command,
             &self.dir.join("companion.log"),
         ));
-        let health = self.url("/health");
-        wait_for("the companion's /health", Duration::from_secs(20), || {
-            answers_ok(&health)
-        })
-        .await;
+        for health in [self.url("/health"), self.ingress_url("/health")] {
+            wait_for("the companion's /health", Duration::from_secs(20), || {
+                answers_ok(&health)
+            })
+            .await;
+        }
         // A companion that could not bind its port has exited, and its
         // health check may have reached someone else's: make sure.
         let alive = self.process.as_mut().is_some_and(|p| p.is_running());

@@ -14,7 +14,8 @@ pub struct Ports {
     pub proxy: u16,
     pub admin: u16,
     pub upstream: u16,
-    pub companion: u16,
+    /// The companion's ingress listener, which the filter calls.
+    pub ingress: u16,
 }
 
 /// A well-formed session key, for configurations no companion serves.
@@ -29,7 +30,7 @@ pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports, session_key: &st
         .replace("{{ADMIN_PORT}}", &ports.admin.to_string())
         .replace("{{PROXY_PORT}}", &ports.proxy.to_string())
         .replace("{{UPSTREAM_PORT}}", &ports.upstream.to_string())
-        .replace("{{COMPANION_PORT}}", &ports.companion.to_string())
+        .replace("{{INGRESS_PORT}}", &ports.ingress.to_string())
         .replace("{{WASM_PATH}}", &artifacts.wasm.display().to_string())
         .replace("{{SESSION_KEY}}", session_key)
 }
@@ -99,12 +100,12 @@ pub fn without_lines(config: &str, lines: &[&str]) -> String {
 pub async fn envoy_refuses_filter_config(json: &str) -> String {
     let artifacts = Artifacts::get();
     let dir = tempfile::tempdir().expect("temp dir");
-    let [proxy, admin, upstream, companion] = free_ports();
+    let [proxy, admin, upstream, ingress] = free_ports();
     let ports = Ports {
         proxy,
         admin,
         upstream,
-        companion,
+        ingress,
     };
     let config = with_filter_config(
         &render_demo_config(&artifacts, &ports, ANY_SESSION_KEY),
@@ -181,7 +182,7 @@ impl Stack {
                 proxy,
                 admin,
                 upstream,
-                companion: companion.port,
+                ingress: companion.ingress_port,
             };
             let Some(upstream) = start_upstream(&artifacts, ports.upstream, dir.path()).await
             else {

@@ -34,7 +34,7 @@ async fn get(stack: &Stack, path: &str, token: &str) -> StatusCode {
 
 /// A counter from the companion's Prometheus metrics.
 async fn companion_checks(stack: &Stack, outcome: &str) -> u64 {
-    let text = reqwest::get(stack.companion.url("/metrics"))
+    let text = reqwest::get(stack.companion.ingress_url("/metrics"))
         .await
         .expect("metrics")
         .text()

@@ -12,7 +12,7 @@ async fn started() -> (Companion, tempfile::TempDir) {
 
 async fn check(companion: &Companion, token: &str) -> StatusCode {
     reqwest::Client::new()
-        .get(companion.url("/ingress/auth"))
+        .get(companion.ingress_url("/ingress/auth"))
         .bearer_auth(token)
         .send()
         .await
@@ -166,7 +166,7 @@ async fn metrics_count_checks_by_outcome_and_tokens_by_kind() {
     assert_eq!(check(&companion, &token).await, StatusCode::OK);
     assert_eq!(check(&companion, &token).await, StatusCode::OK);
     assert_eq!(check(&companion, "gt-bad").await, StatusCode::UNAUTHORIZED);
-    let reply = reqwest::get(companion.url("/metrics"))
+    let reply = reqwest::get(companion.ingress_url("/metrics"))
         .await
         .expect("metrics");
     assert_eq!(reply.status(), StatusCode::OK);

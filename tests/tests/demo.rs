@@ -92,7 +92,7 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
     let out_file = dir.path().join("stdout");
     // Its own process group, as a terminal's foreground job: Ctrl-C is a
     // SIGINT to the whole group.
-    let ports: [u16; 4] = free_ports();
+    let ports: [u16; 5] = free_ports();
     let mut command = Command::new(artifacts.root.join("build.sh"));
     for var in [
         "PORTCULLIS_DATABASE_URL",
@@ -114,6 +114,7 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
         .env("PORTCULLIS_ADMIN_PORT", ports[1].to_string())
         .env("PORTCULLIS_COMPANION_PORT", ports[2].to_string())
         .env("PORTCULLIS_UPSTREAM_PORT", ports[3].to_string())
+        .env("PORTCULLIS_INGRESS_PORT", ports[4].to_string())
         .env("PORTCULLIS_DEMO_DIR", dir.path().join("demo"))
         .env("PORTCULLIS_DEMO_ENV_FILE", &env_file)
         .stdin(Stdio::null())
@@ -153,6 +154,7 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
     for var in [
         "PORTCULLIS_PROXY_URL",
         "PORTCULLIS_SERVER_URL",
+        "PORTCULLIS_INGRESS_URL",
         "PORTCULLIS_ENVOY_ADMIN_URL",
         "PORTCULLIS_DEMO_TOKEN",
         "PORTCULLIS_BOOTSTRAP_TOKEN",
@@ -224,6 +226,13 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
     )
     .await;
     assert_eq!(admin_ready.status(), StatusCode::OK);
+    // The checks are on the ingress listener only.
+    let token = Some(env["PORTCULLIS_DEMO_TOKEN"].as_str());
+    let check = "/ingress/auth?scope=read:all";
+    let public = fetch(&format!("{}{check}", env["PORTCULLIS_SERVER_URL"]), token).await;
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let ingress = fetch(&format!("{}{check}", env["PORTCULLIS_INGRESS_URL"]), token).await;
+    assert_eq!(ingress.status(), StatusCode::OK);
 
     // The printed curl line for the demo token works when pasted.
     let line = printed
@@ -256,6 +265,7 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
     for url in [
         "PORTCULLIS_PROXY_URL",
         "PORTCULLIS_SERVER_URL",
+        "PORTCULLIS_INGRESS_URL",
         "PORTCULLIS_ENVOY_ADMIN_URL",
     ] {
         assert!(!port_open(&env[url]), "{url} still answers after Ctrl-C");

@@ -34,7 +34,7 @@ async fn check(
     token: &str,
 ) -> reqwest::Response {
     client
-        .get(companion.url(&format!("/ingress/auth{query}")))
+        .get(companion.ingress_url(&format!("/ingress/auth{query}")))
         .bearer_auth(token)
         .send()
         .await
@@ -50,7 +50,7 @@ async fn two_replicas_behind_one_envoy_share_tokens_revocations_and_child_tokens
     let dir = tempfile::tempdir().expect("temp dir");
     let a = Companion::start_distributed(&artifacts, &dir.path().join("a"), &engines).await;
     let b = a.replica(&dir.path().join("b")).await;
-    let b_port = b.port;
+    let b_port = b.ingress_port;
     let stack = Stack::start_on(dir, a, |_, config| with_more_companions(&config, &[b_port])).await;
     let (a, client) = (&stack.companion, &stack.client);
 
@@ -107,8 +107,8 @@ async fn two_replicas_behind_one_envoy_share_tokens_revocations_and_child_tokens
     let cursor = |reply: Value| reply["cursor"].as_i64().expect("a cursor");
     let feed = |c: &Companion, since: Option<i64>| {
         let url = match since {
-            Some(s) => c.url(&format!("/ingress/changes?since={s}")),
-            None => c.url("/ingress/changes"),
+            Some(s) => c.ingress_url(&format!("/ingress/changes?since={s}")),
+            None => c.ingress_url("/ingress/changes"),
         };
         async move {
             client

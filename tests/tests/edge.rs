@@ -201,7 +201,7 @@ async fn companion_answering_garbage_gives_503() {
     // body is no check answer must not let anyone in.
     let stack = Stack::start_with(|ports, config| {
         config.replace(
-            &format!("port_value: {}", ports.companion),
+            &format!("port_value: {}", ports.ingress),
             &format!("port_value: {}", ports.upstream),
         )
     })
@@ -225,7 +225,7 @@ async fn companion_that_hangs_gives_503_after_the_timeout() {
     let stack = Stack::start_with(|ports, config| {
         config
             .replace(
-                &format!("port_value: {}", ports.companion),
+                &format!("port_value: {}", ports.ingress),
                 &format!("port_value: {silent_port}"),
             )
             .replace(r#""timeout_ms": 1000"#, r#""timeout_ms": 300"#)

@@ -15,7 +15,7 @@ async fn ext_authz_stack() -> Stack {
             ports.proxy,
             Answer::Upstream(ports.upstream),
             ext_authz_filters("scope=read:all"),
-            Some(ports.companion),
+            Some(ports.ingress),
         )
     })
     .await

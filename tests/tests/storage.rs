@@ -124,7 +124,7 @@ async fn sqlite_file_holds_no_secret_and_no_sealed_token_data_in_the_clear() {
 
     // The token still works, so the ciphertext is the real data.
     let check = reqwest::Client::new()
-        .get(companion.url("/ingress/auth?scope=exec:notebook"))
+        .get(companion.ingress_url("/ingress/auth?scope=exec:notebook"))
         .bearer_auth(&token)
         .send()
         .await

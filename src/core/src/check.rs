@@ -100,7 +100,7 @@ impl std::str::FromStr for TokenType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown token type {0:?}")]
+#[error("unknown token type")]
 pub struct UnknownTokenType(pub String);
 
 /// How a route's callers present their token; only the challenge differs,
@@ -140,7 +140,9 @@ pub struct CheckRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckQueryError {
-    #[error("unknown query parameter {0:?}")]
+    /// Shows the name only if it looks like one: a client may send a
+    /// token as a bare parameter, and no error echoes a credential.
+    #[error("unknown query parameter{}", shown_name(.0))]
     UnknownParameter(String),
     #[error("query parameter `{0}` given more than once")]
     Repeated(&'static str),
@@ -152,6 +154,19 @@ pub enum CheckQueryError {
     Satisfy(#[from] SatisfyError),
     #[error(transparent)]
     Scope(#[from] ScopeError),
+}
+
+/// ` "name"` for a parameter name of at most 32 lower-case letters, digits
+/// and `_`; nothing otherwise.
+fn shown_name(name: &str) -> String {
+    let plain = name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    match plain {
+        true => format!(" {name:?}"),
+        false => String::new(),
+    }
 }
 
 impl CheckRequest {

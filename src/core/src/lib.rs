@@ -6,6 +6,7 @@ pub mod challenge;
 pub mod check;
 pub mod cookie;
 pub mod scope;
+pub mod secret;
 pub mod session;
 pub mod token;
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub enum ScopeError {
     #[error("scope is empty")]
     Empty,
-    #[error("scope {0:?} has a character outside RFC 6749's scope-token (printable ASCII but space, `\"` and `\\`)")]
+    #[error("scope has a character outside RFC 6749's scope-token (printable ASCII but space, `\"` and `\\`)")]
     BadCharacter(String),
 }
 
@@ -80,7 +80,7 @@ pub fn join(scopes: &[Scope]) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("satisfy must be `any` or `all`, not {0:?}")]
+#[error("satisfy must be `any` or `all`")]
 pub struct SatisfyError(pub String);
 
 /// Whether a token needs every required scope or just one of them.

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use sha2::{Digest, Sha256};
 
 use crate::decision::Refusal;
+use crate::request::Shown;
 
 /// A hash of the credential and the policy: the token itself is never kept.
 pub type CacheKey = [u8; 32];
@@ -21,10 +22,20 @@ pub fn cache_key(credential: &str, check_path: &str) -> CacheKey {
 }
 
 /// A decision worth reusing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Cached {
     Allow(Vec<(&'static str, String)>),
     Refuse(Refusal),
+}
+
+/// The identity may hold a delegated token: shown redacted.
+impl std::fmt::Debug for Cached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cached::Allow(identity) => f.debug_tuple("Allow").field(&Shown(identity)).finish(),
+            Cached::Refuse(refusal) => f.debug_tuple("Refuse").field(refusal).finish(),
+        }
+    }
 }
 
 struct Entry {

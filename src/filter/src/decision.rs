@@ -4,6 +4,8 @@
 
 use portcullis_core::CheckAnswer;
 
+use crate::request::Shown;
+
 /// Largest check reply body read; anything larger is not a check answer.
 pub const MAX_REPLY_BODY: usize = 64 * 1024;
 
@@ -33,7 +35,7 @@ pub struct CheckReply<'a> {
     pub body: &'a [u8],
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum Decision {
     /// Continue to the upstream with these identity headers set; the
     /// answer may be reused for `cache_ttl` seconds.
@@ -46,6 +48,26 @@ pub enum Decision {
     Refuse(Refusal),
     /// Answer 503; the reason is for the log, never for the client.
     Unavailable(String),
+}
+
+/// The identity may hold a delegated token: shown redacted.
+impl std::fmt::Debug for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Allow {
+                headers,
+                cache_ttl,
+                token_expires,
+            } => f
+                .debug_struct("Allow")
+                .field("headers", &Shown(headers))
+                .field("cache_ttl", cache_ttl)
+                .field("token_expires", token_expires)
+                .finish(),
+            Decision::Refuse(refusal) => f.debug_tuple("Refuse").field(refusal).finish(),
+            Decision::Unavailable(reason) => f.debug_tuple("Unavailable").field(reason).finish(),
+        }
+    }
 }
 
 /// A refusal forwarded from the companion: 400, 401 or 403.
@@ -146,6 +168,30 @@ mod tests {
             status: Some(status),
             www_authenticate: challenge,
             body,
+        }
+    }
+
+    #[test]
+    fn decisions_and_cache_entries_print_no_delegated_token() {
+        let identity = vec![
+            ("x-auth-request-user", "alice".to_owned()),
+            ("x-auth-request-token", "gt-delegated.secret".to_owned()),
+            ("authorization", "Bearer gt-delegated.secret".to_owned()),
+        ];
+        let decision = Decision::Allow {
+            headers: identity.clone(),
+            cache_ttl: 1,
+            token_expires: None,
+        };
+        let cached = crate::cache::Cached::Allow(identity.clone());
+        let start = crate::flow::Start::Ask(identity);
+        for shown in [
+            format!("{decision:?}"),
+            format!("{cached:?}"),
+            format!("{start:?}"),
+        ] {
+            assert!(!shown.contains("gt-delegated"), "{shown}");
+            assert!(shown.contains("alice"), "{shown}");
         }
     }
 

@@ -18,7 +18,7 @@ use crate::decision::{
 };
 use crate::feed::{self, CacheState};
 use crate::policy::Policy;
-use crate::request;
+use crate::request::{self, Shown};
 use crate::routing::{self, AmbiguousPath, MetadataPolicies, RequestFacts};
 use crate::shared::{self, SharedEntry};
 use crate::stats::Event;
@@ -79,12 +79,22 @@ pub enum Step {
 }
 
 /// How a request starts: done, or waiting for the companion.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum Start {
     Done(Step),
     /// Ask the companion with these headers; then [`Flow::on_reply`], or
     /// [`Flow::on_no_reply`] if the call cannot be made.
     Ask(Vec<(&'static str, String)>),
+}
+
+/// The callout carries the caller's credential: shown redacted.
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Start::Done(step) => f.debug_tuple("Done").field(step).finish(),
+            Start::Ask(headers) => f.debug_tuple("Ask").field(&Shown(headers)).finish(),
+        }
+    }
 }
 
 /// One request's flow.

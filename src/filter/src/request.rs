@@ -38,6 +38,31 @@ fn fold(b: u8) -> u8 {
     }
 }
 
+/// A header list as `Debug` may show it: the value of a header that holds
+/// a credential (the caller's, or a token delegated to the upstream) is
+/// `<redacted>`, so no log line or panic message can carry it.
+pub struct Shown<'a>(pub &'a [(&'static str, String)]);
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, value)| {
+                let value = match holds_credential(name) {
+                    true => "<redacted>",
+                    false => value.as_str(),
+                };
+                (name, value)
+            }))
+            .finish()
+    }
+}
+
+fn holds_credential(name: &str) -> bool {
+    ["authorization", "cookie", headers::TOKEN]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name))
+}
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("Authorization header is not valid UTF-8")]
 pub struct AuthorizationNotText;
@@ -149,6 +174,18 @@ mod tests {
                 ("authorization", "Bearer abc".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn shown_headers_hide_credentials_and_nothing_else() {
+        let headers = [
+            ("authorization", "Bearer gt-secret".to_owned()),
+            (headers::TOKEN, "gt-delegated".to_owned()),
+            (headers::USER, "alice".to_owned()),
+        ];
+        let shown = format!("{:?}", Shown(&headers));
+        assert!(!shown.contains("gt-"), "{shown}");
+        assert!(shown.contains("alice"), "{shown}");
     }
 
     #[test]

@@ -146,6 +146,7 @@ pub struct App {
     pub transfer: TransferService,
     public_origin: Arc<str>,
     maintenance_lock: Arc<dyn MaintenanceLock>,
+    request_timeout: Duration,
 }
 
 impl App {
@@ -216,6 +217,7 @@ impl App {
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();
         Ok(Self {
+            request_timeout: config.request_timeout,
             metrics: Arc::new(Metrics::default()),
             tokens,
             check,
@@ -297,8 +299,18 @@ impl App {
         });
     }
 
+    /// The public listener's routes.
     pub fn router(&self) -> Router {
-        handlers::router(AppState {
+        handlers::public_router(self.state(), self.request_timeout)
+    }
+
+    /// The ingress listener's routes (the proxy's network only).
+    pub fn ingress_router(&self) -> Router {
+        handlers::ingress_router(self.state(), self.request_timeout)
+    }
+
+    fn state(&self) -> AppState {
+        AppState {
             check: self.check.clone(),
             tokens: self.tokens.clone(),
             auth: self.auth.clone(),
@@ -310,6 +322,6 @@ impl App {
             oidc: self.oidc.clone(),
             cli_login: self.cli_login.clone(),
             public_origin: self.public_origin.clone(),
-        })
+        }
     }
 }

@@ -158,6 +158,9 @@ enum ConfigCommand {
         /// Address the companion will listen on.
         #[arg(long, default_value = "127.0.0.1:8300")]
         listen: SocketAddr,
+        /// Address of the ingress listener, for the proxy's network only.
+        #[arg(long, default_value = "127.0.0.1:8303")]
+        ingress_listen: SocketAddr,
         /// SQLite file, relative to the configuration file's folder.
         #[arg(long, default_value = "portcullis.sqlite")]
         database: PathBuf,
@@ -264,6 +267,7 @@ pub async fn run() -> ExitCode {
             command:
                 ConfigCommand::Init {
                     listen,
+                    ingress_listen,
                     database,
                     database_url,
                     redis_url,
@@ -278,7 +282,7 @@ pub async fn run() -> ExitCode {
                 },
                 _ => config::InitialStorage::Embedded(&database),
             };
-            init_config(&cli.config, listen, &storage)
+            init_config(&cli.config, listen, ingress_listen, &storage)
         }
         Command::Migrate => migrate(&cli.config).await,
         Command::Export { output } => export(&cli.config, output.as_deref()).await,
@@ -305,18 +309,47 @@ pub async fn run() -> ExitCode {
 
 async fn serve(config_path: &Path) -> CliResult {
     let config = Config::load(config_path)?;
+    if config.listen == config.ingress_listen {
+        return Err(
+            "listen and ingress_listen must differ: the ingress is for the proxy only".into(),
+        );
+    }
     let app = std::sync::Arc::new(App::from_config(&config).await?);
     app.spawn_maintenance(config.maintenance_interval);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(listen = %config.listen, "portcullis companion serving");
-    let service = app
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let bind = |address: SocketAddr| async move {
+        tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))
+    };
+    let (public, ingress) = (
+        bind(config.listen).await?,
+        bind(config.ingress_listen).await?,
+    );
+    tracing::info!(
+        listen = %config.listen,
+        ingress_listen = %config.ingress_listen,
+        "portcullis companion serving"
+    );
+    let limits = crate::serve::Limits {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections,
+    };
+    // One signal stops both listeners.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    };
+    tokio::join!(
+        crate::serve::serve(public, app.router(), limits, stopped()),
+        crate::serve::serve(ingress, app.ingress_router(), limits, stopped()),
+    );
     tracing::info!("portcullis companion stopped");
     Ok(())
 }
@@ -557,7 +590,12 @@ async fn create_token(app: &App, config: &Config, args: CreateArgs) -> CliResult
     Ok(())
 }
 
-fn init_config(path: &Path, listen: SocketAddr, storage: &config::InitialStorage) -> CliResult {
+fn init_config(
+    path: &Path,
+    listen: SocketAddr,
+    ingress_listen: SocketAddr,
+    storage: &config::InitialStorage,
+) -> CliResult {
     let (mut data_key, mut session_key) = ([0u8; 32], [0u8; 32]);
     let (mut token_key, mut token_secret) = ([0u8; 16], [0u8; 16]);
     for buf in [
@@ -574,7 +612,7 @@ fn init_config(path: &Path, listen: SocketAddr, storage: &config::InitialStorage
         bootstrap: Token::from_random(token_key, token_secret),
         signing_key: config::generate_signing_key()?,
     };
-    let text = config::initial_toml(listen, storage, &secrets);
+    let text = config::initial_toml(listen, ingress_listen, storage, &secrets);
     // create_new: never overwrite a key someone depends on. 0600: the file
     // holds the key and the bootstrap token.
     let mut file = OpenOptions::new()

@@ -11,5 +11,6 @@ pub mod handlers;
 pub mod login_client;
 pub mod metrics;
 pub mod private_file;
+pub mod serve;
 pub mod services;
 pub mod storage;

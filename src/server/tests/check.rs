@@ -245,7 +245,7 @@ async fn get(f: &Fixture, uri: &str, authorization: &[HeaderValue]) -> Reply {
 }
 
 async fn send(f: &Fixture, request: Request<Body>) -> Reply {
-    let response = f.app.router().oneshot(request).await.unwrap();
+    let response = f.app.ingress_router().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, 1 << 16).await.unwrap();
     Reply {
@@ -442,6 +442,62 @@ async fn ingress_error_bodies_never_echo_the_token(backend: Backend) {
     let secret = unknown.secret().expose();
     assert!(!reply.challenge().unwrap().contains(&secret));
     assert!(!reply.body.to_string().contains(&secret));
+
+    // Wherever a client puts a token, a refusal names what was wrong but
+    // never holds the value it refused.
+    let bare = unknown.expose().to_string();
+    let header = |v: &str| HeaderValue::from_str(v).unwrap();
+    for (uri, authorization, status) in [
+        (
+            "/ingress/auth".to_owned(),
+            vec![header(&bare)],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/ingress/auth".to_owned(),
+            vec![header(&format!("{bare} {bare}"))],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ingress/auth?{bare}"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ingress/auth?{bare}=1"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ingress/auth?satisfy={bare}"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ingress/auth?scope={bare}%22"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ingress/auth?minimum_lifetime={bare}"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/ingress/auth?delegate_to={bare}%20x"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let reply = get(&f, &uri, &authorization).await;
+        assert_eq!(reply.status, status, "{uri} {:?}", reply.body);
+        let shown = format!("{:?} {:?}", reply.challenge(), reply.body);
+        assert!(!shown.contains(&secret), "{uri}: {shown}");
+        assert!(
+            !shown.contains(&unknown.key().to_string()),
+            "{uri}: {shown}"
+        );
+    }
 }
 
 #[apply(backends)]

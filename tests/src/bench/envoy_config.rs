@@ -15,7 +15,7 @@ pub enum Answer {
 
 /// The whole configuration: `filters` (before the router) on a listener at
 /// `proxy`, the admin at `admin`, and the companion's cluster `portcullis`
-/// at `companion`, if any.
+/// at `companion` (its ingress listener), if any.
 pub fn envoy_config(
     admin: u16,
     proxy: u16,

@@ -107,7 +107,7 @@ async fn bench(settings: Settings) {
     say("seeding the embedded store with 1000 tokens");
     let small = bench.seeded_embedded("small", SMALL_STORE).await;
     let token = small.tokens[0].clone();
-    let companion = Some(small.companion.port);
+    let companion = Some(small.companion.ingress_port);
     let portcullis = |cache: bool| {
         let mut configuration =
             json!({"cluster": "portcullis", "policy": {"scopes": ["read:all"]}});
@@ -232,7 +232,7 @@ async fn bench(settings: Settings) {
         .memory_row(
             "portcullis-distinct-tokens",
             portcullis(true),
-            Some(large.companion.port),
+            Some(large.companion.ingress_port),
             distinct,
         )
         .await;
@@ -361,12 +361,12 @@ impl Bench {
     /// Load straight at the companion's check, cycling over `tokens`.
     async fn companion_row(&self, name: &str, seeded: &Seeded, tokens: &[String]) -> Row {
         let path = "/ingress/auth?scope=read:all";
-        let url = seeded.companion.url(path);
+        let url = seeded.companion.ingress_url(path);
         expect_status(&url, Some(&tokens[0]), 200, name).await;
         say(&format!("measuring {name}"));
         let target = || {
             Target::bearer(
-                seeded.companion.port,
+                seeded.companion.ingress_port,
                 path,
                 tokens.iter().map(String::as_str),
             )

@@ -55,6 +55,24 @@ struct RawConfig {
     /// Address the HTTP server listens on. Default: 127.0.0.1:8300.
     #[serde(default = "default_listen")]
     listen: SocketAddr,
+    /// Address of the ingress listener: the checks (`/ingress/auth`,
+    /// `/ingress/ext-authz`), the change feed and `/metrics`, none of which
+    /// the public listener serves. Only the proxy's network may reach it:
+    /// whoever can, can ask for delegated tokens. Default: 127.0.0.1:8303.
+    #[serde(default = "default_ingress_listen")]
+    ingress_listen: SocketAddr,
+    /// Longest time a client may take to send a request's headers, on
+    /// either listener, in seconds. Default: 10.
+    #[serde(default = "default_header_read_timeout")]
+    header_read_timeout_seconds: u64,
+    /// Longest time a request may take to be answered, reading its body
+    /// included, in seconds; then 503. Default: 30.
+    #[serde(default = "default_request_timeout")]
+    request_timeout_seconds: u64,
+    /// Most connections each listener serves at once; more wait to be
+    /// accepted. Default: 1024.
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
     /// The URL browsers and clients reach the companion at: the OpenID
     /// Connect issuer and the base of every URL the companion hands out.
     /// Default: http://<listen>.
@@ -183,6 +201,22 @@ pub fn default_scopes() -> BTreeMap<String, String> {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8300))
+}
+
+pub fn default_ingress_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8303))
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+
+fn default_request_timeout() -> u64 {
+    30
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 fn default_realm() -> String {
@@ -319,6 +353,10 @@ pub struct Config {
     /// The file this was loaded from, if any.
     pub source: Option<PathBuf>,
     pub listen: SocketAddr,
+    pub ingress_listen: SocketAddr,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
     /// Without a trailing slash.
     pub public_url: String,
     pub realm: String,
@@ -392,6 +430,12 @@ impl RawConfig {
                 self.last_used_interval_seconds,
             ),
             ("history_retention_days", self.history_retention_days),
+            (
+                "header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+            ),
+            ("request_timeout_seconds", self.request_timeout_seconds),
+            ("max_connections", self.max_connections as u64),
             (
                 "maintenance_interval_seconds",
                 self.maintenance_interval_seconds,
@@ -493,6 +537,10 @@ impl RawConfig {
         Ok(Config {
             source: None,
             listen: self.listen,
+            ingress_listen: self.ingress_listen,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            max_connections: self.max_connections,
             public_url: public_url.as_str().trim_end_matches('/').to_owned(),
             realm: self.realm,
             bootstrap_token,
@@ -686,6 +734,7 @@ impl InitialStorage<'_> {
 
 pub fn initial_toml(
     listen: SocketAddr,
+    ingress_listen: SocketAddr,
     storage: &InitialStorage,
     secrets: &InitialSecrets,
 ) -> String {
@@ -697,8 +746,12 @@ pub fn initial_toml(
         r#"# Portcullis companion configuration. Keep this file private (mode 0600):
 # it holds the encryption key and the bootstrap token.
 
-# Address the companion listens on.
+# Address of the public listener: the token API, login, the OpenID Connect
+# provider.
 listen = "{listen}"
+# Address of the ingress listener: the checks Envoy makes, the change feed,
+# /metrics. Only the proxy's network may reach it.
+ingress_listen = "{ingress_listen}"
 # The URL browsers and applications reach the companion at (the OpenID
 # Connect issuer). Default: http://<listen>.
 # public_url = "https://auth.example.org"
@@ -812,6 +865,7 @@ mod tests {
         let token = Token::from_random([3; 16], [4; 16]);
         let text = initial_toml(
             default_listen(),
+            default_ingress_listen(),
             &InitialStorage::Embedded(Path::new("data/p.sqlite")),
             &secrets(&token),
         );
@@ -951,6 +1005,7 @@ mod tests {
             &path,
             initial_toml(
                 default_listen(),
+                default_ingress_listen(),
                 &InitialStorage::Embedded(Path::new("p.sqlite")),
                 &secrets(&token),
             ),
@@ -980,6 +1035,7 @@ mod tests {
         let token = Token::from_random([3; 16], [4; 16]);
         let text = initial_toml(
             default_listen(),
+            default_ingress_listen(),
             &InitialStorage::Embedded(Path::new("p.sqlite")),
             &secrets(&token),
         );

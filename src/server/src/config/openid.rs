@@ -14,15 +14,7 @@ use url::Url;
 use super::{invalid, ConfigError};
 use crate::services::oidc::clients::{validate_client_id, validate_redirect_uri};
 
-/// A string that `Debug` never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use portcullis_core::secret::Secret;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,7 +122,7 @@ impl RawLogin {
             // Compared exactly with the provider's `iss`, as it is written.
             issuer: self.issuer.trim_end_matches('/').to_owned(),
             client_id: self.client_id,
-            client_secret: Secret(self.client_secret),
+            client_secret: Secret::new(self.client_secret),
             scopes: self.scopes,
             username_claim: self.username_claim,
             groups_claim: self.groups_claim,

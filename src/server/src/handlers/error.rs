@@ -253,3 +253,13 @@ pub fn cli_login_error(e: CliLoginError) -> Response {
     };
     reply(status, None, code, &e.to_string())
 }
+
+/// A request not answered within the configured time.
+pub fn too_slow(limit: std::time::Duration) -> Response {
+    reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "temporarily_unavailable",
+        &format!("The request was not answered within {} s", limit.as_secs()),
+    )
+}

@@ -13,7 +13,11 @@ mod page;
 mod session;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
 use ipnet::IpNet;
@@ -47,10 +51,12 @@ pub struct AppState {
     pub public_origin: Arc<str>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The public listener: the token API, login, the OpenID Connect provider.
+/// Nothing under `/ingress/` (404): a client that reached the checks could
+/// ask for delegated tokens naming any service.
+pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
         .route("/logout", get(session::logout))
         .route("/login", get(login::login))
         .route(CALLBACK_PATH, get(login::callback))
@@ -67,6 +73,20 @@ pub fn router(state: AppState) -> Router {
         .route(USERINFO_PATH, get(openid::userinfo).post(openid::userinfo))
         .route(INTROSPECT_PATH, post(openid::introspect))
         .route(REVOKE_PATH, post(openid::revoke))
+        .nest(api::PREFIX, api::router())
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            answer_within,
+        ))
+        .with_state(state)
+}
+
+/// The ingress listener, for the proxy's network only: the checks, the
+/// change feed the filter polls, and metrics.
+pub fn ingress_router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
         .route(CHECK_PATH, get(ingress::ingress_auth))
         // ext_authz appends the client's path, `/` at the least; a wildcard
         // matches only what follows it.
@@ -80,6 +100,19 @@ pub fn router(state: AppState) -> Router {
             any(ingress::ext_authz),
         )
         .route(CHANGES_PATH, get(changes::changes))
-        .nest(api::PREFIX, api::router())
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            answer_within,
+        ))
         .with_state(state)
+}
+
+/// Bounds the time to answer a request, reading its body included, so a
+/// client that trickles a body (or a handler stuck on a store) holds its
+/// connection for no longer.
+async fn answer_within(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error::too_slow(limit),
+    }
 }

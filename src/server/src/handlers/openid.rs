@@ -1,6 +1,7 @@
 //! The OpenID Connect provider's endpoints: discovery, JWKS, authorize,
 //! token, userinfo, introspection and revocation.
 
+use portcullis_core::secret::Secret;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -105,7 +106,7 @@ pub async fn authorize(
             redirect_uri,
             code,
             state: s,
-        } => back(&redirect_uri, &[("code", &code)], s.as_deref()),
+        } => back(&redirect_uri, &[("code", code.expose())], s.as_deref()),
         AuthorizeOutcome::LoginRequired => {
             login_first(&state, uri.path_and_query().map_or("/", |p| p.as_str()))
         }
@@ -227,9 +228,9 @@ pub async fn token(
         let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
         let request = TokenRequest {
             grant_type: fields.remove("grant_type"),
-            code: fields.remove("code"),
+            code: fields.remove("code").map(Secret::from),
             redirect_uri: fields.remove("redirect_uri"),
-            code_verifier: fields.remove("code_verifier"),
+            code_verifier: fields.remove("code_verifier").map(Secret::from),
         };
         provider.redeem(&client, request, ip).await
     }

@@ -4,6 +4,7 @@
 //! token made from the approving session. Nothing secret is stored: the
 //! poll secret as a hash, the approval as the session's key.
 
+use portcullis_core::secret::Secret;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ impl From<StorageError> for CliLoginError {
 #[derive(Debug, serde::Serialize)]
 pub struct StartedLogin {
     pub login_id: String,
-    pub poll_secret: String,
+    pub poll_secret: Secret,
     pub user_code: String,
     pub browser_url: String,
     pub expires_in: u64,
@@ -102,7 +103,7 @@ impl CliLoginService {
         Ok(StartedLogin {
             browser_url: format!("{}{APPROVE_PATH}/{login_id}", self.public_url),
             login_id,
-            poll_secret,
+            poll_secret: poll_secret.into(),
             user_code,
             expires_in: PENDING_LIFETIME,
             interval: POLL_INTERVAL,

@@ -79,6 +79,7 @@ impl TestStore {
         };
         let text = config::initial_toml(
             "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
             &self.initial_storage(),
             &secrets,
         );

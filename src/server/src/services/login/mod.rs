@@ -112,7 +112,7 @@ impl LoginService {
         let state = LoginState {
             state: random()?,
             nonce: random()?,
-            verifier: random()?,
+            verifier: random()?.into(),
             return_to,
             expires: self.clock.now() + LOGIN_STATE_LIFETIME,
         };
@@ -122,7 +122,7 @@ impl LoginService {
                 &self.callback_url(),
                 &state.state,
                 &state.nonce,
-                &pkce_s256(&state.verifier),
+                &pkce_s256(state.verifier.expose()),
             )
             .await?;
         Ok(LoginStart { redirect, state })
@@ -149,7 +149,12 @@ impl LoginService {
         let code = code.ok_or_else(|| LoginError::Refused("no code in the callback".into()))?;
         let claims = self
             .upstream
-            .exchange(code, &saved.verifier, &self.callback_url(), &saved.nonce)
+            .exchange(
+                code,
+                saved.verifier.expose(),
+                &self.callback_url(),
+                &saved.nonce,
+            )
             .await?;
         let (user, scopes) = self.user_of(&claims)?;
         let token = self.tokens.create_session_token(&user, scopes, ip).await?;

@@ -7,6 +7,7 @@ use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Key, KeyInit, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use portcullis_core::secret::Secret;
 use serde::{Deserialize, Serialize};
 
 /// Bound into every seal: a session cookie does not open as a login state,
@@ -20,7 +21,7 @@ const MAX_LEN: usize = 4096;
 pub struct LoginState {
     pub state: String,
     pub nonce: String,
-    pub verifier: String,
+    pub verifier: Secret,
     pub return_to: String,
     pub expires: u64,
 }

@@ -136,7 +136,7 @@ impl Upstream {
             .post(&metadata.token_endpoint)
             .basic_auth(
                 encode(&self.config.client_id),
-                Some(encode(&self.config.client_secret.0)),
+                Some(encode(self.config.client_secret.expose())),
             )
             .form(&[
                 ("grant_type", "authorization_code"),

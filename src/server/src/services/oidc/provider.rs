@@ -1,5 +1,6 @@
 //! The provider's endpoints as service calls, free of HTTP.
 
+use portcullis_core::secret::Secret;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ pub enum AuthorizeOutcome {
     /// Back to the client with a code.
     Code {
         redirect_uri: String,
-        code: String,
+        code: Secret,
         state: Option<String>,
     },
 }
@@ -71,17 +72,17 @@ pub enum AuthorizeOutcome {
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct TokenRequest {
     pub grant_type: Option<String>,
-    pub code: Option<String>,
+    pub code: Option<Secret>,
     pub redirect_uri: Option<String>,
-    pub code_verifier: Option<String>,
+    pub code_verifier: Option<Secret>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    pub access_token: Secret,
     pub token_type: &'static str,
     pub expires_in: u64,
-    pub id_token: String,
+    pub id_token: Secret,
     pub scope: String,
 }
 
@@ -296,7 +297,7 @@ impl OidcProvider {
             .await?;
         Ok(AuthorizeOutcome::Code {
             redirect_uri,
-            code,
+            code: code.into(),
             state,
         })
     }
@@ -315,7 +316,8 @@ impl OidcProvider {
         }
         let code = request
             .code
-            .as_deref()
+            .as_ref()
+            .map(Secret::expose)
             .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
         let code = match self.store.redeem_code(&sha256(code.as_bytes())).await? {
             Redemption::First(code) => code,
@@ -344,6 +346,7 @@ impl OidcProvider {
         }
         match (&code.code_challenge, &request.code_verifier) {
             (Some(challenge), Some(verifier)) => {
+                let verifier = verifier.expose();
                 let good = is_pkce_value(verifier)
                     && bool::from(pkce_s256(verifier).as_bytes().ct_eq(challenge.as_bytes()));
                 if !good {
@@ -388,10 +391,10 @@ impl OidcProvider {
         let expires_in = session.expires.map_or(u64::MAX, |e| e.saturating_sub(now));
         let id_token = self.id_token(&session, &code, &access, now)?;
         Ok(TokenResponse {
-            access_token: access.expose(),
+            access_token: access.expose().into(),
             token_type: "Bearer",
             expires_in,
-            id_token,
+            id_token: id_token.into(),
             scope: code.scopes.join(" "),
         })
     }
