@@ -180,14 +180,45 @@ impl HistoryPage {
     }
 }
 
-/// Keys of tokens revoked, expired or edited after a history position.
+/// Keys of tokens revoked, expired or edited after a history position,
+/// read in one snapshot of the history: a change committed while the feed
+/// is read is either in it or after `last_read`, never skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChangeFeed {
     /// (row id, key), oldest first.
     pub changes: Vec<(i64, TokenKey)>,
-    /// Lowest and highest row ids the history holds now, if any.
+    /// The id of the last row read, change or not: a reader's next
+    /// position. `None` when no row follows the position asked for.
+    pub last_read: Option<i64>,
+    /// Lowest and highest row ids the history held in that snapshot.
     pub oldest: Option<i64>,
     pub newest: Option<i64>,
+}
+
+/// The actions a feed reader must hear of.
+pub const CHANGE_ACTIONS: [&str; 3] = ["revoke", "expire", "edit"];
+
+impl ChangeFeed {
+    /// The feed from the rows after a position, in id order (`limit` of
+    /// them at most, every action), and the history's bounds.
+    pub fn from_rows(
+        rows: Vec<(i64, String, String)>,
+        oldest: Option<i64>,
+        newest: Option<i64>,
+    ) -> Result<Self, StorageError> {
+        let last_read = rows.last().map(|(id, _, _)| *id);
+        let changes = rows
+            .into_iter()
+            .filter(|(_, action, _)| CHANGE_ACTIONS.contains(&action.as_str()))
+            .map(|(id, _, key)| Ok((id, crate::storage::rows::parse_key(&key)?)))
+            .collect::<Result<_, StorageError>>()?;
+        Ok(Self {
+            changes,
+            last_read,
+            oldest,
+            newest,
+        })
+    }
 }
 
 #[async_trait]
@@ -201,6 +232,8 @@ pub trait TokenHistoryStore: Send + Sync {
         limit: u32,
     ) -> Result<HistoryPage, StorageError>;
     /// Up to `limit` revoke, expire and edit entries after row `after`.
+    /// The rows after `after` (at most `limit`, every action) and the
+    /// history's bounds, all from one snapshot.
     async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StorageError>;
     /// Deletes entries older than `cutoff`; how many went.
     async fn delete_older_than(&self, cutoff: u64) -> Result<u64, StorageError>;

@@ -73,10 +73,8 @@ impl TokenService {
                 reset: true,
             });
         }
-        let cursor = match feed.changes.len() as u32 {
-            n if n == MAX_CHANGES => feed.changes.last().map_or(newest, |(id, _)| *id),
-            _ => newest,
-        };
+        // Only past what was read: a row committed since is read next time.
+        let cursor = feed.last_read.unwrap_or(since);
         let keys = feed.changes.into_iter().map(|(_, key)| key).collect();
         Ok(Changes {
             cursor,

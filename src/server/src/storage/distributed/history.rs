@@ -2,10 +2,10 @@
 //! revocation feed, which every replica serves alike.
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::storage::history::{ip_bytes, net_range, ChangeFeed};
-use crate::storage::rows::{entry_from, parse_key, scopes_column, to_i64, HISTORY_COLUMNS};
+use crate::storage::rows::{entry_from, scopes_column, to_i64, HISTORY_COLUMNS};
 use crate::storage::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenHistoryStore,
 };
@@ -120,27 +120,25 @@ impl TokenHistoryStore for PgHistoryStore {
     }
 
     async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StorageError> {
-        let rows = sqlx::query(
-            "SELECT id, token_key FROM token_history WHERE id > $1
-             AND action IN ('revoke', 'expire', 'edit') ORDER BY id LIMIT $2",
+        // One snapshot for both statements (read committed would take one
+        // each): the bounds agree with the rows.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, action, token_key FROM token_history WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        let changes = rows
-            .iter()
-            .map(|row| Ok((row.try_get("id")?, parse_key(row.try_get("token_key")?)?)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
         let (oldest, newest): (Option<i64>, Option<i64>) =
             sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_history")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
-        Ok(ChangeFeed {
-            changes,
-            oldest,
-            newest,
-        })
+        tx.commit().await?;
+        ChangeFeed::from_rows(rows, oldest, newest)
     }
 
     async fn delete_older_than(&self, cutoff: u64) -> Result<u64, StorageError> {

@@ -1,0 +1,108 @@
+//! Writers and readers interleaved, many rounds, on both backends: the
+//! change feed never skips a revocation.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use portcullis::services::{Actor, AdminTokenRequest, ManualClock, UserInfo};
+use portcullis_core::{TokenKey, TokenType};
+
+mod common;
+
+use common::{backends, Backend};
+use rstest_reuse::apply;
+
+const START: u64 = 1_900_000_000;
+const WRITERS: usize = 4;
+const READERS: usize = 4;
+const PER_WRITER: usize = 60;
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_reader_of_the_feed_sees_every_revocation(backend: Backend) {
+    let clock = Arc::new(ManualClock::at(START));
+    let Some((app, _, _store)) = common::app(backend, clock).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let mut keys: Vec<Vec<TokenKey>> = vec![Vec::new(); WRITERS];
+    for (w, batch) in keys.iter_mut().enumerate() {
+        for i in 0..PER_WRITER {
+            let request = AdminTokenRequest {
+                user: UserInfo {
+                    username: format!("u{w}"),
+                    ..UserInfo::default()
+                },
+                token_type: TokenType::User,
+                token_name: Some(format!("t{i}")),
+                scopes: vec!["read:all".parse().unwrap()],
+                expires: None,
+            };
+            let token = app
+                .tokens
+                .create_token_from_admin_request(request, &Actor::Cli, None)
+                .await
+                .unwrap();
+            batch.push(token.key().clone());
+        }
+    }
+    let start = app.tokens.token_changes(None).await.unwrap().cursor;
+    let writing = Arc::new(AtomicBool::new(true));
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (app, writing) = (app.clone(), writing.clone());
+            tokio::spawn(async move {
+                let (mut cursor, mut seen, mut polls) = (start, HashSet::new(), 0u32);
+                loop {
+                    let done = !writing.load(Ordering::SeqCst);
+                    let page = app.tokens.token_changes(Some(cursor)).await.unwrap();
+                    assert!(!page.reset, "the feed reset at {cursor}");
+                    polls += 1;
+                    seen.extend(page.keys);
+                    let caught_up = page.cursor == cursor;
+                    cursor = page.cursor;
+                    // Writers finished before this poll, and it read nothing
+                    // new: this reader has everything.
+                    if done && caught_up {
+                        return (seen, polls);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let writers: Vec<_> = keys
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(w, batch)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for key in batch {
+                    let revoked = app
+                        .tokens
+                        .delete_token(&key, &Actor::Cli, &format!("u{w}"), None)
+                        .await
+                        .unwrap();
+                    assert!(revoked);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    writing.store(false, Ordering::SeqCst);
+    let revoked: HashSet<TokenKey> = keys.into_iter().flatten().collect();
+    for reader in readers {
+        let (seen, polls) = reader.await.unwrap();
+        let missed: Vec<_> = revoked.difference(&seen).collect();
+        assert!(
+            missed.is_empty(),
+            "a reader ({polls} polls) never heard of {} revocations: {missed:?}",
+            missed.len()
+        );
+        assert!(polls >= 10, "readers polled while writers wrote ({polls})");
+    }
+}
