@@ -1185,9 +1185,20 @@ async fn delete_all_tokens_invalidates_every_token(backend: Backend) {
         .admin_token(admin_request("bot-x", TokenType::Service, None))
         .await
         .unwrap();
+    // One with data but no metadata: still heard of at the edge.
+    let stray = f
+        .admin_token(admin_request("carol", TokenType::User, Some("stray")))
+        .await
+        .unwrap();
+    f.metadata.delete(stray.key()).await.unwrap();
+    let cursor = f.service.token_changes(None).await.unwrap().cursor;
     f.service.delete_all_tokens().await.unwrap();
     assert!(!f.valid(&a).await && !f.valid(&b).await);
     assert!(f.data.list().await.unwrap().is_empty());
+    let feed = f.service.token_changes(Some(cursor)).await.unwrap();
+    for token in [&a, &b, &stray] {
+        assert!(feed.keys.contains(token.key()), "{feed:?}");
+    }
 }
 
 #[apply(backends)]
@@ -1286,8 +1297,14 @@ async fn audit_finds_planted_inconsistencies_and_fix_repairs_what_it_can(backend
     assert!(mentions(&session, "unknown scopes"), "{report:?}");
     assert!(report.fixed.is_empty());
 
+    let cursor = f.service.token_changes(None).await.unwrap().cursor;
     let fixed = f.service.audit(true).await.unwrap();
     assert_eq!(fixed.fixed.len(), 5, "{fixed:?}");
+    // Every token the fix removed or shortened reaches the edge caches.
+    let feed = f.service.token_changes(Some(cursor)).await.unwrap();
+    for token in [&stray, &ghost, &orphan, &child] {
+        assert!(feed.keys.contains(token.key()), "{feed:?}");
+    }
     assert_eq!(fixed.problems.len(), 1, "{fixed:?}");
     assert!(!f.valid(&stray).await);
     assert!(!f.valid(&orphan).await);

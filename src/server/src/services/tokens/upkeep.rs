@@ -93,9 +93,36 @@ impl TokenService {
     }
 
     /// Removes every token's data (the metadata and history stay, as in
-    /// Gafaelfawr, for the caller to truncate).
+    /// Gafaelfawr, for the caller to truncate), with a revocation in the
+    /// history for each, so that the edge caches drop their answers too.
     pub async fn delete_all_tokens(&self) -> Result<(), TokenError> {
-        Ok(self.data.delete_all().await?)
+        let infos = self.metadata.list_tokens(&TokenListing::default()).await?;
+        let known: BTreeSet<&TokenKey> = infos.iter().map(|i| &i.token).collect();
+        let mut unlisted = Vec::new();
+        for key in self
+            .data
+            .list()
+            .await?
+            .iter()
+            .filter(|k| !known.contains(k))
+        {
+            unlisted.extend(self.info_from_data(key).await?);
+        }
+        self.data.delete_all().await?;
+        for info in infos.iter().chain(&unlisted) {
+            self.record(info, TokenChange::Revoke, None, None).await?;
+        }
+        Ok(())
+    }
+
+    /// What the history needs of a token that has data but no metadata;
+    /// `None` if its data cannot be read (then no check can pass with it).
+    async fn info_from_data(&self, key: &TokenKey) -> Result<Option<TokenInfo>, TokenError> {
+        match self.data.get(key).await {
+            Ok(data) => Ok(data.map(|d| TokenInfo::of_new(&d, None, None))),
+            Err(StorageError::Sealed { .. } | StorageError::Corrupt { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Re-seals all token data under the active key; how many records
@@ -143,7 +170,12 @@ impl TokenService {
         for key in data_keys.iter().filter(|k| !infos.contains_key(*k)) {
             report.found(fix, true, format!("token {key}: data without metadata"));
             if fix {
+                let info = self.info_from_data(key).await?;
                 self.data.delete(key).await?;
+                // Checks read the data alone: an edge may have this cached.
+                if let Some(info) = info {
+                    self.record(&info, TokenChange::Revoke, None, None).await?;
+                }
             }
         }
         for (key, info) in infos.iter().filter(|(k, _)| !data_keys.contains(*k)) {
@@ -269,6 +301,8 @@ impl TokenService {
                     data.expires = Some(limit);
                     self.data.store(&data).await?;
                 }
+                // Cached answers may outlive the new expiry: evict them.
+                self.record(child, TokenChange::Edit, None, None).await?;
             }
         }
         Ok(())
