@@ -122,6 +122,10 @@ pub enum Delegation {
     Internal { service: String, scopes: Vec<Scope> },
 }
 
+/// Longest `minimum_lifetime` a route may ask for: ten years. Anything
+/// longer is a mistake, and unbounded it would overflow the clock.
+pub const MAX_MINIMUM_LIFETIME: u64 = 10 * 365 * 24 * 3600;
+
 /// Longest service name accepted for `delegate_to`.
 const MAX_SERVICE_LEN: usize = 64;
 
@@ -242,9 +246,15 @@ impl CheckRequest {
                 }
                 "minimum_lifetime" => {
                     once("minimum_lifetime")?;
-                    let seconds = value.parse().ok().filter(|s| *s > 0);
+                    let seconds = value
+                        .parse()
+                        .ok()
+                        .filter(|s| (1..=MAX_MINIMUM_LIFETIME).contains(s));
                     request.minimum_lifetime = Some(seconds.ok_or_else(|| {
-                        bad("minimum_lifetime", "must be a positive number of seconds")
+                        bad(
+                            "minimum_lifetime",
+                            "must be a number of seconds from 1 to 315360000 (ten years)",
+                        )
                     })?);
                 }
                 "notebook" => {
@@ -474,7 +484,10 @@ mod tests {
                 "needs `delegate_to` or `notebook`",
             ),
             ("notebook=yes", "`true` or `false`"),
-            ("minimum_lifetime=0", "positive"),
+            ("minimum_lifetime=0", "from 1 to"),
+            ("minimum_lifetime=18446744073709551615", "from 1 to"),
+            ("minimum_lifetime=315360001", "from 1 to"),
+            ("minimum_lifetime=99999999999999999999999", "from 1 to"),
             ("auth_type=digest", "`bearer` or `basic`"),
             ("delegate_to=a%20b", "1 to 64"),
             ("delegate_to=a&delegate_to=b", "more than once"),

@@ -172,7 +172,7 @@ pub fn stale_until(decision: &Decision, config: &CacheConfig, fresh_until_ms: u6
         return None;
     }
     let until = fresh_until_ms + config.stale_if_error_seconds * 1000;
-    Some(token_expires.map_or(until, |e| until.min(e * 1000)))
+    Some(token_expires.map_or(until, |e| until.min(e.saturating_mul(1000))))
 }
 
 /// What of a decision may be cached, and for how many milliseconds. An
@@ -185,7 +185,7 @@ pub fn cacheable(decision: &Decision, config: &CacheConfig) -> Option<(Cached, u
             headers, cache_ttl, ..
         } => {
             let ttl = config.ttl_seconds.min(*cache_ttl);
-            Some((Cached::Allow(headers.clone()), ttl * 1000))
+            Some((Cached::Allow(headers.clone()), ttl.saturating_mul(1000)))
         }
         Decision::Refuse(refusal) if refusal.status == 401 || refusal.status == 403 => Some((
             Cached::Refuse(refusal.clone()),

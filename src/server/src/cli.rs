@@ -571,7 +571,7 @@ async fn create_token(app: &App, config: &Config, args: CreateArgs) -> CliResult
                 token_type: args.token_type.into(),
                 token_name: args.token_name,
                 scopes: args.scopes,
-                expires: args.lifetime.map(|l| now + l.as_secs()),
+                expires: args.lifetime.map(|l| now.saturating_add(l.as_secs())),
             };
             app.tokens
                 .create_token_from_admin_request(request, &Actor::Cli, None)

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use portcullis::app::App;
 use portcullis::services::{ManualClock, UserInfo};
+use portcullis_core::Token;
 use serde_json::{json, Value};
 
 mod common;
@@ -285,6 +286,93 @@ async fn a_user_cannot_see_or_touch_another_users_tokens(backend: Backend) {
         api.get("/auth/api/v1/user-info", &bobs).await.status,
         StatusCode::OK
     );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn managing_tokens_needs_user_token_and_making_them_a_session(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
+    // A user token of alice's with read:all alone.
+    let made = api.new_user_token("alice", &api.alice, "reader").await;
+    let reader = made.body["token"].as_str().unwrap().to_owned();
+    let uri = format!("/auth/api/v1/users/alice/tokens/{}", key_of(&reader));
+    let refused = [
+        api.get("/auth/api/v1/users/alice/tokens", &reader).await,
+        api.get(&uri, &reader).await,
+        api.get(&format!("{uri}/change-history"), &reader).await,
+        api.get("/auth/api/v1/users/alice/token-change-history", &reader)
+            .await,
+        api.call(Method::DELETE, &uri, Some(&reader), None).await,
+        api.new_user_token("alice", &reader, "second").await,
+    ];
+    for reply in &refused {
+        assert_error(reply, StatusCode::FORBIDDEN, "permission_denied");
+    }
+    // Even with user:token, a user token cannot make more: only a session.
+    let body = json!({ "token_name": "wide", "scopes": ["read:all", "user:token"] });
+    let wide = api
+        .call(
+            Method::POST,
+            "/auth/api/v1/users/alice/tokens",
+            Some(&api.alice),
+            Some(body),
+        )
+        .await;
+    let wide = wide.body["token"].as_str().unwrap().to_owned();
+    assert_error(
+        &api.new_user_token("alice", &wide, "third").await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+    );
+    assert_eq!(api.get(&uri, &wide).await.status, StatusCode::OK);
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn expiries_past_what_any_clock_holds_are_refused_naming_the_field(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
+    for expires in [json!(u64::MAX), json!(i64::MAX), json!(253_402_300_800u64)] {
+        let body = json!({ "token_name": "far", "scopes": ["read:all"], "expires": expires });
+        let reply = api
+            .call(
+                Method::POST,
+                "/auth/api/v1/users/alice/tokens",
+                Some(&api.alice),
+                Some(body),
+            )
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+        let description = reply.body["error_description"].as_str().unwrap();
+        assert!(description.contains("expires"), "{description}");
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_relying_partys_access_token_is_refused_by_the_token_api(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
+    let session: Token = api.alice.parse().unwrap();
+    let data = api.app.tokens.get_data(&session).await.unwrap().unwrap();
+    let access = api
+        .app
+        .tokens
+        .create_oidc_token(&data, 3600, None)
+        .await
+        .unwrap()
+        .expose();
+    for uri in ["/auth/api/v1/user-info", "/auth/api/v1/users/alice/tokens"] {
+        assert_error(
+            &api.get(uri, &access).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        );
+    }
 }
 
 #[apply(backends)]

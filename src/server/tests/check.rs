@@ -312,6 +312,17 @@ async fn ingress_refuses_malformed_requests_with_400_and_a_precise_message(backe
             "satisfy must be `any` or `all`",
         ),
         ("/ingress/auth?scope=", vec![good.clone()], "scope is empty"),
+        // 2^64 - 1 seconds would wrap the clock round to the past.
+        (
+            "/ingress/auth?minimum_lifetime=18446744073709551615",
+            vec![good.clone()],
+            "minimum_lifetime",
+        ),
+        (
+            "/ingress/auth?minimum_lifetime=18446744073709551615&delegate_to=svc",
+            vec![good.clone()],
+            "minimum_lifetime",
+        ),
     ];
     for (uri, headers, message) in cases {
         let reply = get(&f, uri, &headers).await;

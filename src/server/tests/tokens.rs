@@ -405,17 +405,30 @@ async fn create_token_from_admin_request_needs_an_admin_and_follows_type_rules(b
 
 #[apply(backends)]
 #[tokio::test]
-async fn create_oidc_token_is_a_child_with_the_parents_scopes_and_expiry(backend: Backend) {
+async fn create_oidc_token_is_a_scopeless_child_living_its_own_lifetime_within_the_session(
+    backend: Backend,
+) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let (session, _) = f.session("alice", &["read:all"]).await;
+    let (session, _) = f.session("alice", &["read:all", "user:token"]).await;
     let parent = f.data_of(&session).await;
-    let oidc = f.service.create_oidc_token(&parent, None).await.unwrap();
+    let oidc = f
+        .service
+        .create_oidc_token(&parent, 3600, None)
+        .await
+        .unwrap();
     let data = f.data_of(&oidc).await;
     assert_eq!(data.token_type, TokenType::Oidc);
-    assert_eq!(data.scopes, parent.scopes);
-    assert_eq!(data.expires, parent.expires);
+    assert!(data.scopes.is_empty(), "the session's powers stay with it");
+    assert_eq!(data.expires, Some(START + 3600));
+    // Never past the session's end.
+    let long = f
+        .service
+        .create_oidc_token(&parent, 100 * 365 * 24 * 3600, None)
+        .await
+        .unwrap();
+    assert_eq!(f.data_of(&long).await.expires, parent.expires);
     let info = f
         .service
         .get_token_info_unchecked(oidc.key(), None)
@@ -426,7 +439,7 @@ async fn create_oidc_token_is_a_child_with_the_parents_scopes_and_expiry(backend
     // Two calls, two tokens: OIDC tokens are not reused.
     assert_ne!(
         f.service
-            .create_oidc_token(&parent, None)
+            .create_oidc_token(&parent, 3600, None)
             .await
             .unwrap()
             .key(),
@@ -573,8 +586,8 @@ async fn get_token_info_is_for_the_owner_or_an_admin(backend: Backend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let (token, alice) = f.session("alice", &["read:all"]).await;
-    let (_, bob) = f.session("bob", &["read:all"]).await;
+    let (token, alice) = f.session("alice", &["read:all", "user:token"]).await;
+    let (_, bob) = f.session("bob", &["read:all", "user:token"]).await;
     let info = f
         .service
         .get_token_info(token.key(), &alice, "alice")
@@ -617,11 +630,109 @@ async fn get_token_info_is_for_the_owner_or_an_admin(backend: Backend) {
 
 #[apply(backends)]
 #[tokio::test]
+async fn a_token_without_user_token_manages_nothing_not_even_its_owners(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (session, owner) = f.session("alice", &["read:all", "user:token"]).await;
+    let parent = f.data_of(&session).await;
+    let (_, reader) = f.session("alice", &["read:all"]).await;
+    // A delegated internal token with no scopes: the caller's own user.
+    let internal = f
+        .service
+        .get_internal_token(&parent, "tap", vec![], None, None)
+        .await
+        .unwrap();
+    let delegated = Actor::Token(Box::new(f.data_of(&internal).await));
+    let own = HistoryFilter {
+        username: Some("alice".into()),
+        ..Default::default()
+    };
+    for actor in [&reader, &delegated] {
+        let denied = |r: Result<(), TokenError>| {
+            assert!(matches!(r, Err(TokenError::PermissionDenied(_))), "{r:?}")
+        };
+        denied(f.service.list_tokens(actor, Some("alice")).await.map(drop));
+        denied(
+            f.service
+                .get_token_info(session.key(), actor, "alice")
+                .await
+                .map(drop),
+        );
+        denied(
+            f.service
+                .get_change_history(actor, own.clone(), None, None)
+                .await
+                .map(drop),
+        );
+        denied(
+            f.service
+                .delete_token(session.key(), actor, "alice", None)
+                .await
+                .map(drop),
+        );
+    }
+    assert!(f.valid(&session).await, "nothing was revoked");
+    assert!(f.service.list_tokens(&owner, Some("alice")).await.is_ok());
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn only_a_session_makes_user_tokens(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let all = &["read:all", "user:token", "exec:notebook"];
+    let (session, owner) = f.session("alice", all).await;
+    let parent = f.data_of(&session).await;
+    let notebook = f
+        .service
+        .get_notebook_token(&parent, None, None)
+        .await
+        .unwrap();
+    let notebook_data = f.data_of(&notebook).await;
+    let internal = f
+        .service
+        .get_internal_token(&notebook_data, "tap", scopes(all), None, None)
+        .await
+        .unwrap();
+    let oidc = f
+        .service
+        .create_oidc_token(&parent, 3600, None)
+        .await
+        .unwrap();
+    let user = f
+        .service
+        .create_user_token(&owner, "alice", "made".into(), scopes(all), None, None)
+        .await
+        .unwrap();
+    for child in [&notebook, &internal, &oidc, &user] {
+        let actor = Actor::Token(Box::new(f.data_of(child).await));
+        let made = f
+            .service
+            .create_user_token(
+                &actor,
+                "alice",
+                "escape".into(),
+                scopes(&["read:all"]),
+                None,
+                None,
+            )
+            .await;
+        assert!(
+            matches!(made, Err(TokenError::PermissionDenied(_))),
+            "{made:?}"
+        );
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
 async fn list_tokens_shows_users_their_own_and_admins_everything(backend: Backend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let (_, alice) = f.session("alice", &["read:all"]).await;
+    let (_, alice) = f.session("alice", &["read:all", "user:token"]).await;
     f.session("bob", &["read:all"]).await;
     assert_eq!(
         f.service
@@ -647,6 +758,91 @@ async fn list_tokens_shows_users_their_own_and_admins_everything(backend: Backen
             .len(),
         2
     );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn narrowing_a_token_narrows_every_descendant_with_history_for_each(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let mut request = admin_request("bob", TokenType::User, Some("wide"));
+    request.scopes = scopes(&["read:all", "write:all", "exec:notebook"]);
+    let token = f.admin_token(request).await.unwrap();
+    let parent = f.data_of(&token).await;
+    let notebook = f
+        .service
+        .get_notebook_token(&parent, None, None)
+        .await
+        .unwrap();
+    let notebook_data = f.data_of(&notebook).await;
+    let grandchild = f
+        .service
+        .get_internal_token(&notebook_data, "tap", scopes(&["write:all"]), None, None)
+        .await
+        .unwrap();
+    let cursor = f.service.token_changes(None).await.unwrap().cursor;
+    let changes = TokenChanges {
+        scopes: Some(scopes(&["read:all", "exec:notebook"])),
+        expires: Some(Some(START + DAY)),
+        ..TokenChanges::default()
+    };
+    f.service
+        .modify_token(token.key(), &Actor::Bootstrap, "bob", changes, None)
+        .await
+        .unwrap();
+    let child = f.data_of(&notebook).await;
+    assert_eq!(child.scopes, scopes(&["exec:notebook", "read:all"]));
+    assert_eq!(child.expires, Some(START + DAY));
+    let grand = f.data_of(&grandchild).await;
+    assert!(
+        grand.scopes.is_empty(),
+        "write:all is gone from the whole tree"
+    );
+    assert_eq!(grand.expires, Some(START + DAY));
+    for key in [notebook.key(), grandchild.key()] {
+        let info = f
+            .service
+            .get_token_info_unchecked(key, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.expires, Some(START + DAY), "metadata too");
+    }
+    let feed = f.service.token_changes(Some(cursor)).await.unwrap();
+    for key in [token.key(), notebook.key(), grandchild.key()] {
+        assert!(feed.keys.contains(key), "{feed:?}");
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn only_user_and_service_tokens_can_be_modified(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (session, _) = f.session("alice", &["read:all"]).await;
+    let parent = f.data_of(&session).await;
+    let notebook = f
+        .service
+        .get_notebook_token(&parent, None, None)
+        .await
+        .unwrap();
+    for token in [&session, &notebook] {
+        let changes = TokenChanges {
+            expires: Some(None),
+            ..TokenChanges::default()
+        };
+        let modified = f
+            .service
+            .modify_token(token.key(), &Actor::Bootstrap, "alice", changes, None)
+            .await;
+        assert!(
+            matches!(modified, Err(TokenError::WrongTokenType(_))),
+            "{modified:?}"
+        );
+    }
+    assert_eq!(f.data_of(&session).await.expires, parent.expires);
 }
 
 #[apply(backends)]
@@ -764,7 +960,9 @@ async fn delete_token_revokes_children_recursively_with_history_for_each(backend
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let (session, alice) = f.session("alice", &["read:all", "exec:notebook"]).await;
+    let (session, alice) = f
+        .session("alice", &["read:all", "exec:notebook", "user:token"])
+        .await;
     let parent = f.data_of(&session).await;
     let notebook = f
         .service
@@ -1047,7 +1245,7 @@ async fn change_history_filters_by_every_field(backend: Backend) {
         assert_eq!(found, expected, "{described}");
     }
 
-    let (_, bob) = f.session("bob", &[]).await;
+    let (_, bob) = f.session("bob", &["user:token"]).await;
     let others = f
         .service
         .get_change_history(

@@ -413,9 +413,6 @@ impl RawConfig {
                     .map_err(|e| invalid("bootstrap_token", format!("not a Portcullis token: {e}")))
             })
             .transpose()?;
-        if self.check_cache_ttl_seconds == 0 {
-            return Err(invalid("check_cache_ttl_seconds", "must be at least 1"));
-        }
         let mut known_scopes = BTreeMap::new();
         for (name, description) in self.scopes {
             let scope: Scope = name
@@ -423,30 +420,50 @@ impl RawConfig {
                 .map_err(|e| invalid(format!("scopes.{name}"), format!("{e}")))?;
             known_scopes.insert(scope, description);
         }
-        for (field, value) in [
-            ("session_lifetime_seconds", self.session_lifetime_seconds),
+        // Bounded above too: every one is added to the clock somewhere.
+        const DAY: u64 = 24 * 3600;
+        const TEN_YEARS: u64 = 3650 * DAY;
+        for (field, value, most) in [
+            ("check_cache_ttl_seconds", self.check_cache_ttl_seconds, DAY),
+            (
+                "session_lifetime_seconds",
+                self.session_lifetime_seconds,
+                TEN_YEARS,
+            ),
             (
                 "last_used_interval_seconds",
                 self.last_used_interval_seconds,
+                TEN_YEARS,
             ),
-            ("history_retention_days", self.history_retention_days),
+            (
+                "history_retention_days",
+                self.history_retention_days,
+                36_500,
+            ),
             (
                 "header_read_timeout_seconds",
                 self.header_read_timeout_seconds,
+                3600,
             ),
-            ("request_timeout_seconds", self.request_timeout_seconds),
-            ("max_connections", self.max_connections as u64),
+            (
+                "request_timeout_seconds",
+                self.request_timeout_seconds,
+                3600,
+            ),
+            ("max_connections", self.max_connections as u64, 1_000_000),
             (
                 "maintenance_interval_seconds",
                 self.maintenance_interval_seconds,
+                DAY,
             ),
             (
                 "time_to_stale_seconds",
                 self.time_to_stale_seconds.unwrap_or(1),
+                TEN_YEARS,
             ),
         ] {
-            if value == 0 {
-                return Err(invalid(field, "must be at least 1"));
+            if !(1..=most).contains(&value) {
+                return Err(invalid(field, format!("must be from 1 to {most}")));
             }
         }
         let storage = match self.storage {

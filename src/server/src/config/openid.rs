@@ -138,6 +138,10 @@ pub(super) struct RawProvider {
     /// Lifetime of ID tokens, in seconds. Default: 3600.
     #[serde(default = "default_id_token_lifetime")]
     id_token_lifetime_seconds: u64,
+    /// Lifetime of the access tokens relying parties get, in seconds,
+    /// never past the session's end. Default: 3600.
+    #[serde(default = "default_access_token_lifetime")]
+    access_token_lifetime_seconds: u64,
     /// `kid` of the key that signs new ID tokens.
     active_key: String,
     keys: Vec<RawSigningKey>,
@@ -148,6 +152,13 @@ pub(super) struct RawProvider {
 fn default_id_token_lifetime() -> u64 {
     3600
 }
+
+fn default_access_token_lifetime() -> u64 {
+    3600
+}
+
+/// Longest lifetime of an ID or access token: a year.
+const MAX_TOKEN_LIFETIME: u64 = 365 * 24 * 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +217,7 @@ pub struct ConfiguredClient {
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub id_token_lifetime: u64,
+    pub access_token_lifetime: u64,
     pub active_key: String,
     pub keys: Vec<SigningKey>,
     pub clients: Vec<ConfiguredClient>,
@@ -213,11 +225,19 @@ pub struct ProviderConfig {
 
 impl RawProvider {
     pub(super) fn validate(self) -> Result<ProviderConfig, ConfigError> {
-        if self.id_token_lifetime_seconds < 60 {
-            return Err(invalid(
-                "oidc_server.id_token_lifetime_seconds",
-                "must be at least 60",
-            ));
+        for (field, value) in [
+            ("id_token_lifetime_seconds", self.id_token_lifetime_seconds),
+            (
+                "access_token_lifetime_seconds",
+                self.access_token_lifetime_seconds,
+            ),
+        ] {
+            if !(60..=MAX_TOKEN_LIFETIME).contains(&value) {
+                return Err(invalid(
+                    format!("oidc_server.{field}"),
+                    format!("must be from 60 to {MAX_TOKEN_LIFETIME}"),
+                ));
+            }
         }
         let mut keys: Vec<SigningKey> = Vec::new();
         for (i, raw) in self.keys.into_iter().enumerate() {
@@ -284,6 +304,7 @@ impl RawProvider {
         }
         Ok(ProviderConfig {
             id_token_lifetime: self.id_token_lifetime_seconds,
+            access_token_lifetime: self.access_token_lifetime_seconds,
             active_key: self.active_key,
             keys,
             clients,

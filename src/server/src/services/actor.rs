@@ -45,9 +45,17 @@ impl Actor {
         }
     }
 
-    /// True when the actor may see and change `username`'s tokens.
+    /// True when the actor may see and change `username`'s tokens: an
+    /// administrator, or that user with `user:token` (as in Gafaelfawr), so
+    /// a token with fewer powers, such as a delegated one, manages nothing.
     pub fn may_manage(&self, username: &str) -> bool {
-        self.is_admin() || self.username() == Some(username)
+        match self {
+            Actor::Bootstrap | Actor::Cli => true,
+            Actor::Token(data) => {
+                has_scope(&data.scopes, ADMIN_SCOPE)
+                    || (data.username == username && has_scope(&data.scopes, USER_TOKEN_SCOPE))
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use portcullis_core::authorization::{self, AuthorizationError};
-use portcullis_core::Token;
+use portcullis_core::{Token, TokenType};
 
 use super::{Actor, TokenService};
 use crate::storage::{StorageError, TokenData};
@@ -47,7 +47,15 @@ impl Authenticator {
         if self.is_bootstrap(&token) {
             return Ok(Actor::Bootstrap);
         }
-        Ok(Actor::Token(Box::new(self.valid_data(&token).await?)))
+        let data = self.valid_data(&token).await?;
+        // A relying party's access token speaks for the user to that party
+        // alone: it manages no tokens.
+        if data.token_type == TokenType::Oidc {
+            return Err(AuthError::InvalidToken(
+                "An OpenID Connect access token cannot use the token API",
+            ));
+        }
+        Ok(Actor::Token(Box::new(data)))
     }
 
     /// The caller at the ingress: only stored tokens, never the bootstrap.

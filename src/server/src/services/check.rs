@@ -57,7 +57,11 @@ impl CheckService {
         let data = self.auth.ingress_data(authorization).await?;
         let now = self.clock.now();
         let minimum = request.minimum_lifetime.unwrap_or(0);
-        if data.expires.is_some_and(|e| e < now + minimum) {
+        // Saturating: a bound past the end of time is one no token meets.
+        if data
+            .expires
+            .is_some_and(|e| e < now.saturating_add(minimum))
+        {
             return Err(AuthError::InvalidToken(LIFETIME_TOO_SHORT).into());
         }
         if !request.satisfy.is_met(&data.scopes, &request.scopes) {
@@ -67,7 +71,10 @@ impl CheckService {
         // Never cached past the token's expiry, nor, for a delegated token,
         // past the point where it has less than the minimum lifetime left.
         let cache_ttl = data.expires.map_or(self.max_cache_ttl.as_secs(), |e| {
-            let usable_until = if delegated.is_some() { e - minimum } else { e };
+            let usable_until = match delegated {
+                Some(_) => e.saturating_sub(minimum),
+                None => e,
+            };
             usable_until
                 .saturating_sub(now)
                 .min(self.max_cache_ttl.as_secs())

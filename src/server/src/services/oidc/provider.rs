@@ -369,7 +369,10 @@ impl OidcProvider {
                 .ok_or(OidcError::InvalidGrant(
                     "the session behind this code has ended",
                 ))?;
-        let access = self.tokens.create_oidc_token(&session, ip).await?;
+        let access = self
+            .tokens
+            .create_oidc_token(&session, self.config.access_token_lifetime, ip)
+            .await?;
         let recorded = self
             .store
             .record_grant(
@@ -388,7 +391,9 @@ impl OidcProvider {
                 .await?;
             return Err(OidcError::InvalidGrant("code already used"));
         }
-        let expires_in = session.expires.map_or(u64::MAX, |e| e.saturating_sub(now));
+        let expires_in = (now.saturating_add(self.config.access_token_lifetime))
+            .min(session.expires.unwrap_or(u64::MAX))
+            .saturating_sub(now);
         let id_token = self.id_token(&session, &code, &access, now)?;
         Ok(TokenResponse {
             access_token: access.expose().into(),

@@ -34,7 +34,11 @@ impl TokenService {
         let spec = Spec {
             token_type: TokenType::Session,
             scopes,
-            expires: Some(self.clock.now() + self.policy.session_lifetime),
+            expires: Some(
+                self.clock
+                    .now()
+                    .saturating_add(self.policy.session_lifetime),
+            ),
             token_name: None,
             service: None,
             parent: None,
@@ -68,6 +72,13 @@ impl TokenService {
         if !has_scope(&auth.scopes, USER_TOKEN_SCOPE) {
             return Err(TokenError::PermissionDenied(
                 "making user tokens needs scope user:token",
+            ));
+        }
+        // As in Gafaelfawr: a child (notebook, internal, oidc) or another
+        // user token cannot mint a token that would outlive it.
+        if auth.token_type != TokenType::Session {
+            return Err(TokenError::PermissionDenied(
+                "user tokens are made from a login session",
             ));
         }
         if !is_valid_name(&token_name) {
@@ -123,20 +134,28 @@ impl TokenService {
         self.store(minted, &actor.history_name(), ip).await
     }
 
-    /// A new OpenID Connect access token, a child of the session that
-    /// authenticated the user, with its scopes and expiry.
+    /// A new OpenID Connect access token for a relying party: a child of
+    /// the session that authenticated the user, with no scopes (as in
+    /// Gafaelfawr: it is good for userinfo and introspection, not for the
+    /// session's powers), living `lifetime` seconds but never past the
+    /// session.
     pub async fn create_oidc_token(
         &self,
         parent: &TokenData,
+        lifetime: u64,
         ip: Option<IpAddr>,
     ) -> Result<Token, TokenError> {
-        if parent.expires.is_some_and(|e| e <= self.clock.now()) {
+        let now = self.clock.now();
+        if parent.expires.is_some_and(|e| e <= now) {
             return Err(TokenError::InsufficientLifetime);
         }
+        let own = now
+            .checked_add(lifetime)
+            .ok_or(TokenError::ExpiresTooLate)?;
         let spec = Spec {
             token_type: TokenType::Oidc,
-            scopes: parent.scopes.clone(),
-            expires: parent.expires,
+            scopes: vec![],
+            expires: Some(parent.expires.map_or(own, |e| e.min(own))),
             token_name: None,
             service: None,
             parent: Some(parent.token.key().clone()),
@@ -201,7 +220,7 @@ impl TokenService {
     ) -> Result<Token, TokenError> {
         let now = self.clock.now();
         if let (Some(min), Some(expires)) = (minimum_lifetime, parent.expires) {
-            if expires < now + min {
+            if expires < now.saturating_add(min) {
                 return Err(TokenError::InsufficientLifetime);
             }
         }
@@ -209,7 +228,7 @@ impl TokenService {
         scopes.dedup();
         // A child never outlives its parent, so a reusable one need only
         // last as long as the parent can.
-        let wanted = now + minimum_lifetime.unwrap_or(MIN_LIFETIME);
+        let wanted = now.saturating_add(minimum_lifetime.unwrap_or(MIN_LIFETIME));
         let reuse = ReusableChild {
             parent: parent.token.key().clone(),
             token_type,

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use portcullis_core::TokenKey;
+use portcullis_core::{Scope, TokenKey, TokenType};
 
 use super::{is_valid_name, TokenError, TokenService};
 use crate::services::actor::Actor;
@@ -54,7 +54,7 @@ impl TokenService {
         };
         if !allowed {
             return Err(TokenError::PermissionDenied(
-                "only administrators may list other users' tokens",
+                "listing tokens needs scope user:token for your own, admin:token for others'",
             ));
         }
         let listing = TokenListing {
@@ -84,6 +84,12 @@ impl TokenService {
             .get_token_info_unchecked(key, Some(username))
             .await?
             .ok_or(TokenError::NotFound)?;
+        // Sessions and children follow their login and their parent.
+        if !matches!(old.token_type, TokenType::User | TokenType::Service) {
+            return Err(TokenError::WrongTokenType(
+                "only user and service tokens can be modified",
+            ));
+        }
         if changes
             .token_name
             .as_deref()
@@ -119,7 +125,58 @@ impl TokenService {
         entry.old_scopes = changes.scopes.as_ref().map(|_| old.scopes.clone());
         entry.old_expires = changes.expires.and(old.expires);
         self.history.add(&entry).await?;
+        self.narrow_descendants(&new, actor, ip).await?;
         Ok(new)
+    }
+
+    /// A child never holds more than its parent nor outlives it: after an
+    /// edit, every descendant loses the scopes `parent` lost and is cut to
+    /// its expiry, each change recorded (and so heard of at the edge).
+    async fn narrow_descendants(
+        &self,
+        parent: &TokenInfo,
+        actor: &Actor,
+        ip: Option<IpAddr>,
+    ) -> Result<(), TokenError> {
+        for child in self.metadata.get_children(&parent.token).await? {
+            let scopes: Vec<Scope> = child
+                .scopes
+                .iter()
+                .filter(|s| parent.scopes.contains(s))
+                .cloned()
+                .collect();
+            let expires = match (child.expires, parent.expires) {
+                (Some(c), Some(p)) => Some(c.min(p)),
+                (c, p) => c.or(p),
+            };
+            let changes = TokenChanges {
+                token_name: None,
+                scopes: (scopes != child.scopes).then_some(scopes),
+                expires: (expires != child.expires).then_some(expires),
+            };
+            if changes.scopes.is_none() && changes.expires.is_none() {
+                continue;
+            }
+            let Some(new) = self.metadata.modify(&child.token, &changes).await? else {
+                continue;
+            };
+            if let Some(mut data) = self.data.get(&child.token).await? {
+                data.scopes = new.scopes.clone();
+                data.expires = new.expires;
+                self.data.store(&data).await?;
+            }
+            let mut entry = HistoryEntry::new(
+                &new,
+                TokenChange::Edit,
+                Some(&actor.history_name()),
+                ip,
+                self.clock.now(),
+            );
+            entry.old_scopes = changes.scopes.as_ref().map(|_| child.scopes.clone());
+            entry.old_expires = changes.expires.and(child.expires);
+            self.history.add(&entry).await?;
+        }
+        Ok(())
     }
 
     /// Revokes `username`'s token `key` and, recursively, its children.
@@ -133,7 +190,7 @@ impl TokenService {
     ) -> Result<bool, TokenError> {
         if !actor.may_manage(username) {
             return Err(TokenError::PermissionDenied(
-                "only administrators may revoke other users' tokens",
+                "revoking needs scope user:token for your own tokens, admin:token for others'",
             ));
         }
         let Some(info) = self.get_token_info_unchecked(key, Some(username)).await? else {
@@ -194,10 +251,13 @@ impl TokenService {
         cursor: Option<HistoryCursor>,
         limit: Option<u32>,
     ) -> Result<HistoryPage, TokenError> {
-        let own = filter.username.is_some() && filter.username.as_deref() == actor.username();
-        if !actor.is_admin() && !own {
+        let allowed = match filter.username.as_deref() {
+            Some(username) => actor.may_manage(username),
+            None => actor.is_admin(),
+        };
+        if !allowed {
             return Err(TokenError::PermissionDenied(
-                "only administrators may see other users' history",
+                "history needs scope user:token for your own tokens, admin:token for others'",
             ));
         }
         let limit = limit.unwrap_or(MAX_HISTORY_PAGE).clamp(1, MAX_HISTORY_PAGE);

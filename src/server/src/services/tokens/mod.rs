@@ -25,6 +25,10 @@ use crate::storage::{
 /// that expires sooner could not be used for much.
 pub const MIN_LIFETIME: u64 = 5 * 60;
 
+/// Latest expiry accepted: the end of year 9999, far inside what the
+/// stores (signed 64-bit) and every clock computation can hold.
+pub const MAX_EXPIRES: u64 = 253_402_300_799;
+
 const MAX_USERNAME_LEN: usize = 64;
 const MAX_NAME_LEN: usize = 64;
 
@@ -44,8 +48,10 @@ pub enum TokenError {
     InvalidGroup(String),
     #[error("a token name is required for user tokens")]
     NameRequired,
-    #[error("expiry must be at least 5 minutes in the future")]
+    #[error("expires must be at least 5 minutes in the future")]
     ExpiresTooSoon,
+    #[error("expires must be before the year 10000 (253402300800)")]
+    ExpiresTooLate,
     #[error("unknown scope {0:?}")]
     UnknownScope(String),
     #[error("scopes {0:?} are not held by the authenticating token")]
@@ -309,7 +315,10 @@ impl TokenService {
 
     fn validate_expires(&self, expires: Option<u64>) -> Result<(), TokenError> {
         match expires {
-            Some(e) if e < self.clock.now() + MIN_LIFETIME => Err(TokenError::ExpiresTooSoon),
+            Some(e) if e < self.clock.now().saturating_add(MIN_LIFETIME) => {
+                Err(TokenError::ExpiresTooSoon)
+            }
+            Some(e) if e > MAX_EXPIRES => Err(TokenError::ExpiresTooLate),
             _ => Ok(()),
         }
     }
