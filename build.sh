@@ -101,6 +101,7 @@ run_demo() {
   local config="$DEMO_DIR/portcullis.toml"
   "$COMPANION" --config "$config" config init \
     --listen "127.0.0.1:$companion_port" --ingress-listen "127.0.0.1:$ingress_port" \
+    --trusted-proxy 127.0.0.1/32 \
     --database portcullis.sqlite 2>/dev/null
   "$COMPANION" --config "$config" migrate 2>/dev/null ||
     die "cannot migrate $store: see \`$COMPANION --config $config migrate\`"

@@ -161,6 +161,10 @@ enum ConfigCommand {
         /// Address of the ingress listener, for the proxy's network only.
         #[arg(long, default_value = "127.0.0.1:8303")]
         ingress_listen: SocketAddr,
+        /// A proxy (CIDR block) whose X-Forwarded-For is believed; repeat
+        /// for more. Default: none.
+        #[arg(long = "trusted-proxy")]
+        trusted_proxies: Vec<ipnet::IpNet>,
         /// SQLite file, relative to the configuration file's folder.
         #[arg(long, default_value = "portcullis.sqlite")]
         database: PathBuf,
@@ -268,6 +272,7 @@ pub async fn run() -> ExitCode {
                 ConfigCommand::Init {
                     listen,
                     ingress_listen,
+                    trusted_proxies,
                     database,
                     database_url,
                     redis_url,
@@ -282,7 +287,13 @@ pub async fn run() -> ExitCode {
                 },
                 _ => config::InitialStorage::Embedded(&database),
             };
-            init_config(&cli.config, listen, ingress_listen, &storage)
+            init_config(
+                &cli.config,
+                listen,
+                ingress_listen,
+                &trusted_proxies,
+                &storage,
+            )
         }
         Command::Migrate => migrate(&cli.config).await,
         Command::Export { output } => export(&cli.config, output.as_deref()).await,
@@ -594,6 +605,7 @@ fn init_config(
     path: &Path,
     listen: SocketAddr,
     ingress_listen: SocketAddr,
+    trusted_proxies: &[ipnet::IpNet],
     storage: &config::InitialStorage,
 ) -> CliResult {
     let (mut data_key, mut session_key) = ([0u8; 32], [0u8; 32]);
@@ -612,7 +624,7 @@ fn init_config(
         bootstrap: Token::from_random(token_key, token_secret),
         signing_key: config::generate_signing_key()?,
     };
-    let text = config::initial_toml(listen, ingress_listen, storage, &secrets);
+    let text = config::initial_toml(listen, ingress_listen, trusted_proxies, storage, &secrets);
     // create_new: never overwrite a key someone depends on. 0600: the file
     // holds the key and the bootstrap token.
     let mut file = OpenOptions::new()

@@ -728,3 +728,76 @@ async fn logout_without_a_session_still_clears_and_redirects_and_touches_no_othe
         StatusCode::OK
     );
 }
+
+/// The address history records for a revocation from peer 192.0.2.7 with
+/// these `X-Forwarded-For` headers, with `trusted` (a `trusted_proxies`
+/// line, or nothing for the default).
+async fn recorded_address(backend: Backend, trusted: &str, forwarded: &[&str]) -> Option<String> {
+    let store = TestStore::new(backend).await?;
+    let text = store.config_toml("");
+    let text = match trusted {
+        "" => text,
+        line => text.replacen("trusted_proxies = []", line, 1),
+    };
+    let config = portcullis::config::Config::from_toml(&text, store.dir.path()).unwrap();
+    let app = App::with_clock(&config, Arc::new(ManualClock::at(START)))
+        .await
+        .unwrap();
+    let user = UserInfo {
+        username: "alice".into(),
+        ..UserInfo::default()
+    };
+    let scopes = vec!["read:all".parse().unwrap(), "user:token".parse().unwrap()];
+    let session = app
+        .tokens
+        .create_session_token(&user, scopes, None)
+        .await
+        .unwrap();
+    let uri = format!("/auth/api/v1/users/alice/tokens/{}", session.key().as_str());
+    let mut request =
+        Request::delete(&uri).header("authorization", format!("Bearer {}", session.expose()));
+    for value in forwarded {
+        request = request.header("x-forwarded-for", *value);
+    }
+    let (status, _, _) = common::send(&app, request.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let page = app
+        .tokens
+        .get_change_history(
+            &portcullis::services::Actor::Cli,
+            Default::default(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let revoke = page
+        .entries
+        .iter()
+        .find(|e| e.action.as_str() == "revoke")
+        .expect("a revoke entry");
+    Some(revoke.ip_address.expect("an address").to_string())
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn history_records_the_real_client_address_believing_only_trusted_proxies(backend: Backend) {
+    // By default no peer is a proxy: a client's X-Forwarded-For is no alibi.
+    let Some(seen) = recorded_address(backend, "", &["203.0.113.1"]).await else {
+        return;
+    };
+    assert_eq!(seen, "192.0.2.7");
+    let trusted = r#"trusted_proxies = ["192.0.2.7/32", "10.0.0.0/8"]"#;
+    for (forwarded, expected) in [
+        (&["203.0.113.1"][..], "203.0.113.1"),
+        // Read from the right, past trusted hops only.
+        (&["198.51.100.66, 203.0.113.1, 10.1.2.3"], "203.0.113.1"),
+        // A client's own header before the proxy's is the same list.
+        (&["198.51.100.66", "203.0.113.1"], "203.0.113.1"),
+        (&["not-an-address, 10.1.2.3"], "10.1.2.3"),
+        (&[], "192.0.2.7"),
+    ] {
+        let seen = recorded_address(backend, trusted, forwarded).await.unwrap();
+        assert_eq!(seen, expected, "{forwarded:?}");
+    }
+}

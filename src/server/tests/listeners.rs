@@ -67,10 +67,10 @@ fn get(path: &str, token: Option<&Token>) -> String {
     format!("GET {path} HTTP/1.1\r\nhost: companion\r\n{auth}connection: close\r\n\r\n")
 }
 
-async fn app(store: &TestStore, extra_top: &str) -> App {
-    let text = format!("{extra_top}\n{}", store.config_toml(""));
-    let config = portcullis::config::Config::from_toml(&text, store.dir.path()).unwrap();
-    App::from_config(&config).await.unwrap()
+async fn app(store: &TestStore, top: &str) -> App {
+    App::from_config(&store.config_with_top_level(top))
+        .await
+        .unwrap()
 }
 
 #[apply(backends)]

@@ -106,8 +106,8 @@ struct RawConfig {
     #[serde(default = "default_scopes")]
     scopes: BTreeMap<String, String>,
     /// Proxies whose `X-Forwarded-For` is believed when recording a
-    /// client's address in history. Default: loopback only.
-    #[serde(default = "default_trusted_proxies")]
+    /// client's address in history. Default: none (the peer is the client).
+    #[serde(default)]
     trusted_proxies: Vec<IpNet>,
     /// The session cookie. Default: none (no cookies are made).
     session: Option<RawSession>,
@@ -159,13 +159,6 @@ pub struct SessionConfig {
     pub domain: Option<String>,
     pub secure: bool,
     pub logout_url: String,
-}
-
-fn default_trusted_proxies() -> Vec<IpNet> {
-    ["127.0.0.0/8", "::1/128"]
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect()
 }
 
 fn default_session_lifetime() -> u64 {
@@ -752,6 +745,7 @@ impl InitialStorage<'_> {
 pub fn initial_toml(
     listen: SocketAddr,
     ingress_listen: SocketAddr,
+    trusted_proxies: &[IpNet],
     storage: &InitialStorage,
     secrets: &InitialSecrets,
 ) -> String {
@@ -769,6 +763,9 @@ listen = "{listen}"
 # Address of the ingress listener: the checks Envoy makes, the change feed,
 # /metrics. Only the proxy's network may reach it.
 ingress_listen = "{ingress_listen}"
+# Proxies (CIDR blocks) whose X-Forwarded-For is believed, read from the
+# right: the address history records is the nearest hop none of these added.
+trusted_proxies = {trusted_proxies}
 # The URL browsers and applications reach the companion at (the OpenID
 # Connect issuer). Default: http://<listen>.
 # public_url = "https://auth.example.org"
@@ -822,6 +819,14 @@ active_key = "k1"
 k1 = "{key}"
 "#,
         bootstrap = secrets.bootstrap.expose(),
+        trusted_proxies = format!(
+            "[{}]",
+            trusted_proxies
+                .iter()
+                .map(|n| format!("{:?}", n.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         storage = storage.toml(),
         key = STANDARD.encode(secrets.data_key),
         session_key = STANDARD.encode(secrets.session_key),
@@ -860,6 +865,16 @@ mod tests {
         assert_eq!(config.realm, "portcullis");
         assert!(config.bootstrap_token.is_none());
         assert_eq!(config.check_cache_ttl, Duration::from_secs(300));
+        assert!(config.trusted_proxies.is_empty(), "no peer is a proxy");
+        assert_eq!(config.ingress_listen, default_ingress_listen());
+        assert_eq!(
+            (
+                config.header_read_timeout,
+                config.request_timeout,
+                config.max_connections
+            ),
+            (Duration::from_secs(10), Duration::from_secs(30), 1024)
+        );
         assert_eq!(
             config.storage,
             StorageConfig::Embedded {
@@ -883,6 +898,7 @@ mod tests {
         let text = initial_toml(
             default_listen(),
             default_ingress_listen(),
+            &[],
             &InitialStorage::Embedded(Path::new("data/p.sqlite")),
             &secrets(&token),
         );
@@ -972,6 +988,23 @@ mod tests {
                 "time_to_stale_seconds",
             ),
             (
+                minimal("session_lifetime_seconds = 18446744073709551615"),
+                "session_lifetime_seconds",
+            ),
+            (
+                minimal("time_to_stale_seconds = 9223372036854775807"),
+                "time_to_stale_seconds",
+            ),
+            (
+                minimal("check_cache_ttl_seconds = 86401"),
+                "check_cache_ttl_seconds",
+            ),
+            (
+                minimal("request_timeout_seconds = 0"),
+                "request_timeout_seconds",
+            ),
+            (minimal("max_connections = 0"), "max_connections"),
+            (
                 minimal("").replace(
                     "[storage]",
                     &format!(
@@ -1023,6 +1056,7 @@ mod tests {
             initial_toml(
                 default_listen(),
                 default_ingress_listen(),
+                &[],
                 &InitialStorage::Embedded(Path::new("p.sqlite")),
                 &secrets(&token),
             ),
@@ -1053,6 +1087,7 @@ mod tests {
         let text = initial_toml(
             default_listen(),
             default_ingress_listen(),
+            &[],
             &InitialStorage::Embedded(Path::new("p.sqlite")),
             &secrets(&token),
         );

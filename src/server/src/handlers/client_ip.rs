@@ -20,11 +20,20 @@ impl FromRequestParts<AppState> for ClientIp {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let forwarded = parts
+        // Every X-Forwarded-For header, in order, is one list (RFC 9110
+        // §5.3): a client's own header before the proxy's cannot hide it.
+        let values: Option<Vec<&str>> = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        Ok(ClientIp(client_ip(peer, forwarded, &state.trusted_proxies)))
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().ok())
+            .collect();
+        let forwarded = values.map(|v| v.join(","));
+        Ok(ClientIp(client_ip(
+            peer,
+            forwarded.as_deref().filter(|f| !f.is_empty()),
+            &state.trusted_proxies,
+        )))
     }
 }
 
@@ -68,6 +77,14 @@ mod tests {
             "127.0.0.0/8".parse().unwrap(),
             "10.0.0.0/8".parse().unwrap(),
         ]
+    }
+
+    #[test]
+    fn with_no_trusted_proxy_the_peer_is_the_client() {
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("203.0.113.9"), &[]),
+            ip("127.0.0.1")
+        );
     }
 
     #[test]

@@ -57,6 +57,12 @@ impl TestStore {
         Config::from_toml(&self.config_toml(extra), self.dir.path()).unwrap()
     }
 
+    /// The configuration with `top` (top-level settings) before every table.
+    pub fn config_with_top_level(&self, top: &str) -> Config {
+        let text = format!("{top}\n{}", self.config_toml(""));
+        Config::from_toml(&text, self.dir.path()).unwrap()
+    }
+
     pub fn initial_storage(&self) -> InitialStorage<'_> {
         match &self.engines {
             None => InitialStorage::Embedded(Path::new("t.sqlite")),
@@ -80,6 +86,7 @@ impl TestStore {
         let text = config::initial_toml(
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1:0".parse().unwrap(),
+            &[],
             &self.initial_storage(),
             &secrets,
         );
