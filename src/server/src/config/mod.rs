@@ -742,6 +742,12 @@ impl InitialStorage<'_> {
     }
 }
 
+/// `items` as a TOML array of strings.
+fn toml_list(items: &[IpNet]) -> String {
+    let quoted: Vec<String> = items.iter().map(|n| format!("{:?}", n.to_string())).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 pub fn initial_toml(
     listen: SocketAddr,
     ingress_listen: SocketAddr,
@@ -819,14 +825,7 @@ active_key = "k1"
 k1 = "{key}"
 "#,
         bootstrap = secrets.bootstrap.expose(),
-        trusted_proxies = format!(
-            "[{}]",
-            trusted_proxies
-                .iter()
-                .map(|n| format!("{:?}", n.to_string()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        trusted_proxies = toml_list(trusted_proxies),
         storage = storage.toml(),
         key = STANDARD.encode(secrets.data_key),
         session_key = STANDARD.encode(secrets.session_key),
