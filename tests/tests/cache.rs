@@ -224,3 +224,46 @@ async fn a_cached_delegated_token_is_never_handed_out_with_less_than_its_minimum
         "not handed out with under 298 s left"
     );
 }
+
+#[tokio::test]
+async fn cached_answers_stop_once_the_feed_has_been_silent_past_the_allowed_lag() {
+    // A five-minute TTL, and no stale-if-error: only the feed's silence
+    // can end the cached answers here.
+    const LAG: &str = r#"{"cluster": "portcullis", "policy": {"scopes": ["read:all"]},
+      "cache": {"ttl_seconds": 300, "poll_interval_ms": 200, "max_feed_lag_ms": 1000}}"#;
+    let mut stack = Stack::start_with(|_, config| with_filter_config(&config, LAG)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let token = stack.companion.create_token("alice", &["read:all"]);
+    for _ in 0..6 {
+        assert_eq!(get(&stack, "/", &token).await, StatusCode::OK);
+    }
+    // The companion goes silent: its revocations could no longer be heard.
+    stack.companion.stop();
+    let silent = Instant::now();
+    loop {
+        let status = get(&stack, "/", &token).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            silent.elapsed() < Duration::from_secs(15),
+            "cached answers still served {:?} after the feed fell silent",
+            silent.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every request asks (and fails) until the feed answers again.
+    for _ in 0..6 {
+        assert_eq!(
+            get(&stack, "/", &token).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    stack.companion.resume().await;
+    let back = Instant::now();
+    while get(&stack, "/", &token).await != StatusCode::OK {
+        assert!(back.elapsed() < Duration::from_secs(15), "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -59,6 +59,11 @@ struct RawCache {
     /// ms. Default: 1000.
     #[serde(default = "default_poll_ms")]
     poll_interval_ms: u64,
+    /// Longest time since the feed last answered that cached answers are
+    /// still served, poll_interval_ms..=600000 ms; past it every request
+    /// asks the companion until the feed answers again (a revocation may
+    /// be going unheard). Default: three poll intervals.
+    max_feed_lag_ms: Option<u64>,
     /// Serve an allowed answer up to this long past its freshness while
     /// the companion fails (stale-if-error), 0..=3600; never past the
     /// token's expiry. Default: 0 (off: a failing companion means 503).
@@ -96,6 +101,7 @@ pub struct CacheConfig {
     pub negative_ttl_seconds: u64,
     pub max_entries: usize,
     pub poll_interval: Duration,
+    pub max_feed_lag: Duration,
     pub shared_slots: u32,
     pub stale_if_error_seconds: u64,
 }
@@ -119,6 +125,13 @@ impl RawCache {
         )?;
         range("cache.max_entries", self.max_entries as u64, 1, 1_000_000)?;
         range("cache.poll_interval_ms", self.poll_interval_ms, 100, 60_000)?;
+        let max_feed_lag_ms = self.max_feed_lag_ms.unwrap_or(3 * self.poll_interval_ms);
+        range(
+            "cache.max_feed_lag_ms",
+            max_feed_lag_ms,
+            self.poll_interval_ms,
+            600_000,
+        )?;
         range(
             "cache.stale_if_error_seconds",
             self.stale_if_error_seconds,
@@ -136,6 +149,7 @@ impl RawCache {
             negative_ttl_seconds: self.negative_ttl_seconds,
             max_entries: self.max_entries,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
+            max_feed_lag: Duration::from_millis(max_feed_lag_ms),
             shared_slots: self.shared_slots,
             stale_if_error_seconds: self.stale_if_error_seconds,
         })
@@ -427,6 +441,11 @@ mod tests {
                 r#"{"cluster":"c","timeout_ms":0}"#,
                 "timeout_ms",
                 "between 1 and 60000",
+            ),
+            (
+                r#"{"cluster":"c","cache":{"poll_interval_ms":1000,"max_feed_lag_ms":999}}"#,
+                "cache.max_feed_lag_ms",
+                "between 1000 and 600000",
             ),
             (
                 r#"{"cluster":"c","timeout_ms":"1s"}"#,

@@ -67,6 +67,10 @@ pub struct CacheState {
     /// The first cursor this worker had: what was revoked before it is
     /// unknown here, so shared answers asked for earlier are not trusted.
     first_cursor: Option<i64>,
+    /// When the feed last answered (ms): a silent feed may be hiding a
+    /// revocation, so past `max_lag_ms` no cached answer is served.
+    heard_at_ms: Option<u64>,
+    max_lag_ms: u64,
 }
 
 impl CacheState {
@@ -79,7 +83,16 @@ impl CacheState {
             // timeout (60 s at most) before that.
             horizon_ms: config.ttl_seconds * 1000 + 120_000,
             first_cursor: None,
+            heard_at_ms: None,
+            max_lag_ms: config.max_feed_lag.as_millis() as u64,
         }
+    }
+
+    /// True while the feed has answered within the allowed lag: only then
+    /// may this worker answer from its cache or the shared tier.
+    pub fn serves(&self, now_ms: u64) -> bool {
+        self.heard_at_ms
+            .is_some_and(|heard| now_ms.saturating_sub(heard) <= self.max_lag_ms)
     }
 
     /// True when an answer about `token_key` asked for at `asked_at` can be
@@ -114,7 +127,7 @@ impl CacheState {
     }
 
     pub fn lookup(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
-        self.is_ready()
+        (self.is_ready() && self.serves(now_ms))
             .then(|| self.answers.get(key, now_ms))
             .flatten()
     }
@@ -140,6 +153,7 @@ impl CacheState {
         };
         self.cursor = Some(changes.cursor);
         self.first_cursor.get_or_insert(changes.cursor);
+        self.heard_at_ms = Some(now_ms);
         Ok(dropped)
     }
 
@@ -207,6 +221,7 @@ mod tests {
             negative_ttl_seconds: 5,
             max_entries: 100,
             poll_interval: std::time::Duration::from_millis(1000),
+            max_feed_lag: std::time::Duration::from_millis(3000),
             shared_slots: 16,
             stale_if_error_seconds: 60,
         }
@@ -289,6 +304,29 @@ mod tests {
             .unwrap();
         assert_eq!(state.poll_path(), "/ingress/changes?since=7");
         assert!(state.lookup(&key, 1).is_some());
+    }
+
+    #[test]
+    fn a_silent_feed_stops_the_cache_serving_until_it_answers_again() {
+        let mut state = CacheState::new(&config());
+        let key = cache_key("Bearer t", "/p");
+        state
+            .answers
+            .insert(key, Cached::Allow(vec![]), None, 600_000, 0);
+        state
+            .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 1_000)
+            .unwrap();
+        assert!(state.lookup(&key, 4_000).is_some(), "within the lag");
+        assert!(!state.serves(4_001));
+        assert!(
+            state.lookup(&key, 4_001).is_none(),
+            "a revocation may be unheard"
+        );
+        assert!(state.lookup(&key, 60_000).is_none());
+        state
+            .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 60_000)
+            .unwrap();
+        assert!(state.lookup(&key, 60_001).is_some(), "heard again");
     }
 
     #[test]

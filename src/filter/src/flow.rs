@@ -326,7 +326,7 @@ impl Flow {
         let (bytes, _) = host.shared(&shared::slot_name(key, slots));
         let entry = SharedEntry::read(&bytes?, key, now)?;
         let mut state = cache.borrow_mut();
-        if !state.trusts(entry.token_key.as_deref(), entry.asked_at) {
+        if !state.serves(now) || !state.trusts(entry.token_key.as_deref(), entry.asked_at) {
             return None;
         }
         let cached = entry.cached()?;
@@ -379,6 +379,12 @@ impl Flow {
     /// Stale-if-error: an allowed answer past its freshness, if the
     /// configuration keeps one for this request.
     fn stale_answer(&self, host: &impl Host) -> Option<Vec<(&'static str, String)>> {
+        // Off unless configured: then a failing companion is a 503, even
+        // for an answer still fresh but not served (the feed fell silent).
+        self.config
+            .cache
+            .as_ref()
+            .filter(|c| c.stale_if_error_seconds > 0)?;
         let (cache, key) = (self.cache.as_ref()?, self.cache_key.as_ref()?);
         match cache.borrow().answers.get_stale(key, host.now_ms()) {
             Some(Cached::Allow(identity)) => Some(identity),

@@ -744,7 +744,10 @@ impl InitialStorage<'_> {
 
 /// `items` as a TOML array of strings.
 fn toml_list(items: &[IpNet]) -> String {
-    let quoted: Vec<String> = items.iter().map(|n| format!("{:?}", n.to_string())).collect();
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|n| format!("{:?}", n.to_string()))
+        .collect();
     format!("[{}]", quoted.join(", "))
 }
 
