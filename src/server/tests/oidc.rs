@@ -738,3 +738,84 @@ async fn maintenance_closes_cli_logins_never_completed(backend: Backend) {
         .await
         .assert_error(StatusCode::NOT_FOUND, "expired_token");
 }
+
+/// `POST /auth/cli/login` as from `peer`.
+async fn start_cli_login(p: &Provider, peer: [u8; 4]) -> (StatusCode, axum::http::HeaderMap) {
+    use tower::ServiceExt as _;
+    let mut request = Request::post("/auth/cli/login")
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            peer, 4444,
+        ))));
+    let response = p.app.router().oneshot(request).await.unwrap();
+    (response.status(), response.headers().clone())
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn anonymous_cli_logins_are_limited_per_address_and_capped_in_all(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
+    use portcullis::services::cli_login::{STARTS_OVERALL, STARTS_PER_CLIENT};
+    for _ in 0..STARTS_PER_CLIENT {
+        assert_eq!(
+            start_cli_login(&p, [198, 51, 100, 1]).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (status, headers) = start_cli_login(&p, [198, 51, 100, 1]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "600");
+    // Another address is not held back by the first...
+    assert_eq!(
+        start_cli_login(&p, [198, 51, 100, 2]).await.0,
+        StatusCode::CREATED
+    );
+    // ...but all addresses together are capped, whatever they are.
+    let mut made = STARTS_PER_CLIENT + 1;
+    let mut n = 0u32;
+    while made < STARTS_OVERALL {
+        n += 1;
+        let peer = [10, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        assert_eq!(start_cli_login(&p, peer).await.0, StatusCode::CREATED);
+        made += 1;
+    }
+    let (status, headers) = start_cli_login(&p, [203, 0, 113, 9]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key("retry-after"));
+    // The window passes; the pending logins expire and maintenance goes.
+    p.clock.advance(std::time::Duration::from_secs(10 * 60 + 1));
+    p.app.run_maintenance().await.unwrap();
+    assert_eq!(
+        start_cli_login(&p, [203, 0, 113, 9]).await.0,
+        StatusCode::CREATED
+    );
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn failed_client_authentications_are_limited_per_client_with_retry_after(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
+    use portcullis::services::oidc::clients::FAILURES_PER_MINUTE;
+    let code = p.code().await;
+    for _ in 0..FAILURES_PER_MINUTE {
+        p.redeem(&code, &basic("app", "guess"), &[])
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    // Limited now: even the right secret waits, so guessing gains nothing.
+    for auth in [basic("app", "guess"), basic("app", &p.secret)] {
+        let limited = p.redeem(&code, &auth, &[]).await;
+        limited.assert_error(StatusCode::TOO_MANY_REQUESTS, "invalid_client");
+        assert_eq!(limited.headers["retry-after"], "60");
+    }
+    p.clock.advance(std::time::Duration::from_secs(60));
+    let redeemed = p.redeem(&code, &basic("app", &p.secret), &[]).await;
+    assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.text);
+}

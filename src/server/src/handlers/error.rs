@@ -2,7 +2,7 @@
 //! authentication, and the stable JSON body `{"error", "error_description"}`
 //! for everything.
 
-use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
+use axum::http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -167,6 +167,18 @@ fn reply(
 pub fn oidc_error(e: OidcError, realm: &str) -> Response {
     let (status, code) = match &e {
         OidcError::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+        OidcError::TooManyAttempts(retry_after) => {
+            let mut response = reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                "invalid_client",
+                &e.to_string(),
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+            return response;
+        }
         OidcError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
         OidcError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         OidcError::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
@@ -242,6 +254,18 @@ pub fn cli_login_error(e: CliLoginError) -> Response {
         CliLoginError::NotFound => (StatusCode::NOT_FOUND, "expired_token"),
         CliLoginError::AlreadyApproved => (StatusCode::CONFLICT, "already_approved"),
         CliLoginError::SessionEnded => (StatusCode::FORBIDDEN, "access_denied"),
+        CliLoginError::TooMany(limited) => {
+            let mut response = reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                "slow_down",
+                &e.to_string(),
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after));
+            return response;
+        }
         CliLoginError::Token(TokenError::Storage(cause)) => {
             tracing::warn!(error = %cause, "CLI login failed: storage unavailable");
             return unavailable();

@@ -134,8 +134,8 @@ pub async fn callback(
 }
 
 /// `POST /auth/cli/login`: a new pending login for the CLI.
-pub async fn cli_start(State(state): State<AppState>) -> Response {
-    match state.cli_login.start().await {
+pub async fn cli_start(State(state): State<AppState>, ClientIp(ip): ClientIp) -> Response {
+    match state.cli_login.start(ip).await {
         Ok(started) => (
             StatusCode::CREATED,
             [(CACHE_CONTROL, "no-store")],

@@ -12,6 +12,7 @@ use portcullis_core::Token;
 use subtle::ConstantTimeEq;
 
 use super::oidc::{random_string, sha256};
+use super::rate_limit::{Limited, RateLimiter};
 use super::{Clock, TokenError, TokenService, UserInfo};
 use crate::storage::{PendingLogin, PendingLoginStore, StorageError, TokenData};
 
@@ -35,8 +36,16 @@ pub enum CliLoginError {
     SessionEnded,
     #[error("the system random source failed")]
     Random,
+    #[error("too many logins started; try again in {} s", .0.retry_after)]
+    TooMany(Limited),
     #[error(transparent)]
     Token(#[from] TokenError),
+}
+
+impl From<Limited> for CliLoginError {
+    fn from(limited: Limited) -> Self {
+        CliLoginError::TooMany(limited)
+    }
 }
 
 impl From<StorageError> for CliLoginError {
@@ -67,7 +76,17 @@ pub struct CliLoginService {
     tokens: Arc<TokenService>,
     clock: Arc<dyn Clock>,
     public_url: String,
+    /// Anyone may start a login: so many per client address...
+    per_client: RateLimiter,
+    /// ...and so many in all per pending lifetime, which bounds the rows
+    /// waiting at any time (maintenance removes them once expired).
+    overall: RateLimiter,
 }
+
+/// Logins one client address may start per pending lifetime.
+pub const STARTS_PER_CLIENT: u32 = 10;
+/// Logins all clients together may start per pending lifetime.
+pub const STARTS_OVERALL: u32 = 1000;
 
 impl CliLoginService {
     pub fn new(
@@ -79,12 +98,24 @@ impl CliLoginService {
         Self {
             store,
             tokens,
+            per_client: RateLimiter::new(
+                STARTS_PER_CLIENT,
+                PENDING_LIFETIME,
+                10_000,
+                clock.clone(),
+            ),
+            overall: RateLimiter::new(STARTS_OVERALL, PENDING_LIFETIME, 1, clock.clone()),
             clock,
             public_url,
         }
     }
 
-    pub async fn start(&self) -> Result<StartedLogin, CliLoginError> {
+    /// Starts a pending login for the CLI at `client` (unauthenticated).
+    pub async fn start(&self, client: Option<IpAddr>) -> Result<StartedLogin, CliLoginError> {
+        let address = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        self.overall.check("all").map_err(CliLoginError::from)?;
+        self.per_client.hit(&address)?;
+        self.overall.hit("all")?;
         let random = || random_string().map_err(|_| CliLoginError::Random);
         let login_id = random()?;
         let poll_secret = random()?;

@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli_login;
 pub mod login;
 pub mod oidc;
+pub mod rate_limit;
 pub mod tokens;
 pub mod transfer;
 

@@ -12,6 +12,7 @@ use url::Url;
 
 use super::{sha256, OidcError};
 use crate::config::ConfiguredClient;
+use crate::services::rate_limit::RateLimiter;
 use crate::services::{Actor, Clock};
 use crate::storage::{OidcClientRecord, OidcStore, StorageError};
 
@@ -69,7 +70,13 @@ pub struct OidcClients {
     configured: Vec<ConfiguredClient>,
     store: Arc<dyn OidcStore>,
     clock: Arc<dyn Clock>,
+    /// Failed authentications per registered client: guessing a secret
+    /// costs a minute per few tries.
+    failures: RateLimiter,
 }
+
+/// Failed authentications a client may have per minute before it waits.
+pub const FAILURES_PER_MINUTE: u32 = 10;
 
 impl OidcClients {
     pub fn new(
@@ -80,6 +87,7 @@ impl OidcClients {
         Self {
             configured,
             store,
+            failures: RateLimiter::new(FAILURES_PER_MINUTE, 60, 10_000, clock.clone()),
             clock,
         }
     }
@@ -108,6 +116,10 @@ impl OidcClients {
             .find(client_id)
             .await?
             .ok_or(OidcError::InvalidClient)?;
+        // Only known clients are counted, so the limiter's keys are few.
+        self.failures
+            .check(&record.client_id)
+            .map_err(|l| OidcError::TooManyAttempts(l.retry_after))?;
         let good = match (record.secret_sha256, secret) {
             (Some(hash), Some(secret)) => bool::from(sha256(secret.as_bytes()).ct_eq(&hash)),
             (None, None) => record.public,
@@ -116,6 +128,7 @@ impl OidcClients {
         if good {
             Ok(client_of(record))
         } else {
+            let _ = self.failures.hit(&record.client_id);
             Err(OidcError::InvalidClient)
         }
     }

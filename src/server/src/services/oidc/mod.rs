@@ -27,6 +27,8 @@ pub const SUPPORTED_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 pub enum OidcError {
     #[error("client authentication failed")]
     InvalidClient,
+    #[error("too many failed authentications for this client; try again in {0} s")]
+    TooManyAttempts(u64),
     #[error("{0}")]
     InvalidGrant(&'static str),
     #[error("{0}")]
