@@ -24,7 +24,7 @@ const provider = new Provider(issuer, {
   claims: {
     openid: ['sub'],
     profile: ['name', 'preferred_username', 'groups'],
-    email: ['email'],
+    email: ['email', 'email_verified'],
   },
   // Put the scopes' claims in the ID token, where Portcullis reads them.
   conformIdTokenClaims: false,

@@ -72,7 +72,7 @@ impl UpstreamProvider {
     /// giving group `group` the scope `scope`.
     pub fn login_config(&self, group: &str, scope: &str) -> String {
         format!(
-            "\n[login]\nissuer = \"{}\"\nclient_id = \"{UPSTREAM_CLIENT_ID}\"\n\
+            "\n[login]\nissuer = \"{}\"\nallow_insecure_http = true\nclient_id = \"{UPSTREAM_CLIENT_ID}\"\n\
              client_secret = \"{UPSTREAM_CLIENT_SECRET}\"\n\
              [login.group_scopes]\n{group} = [\"{scope}\"]\n",
             self.issuer

@@ -45,6 +45,7 @@ async fn login_through_the_upstream_provider_ends_at_the_edge_with_a_session_coo
         "preferred_username": "alice",
         "name": "Alice Example",
         "email": "alice@example.org",
+        "email_verified": true,
         "groups": ["staff", "other"],
     }))
     .await;
@@ -85,6 +86,28 @@ async fn login_through_the_upstream_provider_ends_at_the_edge_with_a_session_coo
         .unwrap();
     let after = browser.get(stack.url("/hello")).send().await.unwrap();
     assert_eq!(after.status(), 401);
+}
+
+#[tokio::test]
+async fn an_email_the_provider_has_not_verified_is_not_carried() {
+    let (stack, _idp) = stack_with_login(json!({
+        "sub": "dave-sub",
+        "preferred_username": "dave",
+        "email": "ceo@example.org",
+        "email_verified": false,
+        "groups": ["staff"],
+    }))
+    .await;
+    let start = reqwest::Url::parse_with_params(
+        &stack.companion.url("/login"),
+        [("rd", stack.url("/hello"))],
+    )
+    .unwrap();
+    let response = browser().get(start).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.url());
+    let seen = upstream_headers(response).await;
+    assert_eq!(seen["x-auth-request-user"], json!(["dave"]));
+    assert!(!seen.contains_key("x-auth-request-email"), "{seen:?}");
 }
 
 #[tokio::test]

@@ -801,3 +801,57 @@ async fn history_records_the_real_client_address_believing_only_trusted_proxies(
         assert_eq!(seen, expected, "{forwarded:?}");
     }
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn no_other_site_can_log_a_user_out(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
+    let cookie = format!("theme=dark; {}", session_cookie(&api.alice));
+    // Its answers are pages, not JSON: status and headers only.
+    let send = |headers: Vec<(&'static str, &'static str)>| {
+        let mut request = Request::get("/logout").header("cookie", cookie.clone());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let app = &api.app;
+        async move {
+            let (status, headers, _) =
+                common::send(app, request.body(Body::empty()).unwrap()).await;
+            Reply {
+                status,
+                headers,
+                body: Value::Null,
+            }
+        }
+    };
+    for headers in [
+        vec![("sec-fetch-site", "cross-site")],
+        // Another application on the cookie's domain is same-site.
+        vec![("sec-fetch-site", "same-site")],
+        vec![("origin", "https://evil.example")],
+        vec![("sec-fetch-site", "same-origin"), ("origin", "null")],
+    ] {
+        let reply = send(headers.clone()).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(!reply.headers.contains_key("set-cookie"), "{headers:?}");
+        assert_eq!(
+            api.get("/auth/api/v1/user-info", &api.alice).await.status,
+            StatusCode::OK,
+            "still logged in after {headers:?}"
+        );
+    }
+    // From a page of this site, or typed in: logged out.
+    let reply = send(vec![
+        ("sec-fetch-site", "same-origin"),
+        ("origin", "http://127.0.0.1:0"),
+    ])
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_error(
+        &api.get("/auth/api/v1/user-info", &api.alice).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    );
+}

@@ -21,7 +21,8 @@ const START: u64 = 1_900_000_000;
 const APP: &str = "https://app.example.org/cb";
 const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc-7636-yes";
 /// A login section whose provider is never reached: the refusals come first.
-const LOGIN: &str = "\n[login]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"p\"\n\
+const LOGIN: &str =
+    "\n[login]\nissuer = \"http://127.0.0.1:9\"\nallow_insecure_http = true\nclient_id = \"p\"\n\
                      client_secret = \"s\"\n[login.group_scopes]\nstaff = [\"read:all\"]\n";
 
 struct Reply {
@@ -818,4 +819,71 @@ async fn failed_client_authentications_are_limited_per_client_with_retry_after(b
     p.clock.advance(std::time::Duration::from_secs(60));
     let redeemed = p.redeem(&code, &basic("app", &p.secret), &[]).await;
     assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.text);
+}
+
+/// An identity provider at a loopback port whose discovery document is
+/// `document(issuer)`; its URL.
+async fn hostile_provider(document: fn(&str) -> String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let body = document(&issuer);
+    let app = axum::Router::new().route(
+        "/.well-known/openid-configuration",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    issuer
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn login_believes_no_discovery_that_points_off_the_issuer_or_never_ends(backend: Backend) {
+    let documents: [fn(&str) -> String; 3] = [
+        // The code and the client secret sent to another origin.
+        |issuer| {
+            json!({
+                "issuer": issuer,
+                "authorization_endpoint": "http://evil.example/authorize",
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+            })
+            .to_string()
+        },
+        |issuer| {
+            json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": "http://127.0.0.1:1/token",
+                "jwks_uri": format!("{issuer}/jwks"),
+            })
+            .to_string()
+        },
+        // Larger than any discovery document has reason to be.
+        |issuer| {
+            let padding = "x".repeat(2 << 20);
+            json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "padding": padding,
+            })
+            .to_string()
+        },
+    ];
+    for document in documents {
+        let issuer = hostile_provider(document).await;
+        let login = LOGIN.replace("http://127.0.0.1:9", &issuer);
+        let Some(p) = provider_with(backend, &login).await else {
+            return;
+        };
+        let reply = p
+            .get(&format!("/login?{}", query(&[("rd", "/")])), &[])
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text);
+        assert!(reply.headers.get("location").is_none());
+    }
 }

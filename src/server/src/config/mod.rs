@@ -1005,6 +1005,16 @@ mod tests {
                 minimal("request_timeout_seconds = 0"),
                 "request_timeout_seconds",
             ),
+            (
+                minimal("").replace(
+                    "[storage]",
+                    &format!(
+                        "[session]\nkey = \"{KEY}\"\n[login]\nissuer = \"http://idp.example\"\n\
+                         client_id = \"a\"\nclient_secret = \"b\"\n[login.group_scopes]\n[storage]"
+                    ),
+                ),
+                "login.issuer",
+            ),
             (minimal("max_connections = 0"), "max_connections"),
             (
                 minimal("").replace(

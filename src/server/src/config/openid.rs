@@ -39,6 +39,14 @@ pub(super) struct RawLogin {
     allowed_redirect_hosts: Vec<String>,
     /// Group name → the scopes its members' sessions get.
     group_scopes: BTreeMap<String, Vec<String>>,
+    /// Take the `email` claim even without `email_verified: true`.
+    /// Default: false (an unverified address is dropped).
+    #[serde(default)]
+    trust_unverified_email: bool,
+    /// Allow an http issuer and http endpoints, for development only.
+    /// Default: false (https only).
+    #[serde(default)]
+    allow_insecure_http: bool,
 }
 
 fn default_login_scopes() -> Vec<String> {
@@ -65,6 +73,8 @@ pub struct LoginConfig {
     /// Lower-case host names, the companion's own first.
     pub allowed_redirect_hosts: Vec<String>,
     pub group_scopes: BTreeMap<String, Vec<Scope>>,
+    pub trust_unverified_email: bool,
+    pub allow_insecure_http: bool,
 }
 
 impl RawLogin {
@@ -74,12 +84,14 @@ impl RawLogin {
         known_scopes: &BTreeMap<Scope, String>,
     ) -> Result<LoginConfig, ConfigError> {
         let valid_issuer = Url::parse(&self.issuer).is_ok_and(|u| {
-            matches!(u.scheme(), "https" | "http") && u.has_host() && u.query().is_none()
+            (u.scheme() == "https" || (u.scheme() == "http" && self.allow_insecure_http))
+                && u.has_host()
+                && u.query().is_none()
         });
         if !valid_issuer {
             return Err(invalid(
                 "login.issuer",
-                "must be an http(s) URL without a query",
+                "must be an https URL without a query (http only with allow_insecure_http)",
             ));
         }
         if self.client_id.is_empty() {
@@ -128,6 +140,8 @@ impl RawLogin {
             groups_claim: self.groups_claim,
             allowed_redirect_hosts: hosts,
             group_scopes,
+            trust_unverified_email: self.trust_unverified_email,
+            allow_insecure_http: self.allow_insecure_http,
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::client_ip::ClientIp;
 use super::error::{cli_login_error, login_error};
 use super::page::{self, escape};
-use super::session::{browser_session, open_cookie, LOGIN_STATE_COOKIE};
+use super::session::{browser_session, from_this_site, open_cookie, LOGIN_STATE_COOKIE};
 use super::{AppState, SessionCookie};
 use crate::services::cli_login::PollOutcome;
 use crate::services::login::{LoginError, LoginService, LOGIN_STATE_LIFETIME};
@@ -240,8 +240,7 @@ pub async fn cli_approve(
     Path(login_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let origin = headers.get(ORIGIN).and_then(|o| o.to_str().ok());
-    if origin.is_some_and(|o| o != state.public_origin.as_ref()) {
+    if !from_this_site(&state, &headers) {
         return page::message(
             StatusCode::FORBIDDEN,
             "Cannot approve",

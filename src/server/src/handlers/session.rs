@@ -3,7 +3,7 @@
 //! only here.
 
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::cookie;
@@ -15,6 +15,7 @@ use crate::storage::TokenData;
 
 use super::client_ip::ClientIp;
 use super::error::ApiError;
+use super::page;
 use super::AppState;
 
 /// The session cookie as this companion sets it.
@@ -94,9 +95,23 @@ pub async fn browser_session(
     }
 }
 
+/// Whether a browser's request came from a page of this site (or from
+/// no page: a typed address, a bookmark). `Sec-Fetch-Site` must be
+/// `same-origin` or `none`, where the browser sends it; `same-site` is not
+/// enough, since another application on the cookie's domain is same-site.
+/// Any `Origin` must be the public URL's.
+pub fn from_this_site(state: &AppState, headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    let origin = headers.get(ORIGIN).map(|v| v.as_bytes());
+    fetch_site.is_none_or(|s| s == b"same-origin" || s == b"none")
+        && origin.is_none_or(|o| o == state.public_origin.as_bytes())
+}
+
 /// Revokes the session in the cookie (and so its children), clears the
 /// cookie and sends the browser to the configured page. Without a valid
-/// session it still clears the cookie: logging out twice is no error.
+/// session it still clears the cookie: logging out twice is no error. A
+/// request another site made the browser send is refused, so no page can
+/// log a user out.
 pub async fn logout(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -105,6 +120,13 @@ pub async fn logout(
     let Some(session) = state.session.as_deref() else {
         return ApiError::NotFound.into_response();
     };
+    if !from_this_site(&state, &headers) {
+        return page::message(
+            StatusCode::FORBIDDEN,
+            "Cannot log out",
+            "The request to log out did not come from this site.",
+        );
+    }
     if let Some(token) = open_cookie(&headers, &session.name, |v| session.seal.open(v)) {
         // If the revocation fails, say so rather than pretend it happened.
         if let Err(e) = state.tokens.logout(&token, ip).await {

@@ -192,7 +192,11 @@ impl LoginService {
         let user = UserInfo {
             username: username.to_owned(),
             name: text("name"),
-            email: text("email"),
+            // An address the provider has not verified is anyone's claim.
+            email: text("email").filter(|_| {
+                config.trust_unverified_email
+                    || claims.get("email_verified") == Some(&Value::Bool(true))
+            }),
             uid: None,
             gid: None,
             // A group name the token rules refuse cannot be carried (it

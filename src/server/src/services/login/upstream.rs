@@ -42,6 +42,26 @@ pub struct Upstream {
     keys: RwLock<Option<(JwkSet, Instant)>>,
 }
 
+/// Largest answer read from the provider: discovery, keys, the token reply.
+const MAX_REPLY: usize = 1 << 20;
+
+/// The body of `reply`, refused past [`MAX_REPLY`] bytes however it comes
+/// (a declared length or an endless stream).
+async fn read_limited(mut reply: reqwest::Response, what: &str) -> Result<Vec<u8>, LoginError> {
+    let too_large = || LoginError::Upstream(format!("{what} is larger than {MAX_REPLY} bytes"));
+    if reply.content_length().is_some_and(|n| n > MAX_REPLY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = reply.chunk().await.map_err(|e| upstream_error(what, e))? {
+        if body.len() + chunk.len() > MAX_REPLY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 fn upstream_error(what: &str, e: impl std::fmt::Display) -> LoginError {
     LoginError::Upstream(format!("{what}: {e}"))
 }
@@ -78,8 +98,32 @@ impl Upstream {
                 metadata.issuer, self.config.issuer
             )));
         }
+        // A discovery document that sends the code, the client secret or
+        // the key lookup elsewhere is not believed.
+        for (name, endpoint) in [
+            ("authorization_endpoint", &metadata.authorization_endpoint),
+            ("token_endpoint", &metadata.token_endpoint),
+            ("jwks_uri", &metadata.jwks_uri),
+        ] {
+            self.check_endpoint(name, endpoint)?;
+        }
         *self.metadata.write().await = Some(metadata.clone());
         Ok(metadata)
+    }
+
+    /// An endpoint must be on the issuer's origin, and https unless the
+    /// configuration allows http for development.
+    fn check_endpoint(&self, name: &str, endpoint: &str) -> Result<(), LoginError> {
+        let issuer =
+            url::Url::parse(&self.config.issuer).map_err(|e| upstream_error("issuer", e))?;
+        let url = url::Url::parse(endpoint).map_err(|e| upstream_error(name, e))?;
+        let secure = url.scheme() == "https" || self.config.allow_insecure_http;
+        if !secure || url.origin() != issuer.origin() {
+            return Err(LoginError::Upstream(format!(
+                "discovery's {name} is not on the issuer's origin over https"
+            )));
+        }
+        Ok(())
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
@@ -94,7 +138,8 @@ impl Upstream {
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| upstream_error(what, e))?;
-        reply.json().await.map_err(|e| upstream_error(what, e))
+        let body = read_limited(reply, what).await?;
+        serde_json::from_slice(&body).map_err(|e| upstream_error(what, e))
     }
 
     /// Where to send the browser.
@@ -148,17 +193,15 @@ impl Upstream {
             .await
             .map_err(|e| upstream_error("token request", e))?;
         let status = reply.status();
+        let body = read_limited(reply, "token reply").await?;
         if !status.is_success() {
-            let body = reply.text().await.unwrap_or_default();
-            let body: String = body.chars().take(200).collect();
+            let body: String = String::from_utf8_lossy(&body).chars().take(200).collect();
             return Err(LoginError::Upstream(format!(
                 "token endpoint answered {status}: {body}"
             )));
         }
-        let reply: TokenReply = reply
-            .json()
-            .await
-            .map_err(|e| upstream_error("token reply", e))?;
+        let reply: TokenReply =
+            serde_json::from_slice(&body).map_err(|e| upstream_error("token reply", e))?;
         let claims = self.validate(&reply.id_token).await?;
         let nonce_ok = claims
             .get("nonce")
