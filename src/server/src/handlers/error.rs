@@ -131,6 +131,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 429 with `Retry-After`, for a limit a client reached.
+fn too_many(code: &str, description: &str, retry_after: u64) -> Response {
+    let mut response = reply(StatusCode::TOO_MANY_REQUESTS, None, code, description);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
 fn unavailable() -> Response {
     reply(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -168,16 +177,7 @@ pub fn oidc_error(e: OidcError, realm: &str) -> Response {
     let (status, code) = match &e {
         OidcError::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
         OidcError::TooManyAttempts(retry_after) => {
-            let mut response = reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                None,
-                "invalid_client",
-                &e.to_string(),
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
-            return response;
+            return too_many("invalid_client", &e.to_string(), *retry_after);
         }
         OidcError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
         OidcError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
@@ -255,16 +255,7 @@ pub fn cli_login_error(e: CliLoginError) -> Response {
         CliLoginError::AlreadyApproved => (StatusCode::CONFLICT, "already_approved"),
         CliLoginError::SessionEnded => (StatusCode::FORBIDDEN, "access_denied"),
         CliLoginError::TooMany(limited) => {
-            let mut response = reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                None,
-                "slow_down",
-                &e.to_string(),
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after));
-            return response;
+            return too_many("slow_down", &e.to_string(), limited.retry_after);
         }
         CliLoginError::Token(TokenError::Storage(cause)) => {
             tracing::warn!(error = %cause, "CLI login failed: storage unavailable");

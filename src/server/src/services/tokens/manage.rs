@@ -114,8 +114,23 @@ impl TokenService {
         data.scopes = new.scopes.clone();
         data.expires = new.expires;
         self.data.store(&data).await?;
+        self.record_edit(&old, &new, &changes, actor, ip).await?;
+        self.narrow_descendants(&new, actor, ip).await?;
+        Ok(new)
+    }
+
+    /// An `edit` history entry for `old` becoming `new`, holding the old
+    /// values of what `changes` changed.
+    async fn record_edit(
+        &self,
+        old: &TokenInfo,
+        new: &TokenInfo,
+        changes: &TokenChanges,
+        actor: &Actor,
+        ip: Option<IpAddr>,
+    ) -> Result<(), TokenError> {
         let mut entry = HistoryEntry::new(
-            &new,
+            new,
             TokenChange::Edit,
             Some(&actor.history_name()),
             ip,
@@ -124,9 +139,7 @@ impl TokenService {
         entry.old_token_name = changes.token_name.as_ref().and(old.token_name.clone());
         entry.old_scopes = changes.scopes.as_ref().map(|_| old.scopes.clone());
         entry.old_expires = changes.expires.and(old.expires);
-        self.history.add(&entry).await?;
-        self.narrow_descendants(&new, actor, ip).await?;
-        Ok(new)
+        Ok(self.history.add(&entry).await?)
     }
 
     /// A child never holds more than its parent nor outlives it: after an
@@ -165,16 +178,7 @@ impl TokenService {
                 data.expires = new.expires;
                 self.data.store(&data).await?;
             }
-            let mut entry = HistoryEntry::new(
-                &new,
-                TokenChange::Edit,
-                Some(&actor.history_name()),
-                ip,
-                self.clock.now(),
-            );
-            entry.old_scopes = changes.scopes.as_ref().map(|_| child.scopes.clone());
-            entry.old_expires = changes.expires.and(child.expires);
-            self.history.add(&entry).await?;
+            self.record_edit(&child, &new, &changes, actor, ip).await?;
         }
         Ok(())
     }
