@@ -106,3 +106,65 @@ async fn every_reader_of_the_feed_sees_every_revocation(backend: Backend) {
         assert!(polls >= 10, "readers polled while writers wrote ({polls})");
     }
 }
+
+const ROUNDS: usize = 150;
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_patch_racing_a_revocation_brings_the_token_back(backend: Backend) {
+    let clock = Arc::new(ManualClock::at(START));
+    let Some((app, _, _store)) = common::app(backend, clock).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let mut revived = 0;
+    for round in 0..ROUNDS {
+        let request = AdminTokenRequest {
+            user: UserInfo {
+                username: "bob".into(),
+                ..UserInfo::default()
+            },
+            token_type: TokenType::User,
+            token_name: Some(format!("r{round}")),
+            scopes: vec!["read:all".parse().unwrap()],
+            expires: None,
+        };
+        let token = app
+            .tokens
+            .create_token_from_admin_request(request, &Actor::Cli, None)
+            .await
+            .unwrap();
+        let key = token.key().clone();
+        let (a, b) = (app.clone(), app.clone());
+        let (k1, k2) = (key.clone(), key.clone());
+        let patch = tokio::spawn(async move {
+            let changes = portcullis::storage::TokenChanges {
+                scopes: Some(vec![
+                    "read:all".parse().unwrap(),
+                    "write:all".parse().unwrap(),
+                ]),
+                ..Default::default()
+            };
+            // Losing the race (not found) is fine; reviving the token is not.
+            let _ = a
+                .tokens
+                .modify_token(&k1, &Actor::Cli, "bob", changes, None)
+                .await;
+        });
+        let revoke = tokio::spawn(async move {
+            b.tokens
+                .delete_token(&k2, &Actor::Cli, "bob", None)
+                .await
+                .unwrap()
+        });
+        patch.await.unwrap();
+        assert!(
+            revoke.await.unwrap(),
+            "round {round}: the token was there to revoke"
+        );
+        if app.tokens.get_data(&token).await.unwrap().is_some() {
+            revived += 1;
+        }
+    }
+    assert_eq!(revived, 0, "{revived} of {ROUNDS} revoked tokens came back");
+}

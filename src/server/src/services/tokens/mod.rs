@@ -188,24 +188,24 @@ impl TokenService {
             return Ok(None);
         }
         let key = data.token.key();
-        let info = self.metadata.get_info(key).await?;
-        let last_used = info
-            .as_ref()
-            .and_then(|i| i.last_used)
-            .unwrap_or(data.created);
+        // Data whose metadata is gone belongs to a revoked token: a write
+        // that raced the revocation (a PATCH, say) can have put it back,
+        // and it must not authenticate anyone. The audit removes it.
+        let Some(info) = self.metadata.get_info(key).await? else {
+            return Ok(None);
+        };
+        let last_used = info.last_used.unwrap_or(data.created);
         if self
             .policy
             .time_to_stale
             .is_some_and(|stale| now.saturating_sub(last_used) > stale)
         {
-            if let Some(info) = info {
-                self.revoke_tree(&info, TokenChange::Expire, None, None)
-                    .await?;
-            }
+            self.revoke_tree(&info, TokenChange::Expire, None, None)
+                .await?;
             return Ok(None);
         }
         // Checked before writing, so most checks read only.
-        if info.is_some() && now.saturating_sub(last_used) >= self.policy.last_used_interval {
+        if now.saturating_sub(last_used) >= self.policy.last_used_interval {
             self.metadata
                 .record_use(key, now, self.policy.last_used_interval)
                 .await?;
