@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use portcullis::app::App;
 use portcullis::services::{Actor, AdminTokenRequest, ManualClock, UserInfo};
-use portcullis_core::{TokenKey, TokenType};
+use portcullis_core::{Token, TokenKey, TokenType};
 
 mod common;
 
@@ -17,6 +18,24 @@ const START: u64 = 1_900_000_000;
 const WRITERS: usize = 4;
 const READERS: usize = 4;
 const PER_WRITER: usize = 60;
+
+/// A new user token `name` of `username` with `read:all`, made by the CLI.
+async fn user_token(app: &App, username: &str, name: &str) -> Token {
+    let request = AdminTokenRequest {
+        user: UserInfo {
+            username: username.into(),
+            ..UserInfo::default()
+        },
+        token_type: TokenType::User,
+        token_name: Some(name.into()),
+        scopes: vec!["read:all".parse().unwrap()],
+        expires: None,
+    };
+    app.tokens
+        .create_token_from_admin_request(request, &Actor::Cli, None)
+        .await
+        .unwrap()
+}
 
 #[apply(backends)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -29,21 +48,7 @@ async fn every_reader_of_the_feed_sees_every_revocation(backend: Backend) {
     let mut keys: Vec<Vec<TokenKey>> = vec![Vec::new(); WRITERS];
     for (w, batch) in keys.iter_mut().enumerate() {
         for i in 0..PER_WRITER {
-            let request = AdminTokenRequest {
-                user: UserInfo {
-                    username: format!("u{w}"),
-                    ..UserInfo::default()
-                },
-                token_type: TokenType::User,
-                token_name: Some(format!("t{i}")),
-                scopes: vec!["read:all".parse().unwrap()],
-                expires: None,
-            };
-            let token = app
-                .tokens
-                .create_token_from_admin_request(request, &Actor::Cli, None)
-                .await
-                .unwrap();
+            let token = user_token(&app, &format!("u{w}"), &format!("t{i}")).await;
             batch.push(token.key().clone());
         }
     }
@@ -119,21 +124,7 @@ async fn no_patch_racing_a_revocation_brings_the_token_back(backend: Backend) {
     let app = Arc::new(app);
     let mut revived = 0;
     for round in 0..ROUNDS {
-        let request = AdminTokenRequest {
-            user: UserInfo {
-                username: "bob".into(),
-                ..UserInfo::default()
-            },
-            token_type: TokenType::User,
-            token_name: Some(format!("r{round}")),
-            scopes: vec!["read:all".parse().unwrap()],
-            expires: None,
-        };
-        let token = app
-            .tokens
-            .create_token_from_admin_request(request, &Actor::Cli, None)
-            .await
-            .unwrap();
+        let token = user_token(&app, "bob", &format!("r{round}")).await;
         let key = token.key().clone();
         let (a, b) = (app.clone(), app.clone());
         let (k1, k2) = (key.clone(), key.clone());
