@@ -1,5 +1,6 @@
 //! Writers and readers interleaved, many rounds, on both backends: the
-//! change feed never skips a revocation.
+//! change feed never skips a revocation, and nothing racing a revocation
+//! brings the token (or a child of it) back.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,4 +159,13 @@ async fn no_patch_racing_a_revocation_brings_the_token_back(backend: Backend) {
         }
     }
     assert_eq!(revived, 0, "{revived} of {ROUNDS} revoked tokens came back");
+    // Nor is any of their data left behind for a later read to trust: the
+    // edit's write was conditional on the token still being there.
+    let audit = app.tokens.audit(false).await.unwrap();
+    assert!(
+        audit.problems.is_empty(),
+        "{} left behind, e.g. {:?}",
+        audit.problems.len(),
+        audit.problems.first()
+    );
 }

@@ -124,8 +124,14 @@ pub fn open(
 
 #[async_trait]
 pub trait TokenDataStore: Send + Sync {
-    /// Stores (or replaces) the data of a token.
+    /// Stores (or replaces) the data of a token: its first write, or a
+    /// restore of a whole store.
     async fn store(&self, data: &TokenData) -> Result<(), StorageError>;
+    /// Replaces the data of a token that still exists, atomically with any
+    /// delete of it: a change racing a revocation either lands before it
+    /// (and is deleted with the token) or finds nothing and writes nothing.
+    /// False when there was no token. Every write after the first is this.
+    async fn update(&self, data: &TokenData) -> Result<bool, StorageError>;
     /// The data stored under `key`, without any check of a secret: callers
     /// holding a user-supplied token must compare secrets themselves.
     async fn get(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError>;

@@ -103,17 +103,15 @@ impl TokenService {
         if let Some(expires) = changes.expires {
             self.validate_expires(expires)?;
         }
-        let Some(mut data) = self.data.get(key).await? else {
-            return Err(TokenError::NotFound);
-        };
         let new = self
             .metadata
             .modify(key, &changes)
             .await?
             .ok_or(TokenError::NotFound)?;
-        data.scopes = new.scopes.clone();
-        data.expires = new.expires;
-        self.data.store(&data).await?;
+        // Revoked meanwhile: the revocation stands and nothing is written.
+        if !self.follow_metadata(&new).await? {
+            return Err(TokenError::NotFound);
+        }
         self.record_edit(&old, &new, &changes, actor, ip).await?;
         self.narrow_descendants(&new, actor, ip).await?;
         Ok(new)
@@ -173,11 +171,7 @@ impl TokenService {
             let Some(new) = self.metadata.modify(&child.token, &changes).await? else {
                 continue;
             };
-            if let Some(mut data) = self.data.get(&child.token).await? {
-                data.scopes = new.scopes.clone();
-                data.expires = new.expires;
-                self.data.store(&data).await?;
-            }
+            self.follow_metadata(&new).await?;
             self.record_edit(&child, &new, &changes, actor, ip).await?;
         }
         Ok(())

@@ -188,9 +188,10 @@ impl TokenService {
             return Ok(None);
         }
         let key = data.token.key();
-        // Data whose metadata is gone belongs to a revoked token: a write
-        // that raced the revocation (a PATCH, say) can have put it back,
-        // and it must not authenticate anyone. The audit removes it.
+        // Data whose metadata is gone belongs to a revoked token (or to one
+        // being revoked: the metadata goes first). Writes after the first
+        // are conditional, so none should put such data back, but if any
+        // is found it authenticates no one; the audit removes it.
         let Some(info) = self.metadata.get_info(key).await? else {
             return Ok(None);
         };
@@ -281,6 +282,18 @@ impl TokenService {
                 self.clock.now(),
             ))
             .await
+    }
+
+    /// Gives a token's data the scopes and expiry its edited metadata now
+    /// holds; false, writing nothing, if the token is gone (revoked while
+    /// it was being edited).
+    async fn follow_metadata(&self, info: &TokenInfo) -> Result<bool, StorageError> {
+        let Some(mut data) = self.data.get(&info.token).await? else {
+            return Ok(false);
+        };
+        data.scopes = info.scopes.clone();
+        data.expires = info.expires;
+        self.data.update(&data).await
     }
 
     /// Removes a token and every descendant, deepest first, recording

@@ -296,10 +296,8 @@ impl TokenService {
                     expires: Some(Some(limit)),
                     ..TokenChanges::default()
                 };
-                self.metadata.modify(key, &changes).await?;
-                if let Some(mut data) = self.data.get(key).await? {
-                    data.expires = Some(limit);
-                    self.data.store(&data).await?;
+                if let Some(new) = self.metadata.modify(key, &changes).await? {
+                    self.follow_metadata(&new).await?;
                 }
                 // Cached answers may outlive the new expiry: evict them.
                 self.record(child, TokenChange::Edit, None, None).await?;

@@ -179,14 +179,18 @@ impl DistributedTokenDataStore {
         Ok(durable || cached > 0)
     }
 
-    /// Re-seals one record under the active key, from its durable row and
-    /// under its lock, so that a token revoked meanwhile is not rewritten;
-    /// false if there was no row.
-    async fn reseal(&self, key: &TokenKey) -> Result<bool, StorageError> {
+    /// Replaces the record of `key` with what `next` makes of the current
+    /// one, under the durable row's lock: a delete (which takes the same
+    /// lock) either comes first, and there is nothing to replace, or waits
+    /// and removes the new record. False if there was no row.
+    async fn replace_locked(
+        &self,
+        key: &TokenKey,
+        next: impl FnOnce(TokenData) -> TokenData + Send,
+    ) -> Result<bool, StorageError> {
         let mut tx = self.engines.pg.begin().await?;
         let row = sqlx::query(
-            "SELECT key_id, nonce, ciphertext, expires FROM token_data
-             WHERE token_key = $1 FOR UPDATE",
+            "SELECT key_id, nonce, ciphertext FROM token_data WHERE token_key = $1 FOR UPDATE",
         )
         .bind(key.as_str())
         .fetch_optional(&mut *tx)
@@ -194,19 +198,10 @@ impl DistributedTokenDataStore {
         let Some(row) = row else {
             return Ok(false);
         };
-        let data = token_data::open(&self.cipher, key, &sealed_from(&row)?)?;
+        let data = next(token_data::open(&self.cipher, key, &sealed_from(&row)?)?);
         let sealed = token_data::seal(&self.cipher, &data)?;
-        sqlx::query(
-            "UPDATE token_data SET key_id = $2, nonce = $3, ciphertext = $4 WHERE token_key = $1",
-        )
-        .bind(key.as_str())
-        .bind(&sealed.key_id)
-        .bind(&sealed.nonce)
-        .bind(&sealed.ciphertext)
-        .execute(&mut *tx)
-        .await?;
-        self.cache(key, &sealed, to_u64(row.try_get("expires")?))
-            .await?;
+        write_durable(&mut *tx, key, &sealed, data.expires).await?;
+        self.cache(key, &sealed, data.expires).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -230,6 +225,11 @@ impl TokenDataStore for DistributedTokenDataStore {
     async fn store(&self, data: &TokenData) -> Result<(), StorageError> {
         let sealed = token_data::seal(&self.cipher, data)?;
         self.write(data, &sealed).await
+    }
+
+    async fn update(&self, data: &TokenData) -> Result<bool, StorageError> {
+        self.replace_locked(data.token.key(), |_| data.clone())
+            .await
     }
 
     async fn get(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
@@ -281,7 +281,8 @@ impl TokenDataStore for DistributedTokenDataStore {
         .await?;
         let mut resealed = 0;
         for key in stale {
-            if self.reseal(&parse_key(&key)?).await? {
+            // Opened and sealed again: the active key seals it.
+            if self.replace_locked(&parse_key(&key)?, |data| data).await? {
                 resealed += 1;
             }
         }

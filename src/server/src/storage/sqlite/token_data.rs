@@ -25,10 +25,6 @@ impl SqliteTokenDataStore {
     fn open(&self, key: &TokenKey, sealed: &Sealed) -> Result<TokenData, StorageError> {
         token_data::open(&self.cipher, key, sealed)
     }
-
-    async fn write(&self, key: &TokenKey, sealed: &Sealed) -> Result<(), StorageError> {
-        write_sealed(&self.pool, key, sealed).await
-    }
 }
 
 /// Stores (or replaces) one sealed record.
@@ -51,11 +47,33 @@ pub(super) async fn write_sealed(
     Ok(())
 }
 
+/// Replaces one sealed record if it is there; one statement, so no delete
+/// falls between the test and the write.
+async fn rewrite_sealed(
+    db: impl sqlx::SqliteExecutor<'_>,
+    key: &TokenKey,
+    sealed: &Sealed,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE token_data SET key_id = ?, nonce = ?, ciphertext = ? WHERE token_key = ?",
+    )
+    .bind(&sealed.key_id)
+    .bind(&sealed.nonce)
+    .bind(&sealed.ciphertext)
+    .bind(key.as_str())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 #[async_trait]
 impl TokenDataStore for SqliteTokenDataStore {
     async fn store(&self, data: &TokenData) -> Result<(), StorageError> {
-        let sealed = self.seal(data)?;
-        self.write(data.token.key(), &sealed).await
+        write_sealed(&self.pool, data.token.key(), &self.seal(data)?).await
+    }
+
+    async fn update(&self, data: &TokenData) -> Result<bool, StorageError> {
+        rewrite_sealed(&self.pool, data.token.key(), &self.seal(data)?).await
     }
 
     async fn get(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
@@ -107,8 +125,10 @@ impl TokenDataStore for SqliteTokenDataStore {
             }
             let key = parse_key(row.try_get("token_key")?)?;
             let data = self.open(&key, &sealed)?;
-            self.write(&key, &self.seal(&data)?).await?;
-            resealed += 1;
+            // A token revoked since the read stays revoked.
+            if rewrite_sealed(&self.pool, &key, &self.seal(&data)?).await? {
+                resealed += 1;
+            }
         }
         Ok(resealed)
     }
