@@ -169,3 +169,59 @@ async fn no_patch_racing_a_revocation_brings_the_token_back(backend: Backend) {
         audit.problems.first()
     );
 }
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_child_made_while_its_parent_is_revoked_survives(backend: Backend) {
+    let clock = Arc::new(ManualClock::at(START));
+    let Some((app, _, _store)) = common::app(backend, clock).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let user = UserInfo {
+        username: "carol".into(),
+        ..UserInfo::default()
+    };
+    let scopes = vec!["read:all".parse().unwrap()];
+    let (mut survivors, mut made) = (0, 0);
+    for round in 0..ROUNDS {
+        let session = app
+            .tokens
+            .create_session_token(&user, scopes.clone(), None)
+            .await
+            .unwrap();
+        let parent = app.tokens.get_data(&session).await.unwrap().unwrap();
+        // A notebook spawn and a delegation, racing a logout.
+        let (a, b, c) = (app.clone(), app.clone(), app.clone());
+        let (p1, p2) = (parent.clone(), parent);
+        let notebook =
+            tokio::spawn(async move { a.tokens.get_notebook_token(&p1, None, None).await });
+        let internal = tokio::spawn(async move {
+            let scopes = vec!["read:all".parse().unwrap()];
+            b.tokens
+                .get_internal_token(&p2, "svc", scopes, None, None)
+                .await
+        });
+        let logout = tokio::spawn(async move { c.tokens.logout(&session, None).await });
+        // Losing the race (an error) is fine; a live child is not.
+        let children = [notebook.await.unwrap(), internal.await.unwrap()];
+        assert!(logout.await.unwrap().unwrap(), "round {round}: logged out");
+        for child in children.into_iter().flatten() {
+            made += 1;
+            if app.tokens.get_data(&child).await.unwrap().is_some() {
+                survivors += 1;
+            }
+        }
+    }
+    assert_eq!(
+        survivors, 0,
+        "{survivors} of {made} children outlived the logout"
+    );
+    let audit = app.tokens.audit(false).await.unwrap();
+    assert!(
+        audit.problems.is_empty(),
+        "{} left behind, e.g. {:?}",
+        audit.problems.len(),
+        audit.problems.first()
+    );
+}

@@ -11,6 +11,7 @@ use portcullis_core::AuthType;
 use serde_json::json;
 
 use super::page;
+use crate::services::authenticate::NOT_VALID;
 use crate::services::check::LIFETIME_TOO_SHORT;
 use crate::services::cli_login::CliLoginError;
 use crate::services::login::LoginError;
@@ -79,6 +80,10 @@ pub fn check_error(e: CheckError, realm: &str, auth_type: AuthType) -> Response 
             realm,
             auth_type,
         ),
+        // Revoked between its check and the delegation: it is not valid.
+        CheckError::Delegation(TokenError::ParentRevoked) => {
+            auth_error(&AuthError::InvalidToken(NOT_VALID), realm, auth_type)
+        }
         CheckError::Delegation(TokenError::Storage(cause)) => {
             tracing::warn!(error = %cause, "delegation failed: storage unavailable");
             unavailable()
@@ -205,7 +210,7 @@ pub fn oidc_error(e: OidcError, realm: &str) -> Response {
             tracing::warn!(error = %cause, "OpenID Connect request failed: storage unavailable");
             return unavailable();
         }
-        OidcError::Token(TokenError::InsufficientLifetime) => {
+        OidcError::Token(TokenError::InsufficientLifetime | TokenError::ParentRevoked) => {
             (StatusCode::BAD_REQUEST, "invalid_grant")
         }
         OidcError::Token(_) | OidcError::Random | OidcError::Signing(_) => {

@@ -29,7 +29,7 @@ impl From<AuthorizationError> for AuthError {
 
 /// Unknown, wrong secret, expired and (at the ingress) bootstrap all read
 /// alike: no oracle for which keys exist.
-const NOT_VALID: &str = "Token is not valid";
+pub const NOT_VALID: &str = "Token is not valid";
 
 pub struct Authenticator {
     tokens: Arc<TokenService>,

@@ -42,6 +42,8 @@ pub enum StorageError {
     Corrupt { key: String, reason: String },
     #[error("user {username} already has a token named {name:?}")]
     DuplicateName { username: String, name: String },
+    #[error("the token a new child derives from has been revoked")]
+    ParentGone,
     #[error("an OpenID Connect client {0:?} already exists")]
     DuplicateClient(String),
     #[error("the target store already holds {0}; import only into an empty store")]

@@ -98,10 +98,12 @@ pub struct TokenListing {
 #[async_trait]
 pub trait TokenMetadataStore: Send + Sync {
     /// Adds a token; `StorageError::DuplicateName` when its owner already
-    /// has a token of that name.
+    /// has a token of that name. A child is added only while its parent
+    /// is there, checked under the parent's lock (the foreign key's), the
+    /// lock [`delete_tree`](Self::delete_tree) holds: `ParentGone` else.
     async fn add(&self, info: &TokenInfo) -> Result<(), StorageError>;
     /// Adds a child unless a reusable one exists, atomically: however many
-    /// callers race, one child is added.
+    /// callers race, one child is added. `ParentGone` as for `add`.
     async fn add_child_unless_reusable(
         &self,
         info: &TokenInfo,
@@ -128,7 +130,13 @@ pub trait TokenMetadataStore: Send + Sync {
         now: u64,
         interval: u64,
     ) -> Result<bool, StorageError>;
+    /// Removes one token's metadata, leaving any children (orphaned).
     async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError>;
+    /// Removes a token and every descendant in one transaction that holds
+    /// each of them against new children until all are gone, so that no
+    /// child added meanwhile survives. What was removed, deepest first and
+    /// the token last; empty when the token was already gone.
+    async fn delete_tree(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError>;
     /// Tokens whose expiry is at or before `now`.
     async fn list_expired(&self, now: u64) -> Result<Vec<TokenInfo>, StorageError>;
     /// Users with at least one unexpired session token.

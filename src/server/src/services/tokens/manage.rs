@@ -194,9 +194,9 @@ impl TokenService {
         let Some(info) = self.get_token_info_unchecked(key, Some(username)).await? else {
             return Ok(false);
         };
-        self.revoke_tree(&info, TokenChange::Revoke, Some(&actor.history_name()), ip)
-            .await?;
-        Ok(true)
+        Ok(self
+            .revoke_tree(&info, TokenChange::Revoke, Some(&actor.history_name()), ip)
+            .await?)
     }
 
     /// Revokes token `key` and its children on Portcullis's own authority,
@@ -210,9 +210,9 @@ impl TokenService {
         let Some(info) = self.get_token_info_unchecked(key, None).await? else {
             return Ok(false);
         };
-        self.revoke_tree(&info, TokenChange::Revoke, Some(actor), ip)
-            .await?;
-        Ok(true)
+        Ok(self
+            .revoke_tree(&info, TokenChange::Revoke, Some(actor), ip)
+            .await?)
     }
 
     /// Ends a browser session: revokes the session token (and so its
@@ -235,9 +235,9 @@ impl TokenService {
         else {
             return Ok(false);
         };
-        self.revoke_tree(&info, TokenChange::Revoke, Some(&data.username), ip)
-            .await?;
-        Ok(true)
+        Ok(self
+            .revoke_tree(&info, TokenChange::Revoke, Some(&data.username), ip)
+            .await?)
     }
 
     /// History entries matching `filter`, newest first. A user who is not

@@ -64,6 +64,8 @@ pub enum TokenError {
     PermissionDenied(&'static str),
     #[error("token not found")]
     NotFound,
+    #[error("the token it would derive from has been revoked")]
+    ParentRevoked,
     #[error("user {username} already has a token named {name:?}")]
     DuplicateName { username: String, name: String },
     #[error("the system random source failed")]
@@ -78,6 +80,7 @@ impl From<StorageError> for TokenError {
             StorageError::DuplicateName { username, name } => {
                 TokenError::DuplicateName { username, name }
             }
+            StorageError::ParentGone => TokenError::ParentRevoked,
             other => TokenError::Storage(other),
         }
     }
@@ -296,24 +299,31 @@ impl TokenService {
         self.data.update(&data).await
     }
 
-    /// Removes a token and every descendant, deepest first, recording
-    /// `action` for each.
+    /// Removes a token and every descendant, recording `action` for each;
+    /// false if it was already gone. The metadata of the whole tree goes
+    /// first, in one transaction that no new child can slip into: from its
+    /// commit nothing in the tree is live (checks need both halves), and
+    /// the data follows.
     async fn revoke_tree(
         &self,
         info: &TokenInfo,
         action: TokenChange,
         actor: Option<&str>,
         ip: Option<IpAddr>,
-    ) -> Result<(), StorageError> {
-        let mut doomed = self.metadata.get_children(&info.token).await?;
-        doomed.push(info.clone());
+    ) -> Result<bool, StorageError> {
+        let doomed = self.metadata.delete_tree(&info.token).await?;
+        if doomed.is_empty() {
+            // Revoked by someone else meanwhile, who records it; any data
+            // left of it goes all the same.
+            self.data.delete(&info.token).await?;
+            return Ok(false);
+        }
         for token in &doomed {
             self.data.delete(&token.token).await?;
-            self.metadata.delete(&token.token).await?;
             self.record(token, action, actor, ip).await?;
             tracing::info!(key = %token.token, action = action.as_str(), "removed token");
         }
-        Ok(())
+        Ok(true)
     }
 
     fn validate_scopes(&self, scopes: &[Scope]) -> Result<(), TokenError> {

@@ -1,5 +1,7 @@
 //! Token metadata in PostgreSQL.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use portcullis_core::{TokenKey, TokenType};
 use sqlx::{PgConnection, PgPool, Row};
@@ -47,6 +49,10 @@ pub(super) async fn insert(conn: &mut PgConnection, info: &TokenInfo) -> Result<
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() && info.token_name.is_some() => {
             Err(duplicate_name(info))
+        }
+        // The parent's row was removed before this one could name it.
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StorageError::ParentGone)
         }
         Err(e) => Err(e.into()),
     }
@@ -217,6 +223,60 @@ impl TokenMetadataStore for PgTokenMetadataStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_tree(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        // `FOR UPDATE` conflicts with the key-share lock a child's insert
+        // takes on its parent through the foreign key. Locking a level
+        // before reading the next means each read is complete: a child
+        // being added commits first (and is read), or fails once its
+        // parent is gone. Levels top-down, each in key order, so that two
+        // revocations of one tree lock in the same order.
+        let Some(root) = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tokens WHERE token_key = $1 FOR UPDATE"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut levels = vec![vec![info_from(&root)?]];
+        let mut seen: HashSet<TokenKey> = HashSet::from([key.clone()]);
+        loop {
+            let parents: Vec<&str> = levels
+                .last()
+                .map(|level| level.iter().map(|i| i.token.as_str()).collect())
+                .unwrap_or_default();
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM tokens WHERE parent = ANY($1)
+                 ORDER BY token_key FOR UPDATE"
+            ))
+            .bind(&parents)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut level = Vec::new();
+            for row in &rows {
+                let info = info_from(row)?;
+                // A cycle (corrupt data) ends the walk.
+                if seen.insert(info.token.clone()) {
+                    level.push(info);
+                }
+            }
+            if level.is_empty() {
+                break;
+            }
+            levels.push(level);
+        }
+        let doomed: Vec<TokenInfo> = levels.into_iter().rev().flatten().collect();
+        let keys: Vec<&str> = doomed.iter().map(|i| i.token.as_str()).collect();
+        sqlx::query("DELETE FROM tokens WHERE token_key = ANY($1)")
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(doomed)
     }
 
     async fn list_expired(&self, now: u64) -> Result<Vec<TokenInfo>, StorageError> {

@@ -37,6 +37,19 @@ enum Bind<'a> {
     Null,
 }
 
+/// Every descendant of the token bound to `?`, deepest first.
+fn descendants_sql() -> String {
+    format!(
+        "WITH RECURSIVE descendants (token_key, depth) AS (
+             SELECT token_key, 1 FROM tokens WHERE parent = ?
+             UNION ALL
+             SELECT t.token_key, d.depth + 1 FROM tokens t JOIN descendants d ON t.parent = d.token_key
+         )
+         SELECT {COLUMNS} FROM tokens JOIN descendants USING (token_key)
+         ORDER BY depth DESC, token_key"
+    )
+}
+
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
     info: &TokenInfo,
@@ -63,6 +76,10 @@ pub(super) async fn insert(
                 username: info.username.clone(),
                 name: info.token_name.clone().unwrap_or_default(),
             })
+        }
+        // The parent's row was removed before this one could name it.
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StorageError::ParentGone)
         }
         Err(e) => Err(e.into()),
     }
@@ -121,16 +138,8 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
     }
 
     async fn get_children(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!(
-            "WITH RECURSIVE descendants (token_key, depth) AS (
-                 SELECT token_key, 1 FROM tokens WHERE parent = ?
-                 UNION ALL
-                 SELECT t.token_key, d.depth + 1 FROM tokens t JOIN descendants d ON t.parent = d.token_key
-             )
-             SELECT {COLUMNS} FROM tokens JOIN descendants USING (token_key)
-             ORDER BY depth DESC, token_key"
-        );
-        self.fetch(&sql, &[Bind::Text(key.as_str())]).await
+        self.fetch(&descendants_sql(), &[Bind::Text(key.as_str())])
+            .await
     }
 
     async fn list_tokens(&self, listing: &TokenListing) -> Result<Vec<TokenInfo>, StorageError> {
@@ -214,6 +223,36 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_tree(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
+        let mut conn = self.pool.acquire().await?;
+        // The write lock, held from the first read to the commit, is the
+        // lock of every token here: no child is added in between.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(root) = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE token_key = ?"))
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut doomed = sqlx::query(&descendants_sql())
+            .bind(key.as_str())
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(info_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        doomed.push(info_from(&root)?);
+        for info in &doomed {
+            sqlx::query("DELETE FROM tokens WHERE token_key = ?")
+                .bind(info.token.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(doomed)
     }
 
     async fn list_expired(&self, now: u64) -> Result<Vec<TokenInfo>, StorageError> {
