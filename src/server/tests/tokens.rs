@@ -1702,3 +1702,31 @@ async fn token_changes_feed_keys_revoked_or_edited_since_a_cursor_and_reset_on_g
             .reset
     );
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn no_child_is_made_from_a_parent_revoked_after_it_was_read(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let (session, _) = f.session("alice", &["read:all"]).await;
+    // Read (as a check would) before the logout, used after it.
+    let parent = f.data_of(&session).await;
+    assert!(f.service.logout(&session, None).await.unwrap());
+    let scopes: Vec<Scope> = vec!["read:all".parse().unwrap()];
+    let refusals = [
+        f.service.get_notebook_token(&parent, None, None).await,
+        f.service
+            .get_internal_token(&parent, "svc", scopes, None, None)
+            .await,
+        f.service.create_oidc_token(&parent, 3600, None).await,
+    ];
+    for refused in refusals {
+        assert!(
+            matches!(refused, Err(TokenError::ParentRevoked)),
+            "{refused:?}"
+        );
+    }
+    // Each refused child's data went with it.
+    assert!(f.data.list().await.unwrap().is_empty());
+}
