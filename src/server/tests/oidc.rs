@@ -887,3 +887,48 @@ async fn login_believes_no_discovery_that_points_off_the_issuer_or_never_ends(ba
         assert!(reply.headers.get("location").is_none());
     }
 }
+
+#[apply(backends)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_get_no_more_tries_than_serial_ones(backend: Backend) {
+    let Some(p) = provider(backend).await else {
+        return;
+    };
+    use portcullis::services::oidc::clients::FAILURES_PER_MINUTE;
+    let p = Arc::new(p);
+    let code = p.code().await;
+    let guesses: Vec<_> = (0..60)
+        .map(|i| {
+            let (p, code) = (p.clone(), code.clone());
+            tokio::spawn(async move {
+                p.redeem(&code, &basic("app", &format!("guess{i}")), &[])
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let (mut refused, mut limited) = (0, 0);
+    for guess in guesses {
+        match guess.await.unwrap() {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("a guess got {other}"),
+        }
+    }
+    assert_eq!(
+        (refused, limited),
+        (
+            FAILURES_PER_MINUTE as usize,
+            60 - FAILURES_PER_MINUTE as usize
+        )
+    );
+    // Good authentications are given back: the right secret, many times
+    // over a fresh window, is never limited.
+    p.clock.advance(std::time::Duration::from_secs(60));
+    for _ in 0..(2 * FAILURES_PER_MINUTE) {
+        let reply = p
+            .redeem("no-such-code", &basic("app", &p.secret), &[])
+            .await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+}

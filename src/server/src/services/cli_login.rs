@@ -113,9 +113,12 @@ impl CliLoginService {
     /// Starts a pending login for the CLI at `client` (unauthenticated).
     pub async fn start(&self, client: Option<IpAddr>) -> Result<StartedLogin, CliLoginError> {
         let address = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        self.overall.check("all").map_err(CliLoginError::from)?;
         self.per_client.hit(&address)?;
-        self.overall.hit("all")?;
+        if let Err(full) = self.overall.hit("all") {
+            // Refused for everyone's sake, not for this client's doing.
+            self.per_client.refund(&address);
+            return Err(full.into());
+        }
         let random = || random_string().map_err(|_| CliLoginError::Random);
         let login_id = random()?;
         let poll_secret = random()?;

@@ -36,17 +36,9 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one event for `key`, unless its window is full.
+    /// Counts one event for `key`, unless its window is full: the test
+    /// and the count under one lock, so parallel callers cannot all pass.
     pub fn hit(&self, key: &str) -> Result<(), Limited> {
-        self.count(key, true)
-    }
-
-    /// Whether `key` could have one more event now, counting nothing.
-    pub fn check(&self, key: &str) -> Result<(), Limited> {
-        self.count(key, false)
-    }
-
-    fn count(&self, key: &str, add: bool) -> Result<(), Limited> {
         let now = self.clock.now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let live = |start: u64| now < start.saturating_add(self.window);
@@ -71,10 +63,22 @@ impl RateLimiter {
                     .max(1),
             });
         }
-        if add {
-            slot.1 += 1;
-        }
+        slot.1 += 1;
         Ok(())
+    }
+
+    /// Takes back one event counted for `key` in its current window: for
+    /// a caller that counts an attempt before knowing whether it fails (so
+    /// that parallel attempts cannot all pass one check) and then learns
+    /// it did not.
+    pub fn refund(&self, key: &str) {
+        let now = self.clock.now();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((start, n)) = windows.get_mut(key) {
+            if now < start.saturating_add(self.window) {
+                *n = n.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -93,12 +97,29 @@ mod tests {
             limiter.hit("a").unwrap();
         }
         assert_eq!(limiter.hit("a"), Err(Limited { retry_after: 60 }));
-        assert_eq!(limiter.check("a"), Err(Limited { retry_after: 60 }));
         limiter.hit("b").unwrap();
         clock.advance(Duration::from_secs(59));
         assert_eq!(limiter.hit("a"), Err(Limited { retry_after: 1 }));
         clock.advance(Duration::from_secs(1));
         limiter.hit("a").unwrap();
+    }
+
+    #[test]
+    fn a_refund_gives_back_one_event_of_the_current_window_only() {
+        let clock = Arc::new(ManualClock::at(1000));
+        let limiter = RateLimiter::new(2, 60, 10, clock.clone());
+        limiter.hit("a").unwrap();
+        limiter.hit("a").unwrap();
+        limiter.refund("a");
+        limiter.hit("a").unwrap();
+        assert!(limiter.hit("a").is_err());
+        // A refund of nothing, or of a window gone by, adds no room.
+        limiter.refund("b");
+        clock.advance(Duration::from_secs(60));
+        limiter.refund("a");
+        limiter.hit("a").unwrap();
+        limiter.hit("a").unwrap();
+        assert!(limiter.hit("a").is_err());
     }
 
     #[test]

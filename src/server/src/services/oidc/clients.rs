@@ -117,20 +117,22 @@ impl OidcClients {
             .await?
             .ok_or(OidcError::InvalidClient)?;
         // Only known clients are counted, so the limiter's keys are few.
+        // Every attempt is counted before the secret is compared, and a
+        // good one given back: parallel guesses cannot all pass the check
+        // before any is counted.
         self.failures
-            .check(&record.client_id)
+            .hit(&record.client_id)
             .map_err(|l| OidcError::TooManyAttempts(l.retry_after))?;
         let good = match (record.secret_sha256, secret) {
             (Some(hash), Some(secret)) => bool::from(sha256(secret.as_bytes()).ct_eq(&hash)),
             (None, None) => record.public,
             _ => false,
         };
-        if good {
-            Ok(client_of(record))
-        } else {
-            let _ = self.failures.hit(&record.client_id);
-            Err(OidcError::InvalidClient)
+        if !good {
+            return Err(OidcError::InvalidClient);
         }
+        self.failures.refund(&record.client_id);
+        Ok(client_of(record))
     }
 
     /// Registers a client; returns it and, for a confidential client, its
