@@ -320,11 +320,6 @@ pub async fn run() -> ExitCode {
 
 async fn serve(config_path: &Path) -> CliResult {
     let config = Config::load(config_path)?;
-    if config.listen == config.ingress_listen {
-        return Err(
-            "listen and ingress_listen must differ: the ingress is for the proxy only".into(),
-        );
-    }
     let app = std::sync::Arc::new(App::from_config(&config).await?);
     app.spawn_maintenance(config.maintenance_interval);
     let bind = |address: SocketAddr| async move {

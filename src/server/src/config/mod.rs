@@ -393,8 +393,22 @@ impl Config {
     }
 }
 
+/// Whether two listeners would be one socket (port 0 picks a free port
+/// for each): the ingress must never be reachable where the public API is.
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 impl RawConfig {
     fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        if same_socket(self.listen, self.ingress_listen) {
+            return Err(invalid(
+                "ingress_listen",
+                "must differ from listen: the ingress is for the proxy only",
+            ));
+        }
         if !is_valid_realm(&self.realm) {
             return Err(invalid("realm", "must be non-empty printable ASCII"));
         }
@@ -1016,6 +1030,14 @@ mod tests {
                 "login.issuer",
             ),
             (minimal("max_connections = 0"), "max_connections"),
+            (
+                minimal("listen = \"127.0.0.1:9000\"\ningress_listen = \"127.0.0.1:9000\""),
+                "ingress_listen",
+            ),
+            (
+                minimal("listen = \"0.0.0.0:9000\"\ningress_listen = \"127.0.0.1:9000\""),
+                "ingress_listen",
+            ),
             (
                 minimal("").replace(
                     "[storage]",
