@@ -49,13 +49,9 @@ impl Actor {
     /// administrator, or that user with `user:token` (as in Gafaelfawr), so
     /// a token with fewer powers, such as a delegated one, manages nothing.
     pub fn may_manage(&self, username: &str) -> bool {
-        match self {
-            Actor::Bootstrap | Actor::Cli => true,
-            Actor::Token(data) => {
-                has_scope(&data.scopes, ADMIN_SCOPE)
-                    || (data.username == username && has_scope(&data.scopes, USER_TOKEN_SCOPE))
-            }
-        }
+        self.is_admin()
+            || matches!(self, Actor::Token(data)
+                if data.username == username && has_scope(&data.scopes, USER_TOKEN_SCOPE))
     }
 }
 
