@@ -4,13 +4,25 @@
 //! those readings, and a request whose raw path would pick another rule is
 //! refused: no reading can reach a route under a weaker policy.
 
+use std::borrow::Cow;
+
 /// `:path` (query and fragment dropped) as the most forgiving upstream
 /// reads it: every `%XX` decoded once, `\` taken for `/`, empty and `.`
 /// segments dropped, `..` resolved (never above the root; a segment is a
 /// dot segment if its part before a `;` is, as Tomcat reads `..;x`). Always
 /// starts with `/`; keeps a trailing `/`.
-pub fn normalise(raw: &[u8]) -> Vec<u8> {
-    let decoded = percent_decode(without_query(raw));
+pub fn normalise(raw: &[u8]) -> Cow<'_, [u8]> {
+    let raw = without_query(raw);
+    // Most paths are normal already: no copy for them.
+    match is_normal(raw) {
+        true => Cow::Borrowed(raw),
+        false => Cow::Owned(rebuild(raw)),
+    }
+}
+
+/// The normal form of `raw` (no query), built anew.
+fn rebuild(raw: &[u8]) -> Vec<u8> {
+    let decoded = percent_decode(raw);
     let mut segments: Vec<&[u8]> = Vec::new();
     let mut trailing_slash = false;
     for segment in decoded.split(|b| *b == b'/' || *b == b'\\') {
@@ -37,6 +49,27 @@ pub fn normalise(raw: &[u8]) -> Vec<u8> {
         out.push(b'/');
     }
     out
+}
+
+/// Whether `normalise` would give `path` (no query) back as it is: rooted,
+/// nothing encoded, no `\`, no empty segment but a trailing one, no dot
+/// segment.
+fn is_normal(path: &[u8]) -> bool {
+    let Some(rest) = path.strip_prefix(b"/") else {
+        return false;
+    };
+    if path.iter().any(|b| matches!(b, b'%' | b'\\')) {
+        return false;
+    }
+    let mut segments = rest.split(|b| *b == b'/').peekable();
+    while let Some(segment) = segments.next() {
+        let bare = segment.split(|b| *b == b';').next().unwrap_or_default();
+        let last = segments.peek().is_none();
+        if matches!(bare, b"." | b"..") || (segment.is_empty() && !last) {
+            return false;
+        }
+    }
+    true
 }
 
 /// `:path` up to its query or fragment, not decoded: what an upstream that
@@ -88,7 +121,39 @@ mod tests {
     use super::*;
 
     fn n(raw: &str) -> String {
-        String::from_utf8(normalise(raw.as_bytes())).unwrap()
+        String::from_utf8(normalise(raw.as_bytes()).into_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_path_is_borrowed_only_when_it_is_already_normal() {
+        // Every path of up to six bytes over the bytes that matter.
+        let alphabet = b"/.;a%2\\";
+        let mut paths: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut frontier = paths.clone();
+        for _ in 0..6 {
+            frontier = frontier
+                .iter()
+                .flat_map(|p| {
+                    alphabet.iter().map(move |b| {
+                        let mut next = p.clone();
+                        next.push(*b);
+                        next
+                    })
+                })
+                .collect();
+            paths.extend(frontier.iter().cloned());
+        }
+        // Borrowing is never wrong (it may copy a path it need not have,
+        // `/%zz` say, which costs only time).
+        for path in paths.iter().filter(|p| is_normal(p)) {
+            assert_eq!(&rebuild(path), path, "{}", String::from_utf8_lossy(path));
+        }
+        for common in ["/", "/a", "/a/", "/api/v1/x;y=1", "/a/...b/.c"] {
+            assert!(
+                matches!(normalise(common.as_bytes()), Cow::Borrowed(_)),
+                "{common}"
+            );
+        }
     }
 
     #[test]
@@ -132,8 +197,8 @@ mod tests {
     fn what_is_not_an_escape_or_a_dot_segment_stays() {
         assert_eq!(n("/a%zz/%4"), "/a%zz/%4");
         assert_eq!(n("/a/...b/.c/x;y=1"), "/a/...b/.c/x;y=1");
-        assert_eq!(normalise(b"/a/\xff"), b"/a/\xff");
-        assert_eq!(normalise(b"/a/%ff"), b"/a/\xff");
+        assert_eq!(&*normalise(b"/a/\xff"), b"/a/\xff");
+        assert_eq!(&*normalise(b"/a/%ff"), b"/a/\xff");
     }
 
     #[test]

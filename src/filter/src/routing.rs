@@ -59,11 +59,11 @@ impl RawMatch {
         let path = match (self.path, self.prefix) {
             (Some(_), Some(_)) => return Err(error("prefix", "cannot be given with path")),
             (Some(p), None) if p.starts_with('/') && !p.contains(['?', '#']) => {
-                Some(PathMatch::Exact(path::normalise(p.as_bytes())))
+                Some(PathMatch::Exact(path::normalise(p.as_bytes()).into_owned()))
             }
-            (None, Some(p)) if p.starts_with('/') && !p.contains(['?', '#']) => {
-                Some(PathMatch::Prefix(path::normalise(p.as_bytes())))
-            }
+            (None, Some(p)) if p.starts_with('/') && !p.contains(['?', '#']) => Some(
+                PathMatch::Prefix(path::normalise(p.as_bytes()).into_owned()),
+            ),
             (Some(_), None) => return Err(error("path", "must start with / and hold no query")),
             (None, Some(_)) => return Err(error("prefix", "must start with / and hold no query")),
             (None, None) => None,
@@ -190,11 +190,14 @@ pub fn select<'a>(
             .iter()
             .position(|rule| rule.matcher.matches(facts, path))
     };
+    if rules.is_empty() {
+        return Ok(default);
+    }
     let raw = path::without_query(facts.path);
     let normal = path::normalise(facts.path);
     let chosen = first(&normal);
-    // Most paths are already normal: one matching pass.
-    if raw != normal.as_slice() && first(raw) != chosen {
+    // Most paths are already normal: one matching pass, and no copy.
+    if raw != &*normal && first(raw) != chosen {
         return Err(AmbiguousPath);
     }
     Ok(chosen.map_or(default, |i| &rules[i].policy))
