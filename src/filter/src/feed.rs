@@ -88,11 +88,14 @@ impl CacheState {
         }
     }
 
-    /// True while the feed has answered within the allowed lag: only then
-    /// may this worker answer from its cache or the shared tier.
+    /// True once the feed's position is known and while the feed has
+    /// answered within the allowed lag: only then may this worker answer
+    /// from its cache or the shared tier.
     pub fn serves(&self, now_ms: u64) -> bool {
-        self.heard_at_ms
-            .is_some_and(|heard| now_ms.saturating_sub(heard) <= self.max_lag_ms)
+        self.cursor.is_some()
+            && self
+                .heard_at_ms
+                .is_some_and(|heard| now_ms.saturating_sub(heard) <= self.max_lag_ms)
     }
 
     /// True when an answer about `token_key` asked for at `asked_at` can be
@@ -121,13 +124,9 @@ impl CacheState {
         trusted
     }
 
-    /// The cache may be used once the feed's position is known.
-    pub fn is_ready(&self) -> bool {
-        self.cursor.is_some()
-    }
-
+    /// This worker's answer for `key`, if it [`serves`](Self::serves).
     pub fn lookup(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
-        (self.is_ready() && self.serves(now_ms))
+        self.serves(now_ms)
             .then(|| self.answers.get(key, now_ms))
             .flatten()
     }

@@ -307,7 +307,13 @@ impl Flow {
             host.count(Event::CacheHitLocal);
             return Some(hit);
         }
-        if let Some(hit) = self.shared_answer(host, &key, now) {
+        // Not served locally because the feed is silent: nor from the
+        // shared tier, which is not even read.
+        let serves = cache.borrow().serves(now);
+        if let Some(hit) = serves
+            .then(|| self.shared_answer(host, &key, now))
+            .flatten()
+        {
             host.count(Event::CacheHitShared);
             return Some(hit);
         }
@@ -321,12 +327,13 @@ impl Flow {
 
     /// An answer another worker put in the shared tier, if this worker can
     /// trust it; copied into this worker's cache for the rest of its life.
+    /// Only while this worker's cache serves.
     fn shared_answer(&self, host: &impl Host, key: &CacheKey, now: u64) -> Option<Cached> {
         let (cache, slots) = (self.cache.as_ref()?, self.shared_slots()?);
         let (bytes, _) = host.shared(&shared::slot_name(key, slots));
         let entry = SharedEntry::read(&bytes?, key, now)?;
         let mut state = cache.borrow_mut();
-        if !state.serves(now) || !state.trusts(entry.token_key.as_deref(), entry.asked_at) {
+        if !state.trusts(entry.token_key.as_deref(), entry.asked_at) {
             return None;
         }
         let cached = entry.cached()?;
