@@ -732,7 +732,7 @@ async fn logout_without_a_session_still_clears_and_redirects_and_touches_no_othe
 /// The address history records for a revocation from peer 192.0.2.7 with
 /// these `X-Forwarded-For` headers, with `trusted` (a `trusted_proxies`
 /// line, or nothing for the default).
-async fn recorded_address(backend: Backend, trusted: &str, forwarded: &[&str]) -> Option<String> {
+async fn recorded_address(backend: Backend, trusted: &str, forwarded: &[&[u8]]) -> Option<String> {
     let store = TestStore::new(backend).await?;
     let text = store.config_toml("");
     let text = match trusted {
@@ -757,7 +757,8 @@ async fn recorded_address(backend: Backend, trusted: &str, forwarded: &[&str]) -
     let mut request =
         Request::delete(&uri).header("authorization", format!("Bearer {}", session.expose()));
     for value in forwarded {
-        request = request.header("x-forwarded-for", *value);
+        let value = axum::http::HeaderValue::from_bytes(value).unwrap();
+        request = request.header("x-forwarded-for", value);
     }
     let (status, _, _) = common::send(&app, request.body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -783,18 +784,22 @@ async fn recorded_address(backend: Backend, trusted: &str, forwarded: &[&str]) -
 #[tokio::test]
 async fn history_records_the_real_client_address_believing_only_trusted_proxies(backend: Backend) {
     // By default no peer is a proxy: a client's X-Forwarded-For is no alibi.
-    let Some(seen) = recorded_address(backend, "", &["203.0.113.1"]).await else {
+    let Some(seen) = recorded_address(backend, "", &[b"203.0.113.1"]).await else {
         return;
     };
     assert_eq!(seen, "192.0.2.7");
     let trusted = r#"trusted_proxies = ["192.0.2.7/32", "10.0.0.0/8"]"#;
     for (forwarded, expected) in [
-        (&["203.0.113.1"][..], "203.0.113.1"),
+        (&[&b"203.0.113.1"[..]][..], "203.0.113.1"),
         // Read from the right, past trusted hops only.
-        (&["198.51.100.66, 203.0.113.1, 10.1.2.3"], "203.0.113.1"),
+        (&[b"198.51.100.66, 203.0.113.1, 10.1.2.3"], "203.0.113.1"),
         // A client's own header before the proxy's is the same list.
-        (&["198.51.100.66", "203.0.113.1"], "203.0.113.1"),
-        (&["not-an-address, 10.1.2.3"], "10.1.2.3"),
+        (&[b"198.51.100.66", b"203.0.113.1"], "203.0.113.1"),
+        (&[b"not-an-address, 10.1.2.3"], "10.1.2.3"),
+        // Nor do bytes that are not text in the client's header hide the
+        // address the proxy appended.
+        (&[b"\xff\xfe", b"203.0.113.1"], "203.0.113.1"),
+        (&[b"203.0.113.1, \xff, 10.1.2.3"], "10.1.2.3"),
         (&[], "192.0.2.7"),
     ] {
         let seen = recorded_address(backend, trusted, forwarded).await.unwrap();

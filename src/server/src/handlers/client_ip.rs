@@ -21,17 +21,17 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         // Every X-Forwarded-For header, in order, is one list (RFC 9110
-        // §5.3): a client's own header before the proxy's cannot hide it.
-        let values: Option<Vec<&str>> = parts
+        // §5.3): a client's own header before the proxy's cannot hide it,
+        // nor can bytes that are not text (they are one more bad hop).
+        let forwarded: Vec<&[u8]> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .map(|v| v.to_str().ok())
+            .map(|v| v.as_bytes())
             .collect();
-        let forwarded = values.map(|v| v.join(","));
         Ok(ClientIp(client_ip(
             peer,
-            forwarded.as_deref().filter(|f| !f.is_empty()),
+            &forwarded.join(&b","[..]),
             &state.trusted_proxies,
         )))
     }
@@ -40,25 +40,25 @@ impl FromRequestParts<AppState> for ClientIp {
 /// Walks `X-Forwarded-For` from the right, past trusted proxies only: a hop
 /// added by an untrusted party (or an unreadable one) ends the walk, so a
 /// client cannot choose the address history records for it.
-pub fn client_ip(
-    peer: Option<IpAddr>,
-    forwarded: Option<&str>,
-    trusted: &[IpNet],
-) -> Option<IpAddr> {
+pub fn client_ip(peer: Option<IpAddr>, forwarded: &[u8], trusted: &[IpNet]) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let mut client = peer?;
     if !is_trusted(&client) {
         return Some(client);
     }
-    for hop in forwarded.unwrap_or("").rsplit(',').map(str::trim) {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) => {
-                client = ip;
-                if !is_trusted(&ip) {
-                    break;
-                }
-            }
-            Err(_) => break,
+    let hops = forwarded
+        .rsplit(|b| *b == b',')
+        .filter(|_| !forwarded.is_empty());
+    for hop in hops {
+        let Some(ip) = std::str::from_utf8(hop)
+            .ok()
+            .and_then(|h| h.trim().parse::<IpAddr>().ok())
+        else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
         }
     }
     Some(client)
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn with_no_trusted_proxy_the_peer_is_the_client() {
         assert_eq!(
-            client_ip(ip("127.0.0.1"), Some("203.0.113.9"), &[]),
+            client_ip(ip("127.0.0.1"), b"203.0.113.9", &[]),
             ip("127.0.0.1")
         );
     }
@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn untrusted_peer_is_the_client_whatever_it_forwards() {
         assert_eq!(
-            client_ip(ip("192.0.2.5"), Some("198.51.100.1"), &loopback()),
+            client_ip(ip("192.0.2.5"), b"198.51.100.1", &loopback()),
             ip("192.0.2.5")
         );
     }
@@ -99,23 +99,33 @@ mod tests {
     fn trusted_proxies_are_walked_to_the_first_untrusted_hop() {
         let trusted = loopback();
         assert_eq!(
-            client_ip(ip("127.0.0.1"), Some("203.0.113.9, 10.0.0.2"), &trusted),
+            client_ip(ip("127.0.0.1"), b"203.0.113.9, 10.0.0.2", &trusted),
             ip("203.0.113.9")
         );
         // A client-supplied left part is not believed past an untrusted hop.
         assert_eq!(
-            client_ip(
-                ip("127.0.0.1"),
-                Some("1.1.1.1, 203.0.113.9, 10.0.0.2"),
-                &trusted
-            ),
+            client_ip(ip("127.0.0.1"), b"1.1.1.1, 203.0.113.9, 10.0.0.2", &trusted),
             ip("203.0.113.9")
         );
-        assert_eq!(client_ip(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
+        assert_eq!(client_ip(ip("127.0.0.1"), b"", &trusted), ip("127.0.0.1"));
         assert_eq!(
-            client_ip(ip("127.0.0.1"), Some("junk, 10.0.0.3"), &trusted),
+            client_ip(ip("127.0.0.1"), b"junk, 10.0.0.3", &trusted),
             ip("10.0.0.3")
         );
-        assert_eq!(client_ip(None, Some("203.0.113.9"), &trusted), None);
+        assert_eq!(client_ip(None, b"203.0.113.9", &trusted), None);
+        // Bytes that are not text are a hop that cannot be read: the walk
+        // stops there, as at any other bad hop.
+        assert_eq!(
+            client_ip(
+                ip("127.0.0.1"),
+                b"203.0.113.9, \xff\xfe, 10.0.0.2",
+                &trusted
+            ),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), b"\xff, 203.0.113.9, 10.0.0.2", &trusted),
+            ip("203.0.113.9")
+        );
     }
 }
