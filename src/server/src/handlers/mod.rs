@@ -55,7 +55,7 @@ pub struct AppState {
 /// Nothing under `/ingress/` (404): a client that reached the checks could
 /// ask for delegated tokens naming any service.
 pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health::health))
         .route("/logout", get(session::logout))
         .route("/login", get(login::login))
@@ -73,18 +73,14 @@ pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
         .route(USERINFO_PATH, get(openid::userinfo).post(openid::userinfo))
         .route(INTROSPECT_PATH, post(openid::introspect))
         .route(REVOKE_PATH, post(openid::revoke))
-        .nest(api::PREFIX, api::router())
-        .layer(middleware::from_fn_with_state(
-            request_timeout,
-            answer_within,
-        ))
-        .with_state(state)
+        .nest(api::PREFIX, api::router());
+    served(routes, state, request_timeout)
 }
 
 /// The ingress listener, for the proxy's network only: the checks, the
 /// change feed the filter polls, and metrics.
 pub fn ingress_router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route(CHECK_PATH, get(ingress::ingress_auth))
@@ -99,7 +95,13 @@ pub fn ingress_router(state: AppState, request_timeout: Duration) -> Router {
             &format!("{}/{{*path}}", ingress::EXT_AUTHZ_PATH),
             any(ingress::ext_authz),
         )
-        .route(CHANGES_PATH, get(changes::changes))
+        .route(CHANGES_PATH, get(changes::changes));
+    served(routes, state, request_timeout)
+}
+
+/// What both listeners share: a bound on the time to answer, and the state.
+fn served(routes: Router<AppState>, state: AppState, request_timeout: Duration) -> Router {
+    routes
         .layer(middleware::from_fn_with_state(
             request_timeout,
             answer_within,
