@@ -88,6 +88,43 @@ async fn a_token_missing_from_redis_is_restored_for_its_remaining_life_unless_de
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_restore_racing_a_revocation_brings_the_token_back() {
+    let clock = Arc::new(ManualClock::at(START));
+    let Some((app, _, store)) = common::app(Backend::Distributed, clock).await else {
+        return;
+    };
+    let engines = store.engines.as_ref().unwrap();
+    let app = Arc::new(app);
+    let rounds = 100;
+    let mut revived = 0;
+    for round in 0..rounds {
+        let token = create(&app, &format!("r{round}"), None).await;
+        // Redis lost: the next read restores the token from PostgreSQL,
+        // while a revocation runs.
+        engines.wipe_redis().await;
+        let (a, b, t) = (app.clone(), app.clone(), token.clone());
+        let restore = tokio::spawn(async move { a.tokens.get_data(&t).await.unwrap() });
+        let key = token.key().clone();
+        let revoke = tokio::spawn(async move {
+            b.tokens
+                .delete_token(&key, &portcullis::services::Actor::Cli, "alice", None)
+                .await
+                .unwrap()
+        });
+        restore.await.unwrap();
+        assert!(revoke.await.unwrap(), "round {round}: revoked");
+        let redis_key = format!("{}token:{}", engines.prefix, token.key());
+        if engines.redis_ttl(&redis_key).await != -2 {
+            revived += 1;
+        }
+    }
+    assert_eq!(
+        revived, 0,
+        "{revived} of {rounds} revoked tokens are back in Redis"
+    );
+}
+
 #[tokio::test]
 async fn maintenance_runs_on_one_companion_at_a_time() {
     let clock = Arc::new(ManualClock::at(START));
