@@ -46,7 +46,9 @@ impl Envoy {
             if !process.is_running() {
                 return Err(process.log());
             }
-            if answers_ok(&ready).await {
+            // Another test's Envoy may hold the admin port this one failed
+            // to bind, and answer for it: ready only if it is this one.
+            if answers_ok(&ready).await && runs_config(admin_port, &config_path).await {
                 return Ok(Self { process });
             }
             assert!(
@@ -66,6 +68,17 @@ impl Envoy {
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()
     }
+}
+
+/// Whether the Envoy whose admin is at `admin_port` was started with the
+/// configuration at `config_path`.
+async fn runs_config(admin_port: u16, config_path: &Path) -> bool {
+    let url = format!("http://127.0.0.1:{admin_port}/server_info");
+    let Ok(reply) = reqwest::get(url).await else {
+        return false;
+    };
+    let info: serde_json::Value = reply.json().await.unwrap_or_default();
+    info["command_line_options"]["config_path"].as_str() == config_path.to_str()
 }
 
 /// The stats of the Envoy whose admin is at `admin_port`, as its text.
