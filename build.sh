@@ -203,8 +203,17 @@ stop_demo() { # exit-status
   exit "$1"
 }
 
+# The guard rails: formatting, and clippy with the workspace's [lints]
+# (no unwrap, expect or panic outside tests) as errors, on both targets.
+lint() {
+  cargo fmt --all --check
+  cargo clippy --release --workspace --all-targets -- -D warnings
+  cargo clippy --profile wasm --target wasm32-wasip1 -p portcullis-filter -- -D warnings
+}
+
 run_tests() {
   build
+  lint
   install_node_packages
   cargo test --release --workspace
 }

@@ -1,6 +1,8 @@
 //! The token REST API over HTTP (the router, without a network): every
 //! route, its successes and its refusals.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail by panicking
+
 use std::sync::Arc;
 
 use axum::body::Body;

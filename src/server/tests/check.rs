@@ -1,6 +1,8 @@
 //! The companion's check, through the services with a clock the tests move,
 //! and through the HTTP router without a network.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail by panicking
+
 use std::sync::Arc;
 use std::time::Duration;
 

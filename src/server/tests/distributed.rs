@@ -2,6 +2,8 @@
 //! schema to migrate, and replicas that must not run maintenance together.
 //! (Everything both stores share runs on both in the other test files.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail by panicking
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! and TokenDatabaseStore methods, through the service), on each backend,
 //! with a clock the tests move.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail by panicking
+
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;

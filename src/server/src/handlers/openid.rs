@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
@@ -210,8 +210,8 @@ async fn client_and_token(
 
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, "no-store".parse().expect("static header"));
-    headers.insert(PRAGMA, "no-cache".parse().expect("static header"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
 
