@@ -862,3 +862,46 @@ async fn no_other_site_can_log_a_user_out(backend: Backend) {
         "invalid_token",
     );
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn without_a_provider_configured_its_endpoints_are_not_there(backend: Backend) {
+    let Some(store) = TestStore::new(backend).await else {
+        return;
+    };
+    let text = store.config_toml("");
+    let (start, end) = (
+        text.find("[oidc_server]").unwrap(),
+        text.find("# The scopes tokens").unwrap(),
+    );
+    let text = format!("{}{}", &text[..start], &text[end..]);
+    let config = portcullis::config::Config::from_toml(&text, store.dir.path()).unwrap();
+    let app = App::with_clock(&config, Arc::new(ManualClock::at(START)))
+        .await
+        .unwrap();
+    assert!(app.oidc.is_none());
+    let bootstrap = format!("Bearer {}", common::bootstrap().expose());
+    use portcullis::services::oidc::provider::*;
+    for (method, path) in [
+        ("GET", "/.well-known/openid-configuration"),
+        ("GET", JWKS_PATH),
+        ("GET", AUTHORIZE_PATH),
+        ("POST", TOKEN_PATH),
+        ("GET", USERINFO_PATH),
+        ("POST", INTROSPECT_PATH),
+        ("POST", REVOKE_PATH),
+        ("GET", "/auth/api/v1/oidc-clients"),
+        ("POST", "/auth/api/v1/oidc-clients"),
+        ("GET", "/auth/api/v1/oidc-clients/app"),
+        ("DELETE", "/auth/api/v1/oidc-clients/app"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", &bootstrap)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = common::send(&app, request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+}

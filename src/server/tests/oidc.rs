@@ -934,3 +934,23 @@ async fn parallel_guesses_get_no_more_tries_than_serial_ones(backend: Backend) {
         reply.assert_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_client_id_taken_by_the_configuration_cannot_be_registered(backend: Backend) {
+    let extra = format!(
+        "[[oidc_server.clients]]\nid = \"configured\"\nredirect_uris = [\"{APP}\"]\npublic = true\n"
+    );
+    let Some(p) = provider_with(backend, &extra).await else {
+        return;
+    };
+    let body = json!({ "client_id": "configured", "redirect_uris": [APP] });
+    let request = Request::post("/auth/api/v1/oidc-clients")
+        .header("authorization", format!("Bearer {}", p.bootstrap))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    p.send(request)
+        .await
+        .assert_error(StatusCode::CONFLICT, "duplicate_client");
+}

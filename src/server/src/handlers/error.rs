@@ -17,7 +17,6 @@ use crate::services::cli_login::CliLoginError;
 use crate::services::login::LoginError;
 use crate::services::oidc::OidcError;
 use crate::services::{AuthError, CheckError, TokenError};
-use crate::storage::StorageError;
 
 /// A failed authentication, for the ingress and the API alike. A route
 /// whose callers use Basic auth gets a Basic challenge, so that browsers
@@ -115,9 +114,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            ApiError::NotFound | ApiError::Token(TokenError::NotFound) => {
-                (StatusCode::NOT_FOUND, "not_found")
-            }
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            // Every variant named: a new one must be given its status.
             ApiError::Token(e) => match e {
                 TokenError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
                 TokenError::DuplicateName { .. } => (StatusCode::CONFLICT, "duplicate_token_name"),
@@ -129,7 +127,19 @@ impl IntoResponse for ApiError {
                     return unavailable();
                 }
                 TokenError::Random => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-                _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+                TokenError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                TokenError::InvalidUsername(_)
+                | TokenError::ServiceNeedsBotName
+                | TokenError::BotNameNeedsService
+                | TokenError::InvalidEmail
+                | TokenError::InvalidName(_)
+                | TokenError::InvalidGroup(_)
+                | TokenError::NameRequired
+                | TokenError::ExpiresTooSoon
+                | TokenError::ExpiresTooLate
+                | TokenError::WrongTokenType(_)
+                | TokenError::InsufficientLifetime
+                | TokenError::ParentRevoked => (StatusCode::BAD_REQUEST, "invalid_request"),
             },
         };
         reply(status, None, code, &self.to_string())
@@ -203,9 +213,7 @@ pub fn oidc_error(e: OidcError, realm: &str) -> Response {
             );
         }
         OidcError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
-        OidcError::Storage(StorageError::DuplicateClient(_)) => {
-            (StatusCode::CONFLICT, "duplicate_client")
-        }
+        OidcError::DuplicateClient(_) => (StatusCode::CONFLICT, "duplicate_client"),
         OidcError::Storage(cause) | OidcError::Token(TokenError::Storage(cause)) => {
             tracing::warn!(error = %cause, "OpenID Connect request failed: storage unavailable");
             return unavailable();

@@ -3,11 +3,13 @@
 
 use portcullis_core::secret::Secret;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{OriginalUri, Query, State};
+use axum::extract::{FromRequestParts, OriginalUri, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -23,30 +25,38 @@ use super::{ingress, page, AppState};
 use crate::services::oidc::{AuthorizeOutcome, AuthorizeRequest, Client, OidcError, TokenRequest};
 use crate::services::OidcProvider;
 
-pub async fn discovery(State(state): State<AppState>) -> Response {
-    match state.oidc.as_deref() {
-        Some(p) => Json(p.discovery()).into_response(),
-        None => ApiError::NotFound.into_response(),
+/// The OpenID Connect provider, for the handlers of its endpoints: a 404
+/// where none is configured.
+pub struct Provider(pub Arc<OidcProvider>);
+
+impl FromRequestParts<AppState> for Provider {
+    type Rejection = Response;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        state
+            .oidc
+            .clone()
+            .map(Provider)
+            .ok_or_else(|| ApiError::NotFound.into_response())
     }
 }
 
-pub async fn jwks(State(state): State<AppState>) -> Response {
-    match state.oidc.as_deref() {
-        Some(p) => Json(p.jwks()).into_response(),
-        None => ApiError::NotFound.into_response(),
-    }
+pub async fn discovery(Provider(provider): Provider) -> Response {
+    Json(provider.discovery()).into_response()
+}
+
+pub async fn jwks(Provider(provider): Provider) -> Response {
+    Json(provider.jwks()).into_response()
 }
 
 /// `/auth/openid/login`: needs a session, else to `/login` and back.
 pub async fn authorize(
     State(state): State<AppState>,
+    Provider(provider): Provider,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     query: Result<Query<AuthorizeRequest>, QueryRejection>,
 ) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
     let Ok(Query(request)) = query else {
         return page::message(
             StatusCode::BAD_REQUEST,
@@ -217,15 +227,13 @@ fn no_store(mut response: Response) -> Response {
 
 pub async fn token(
     State(state): State<AppState>,
+    Provider(provider): Provider,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
     let result = async {
-        let (client, mut fields) = authenticated_client(provider, &headers, &body).await?;
+        let (client, mut fields) = authenticated_client(&provider, &headers, &body).await?;
         let request = TokenRequest {
             grant_type: fields.remove("grant_type"),
             code: fields.remove("code").map(Secret::from),
@@ -241,10 +249,11 @@ pub async fn token(
     }
 }
 
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
+pub async fn userinfo(
+    State(state): State<AppState>,
+    Provider(provider): Provider,
+    headers: HeaderMap,
+) -> Response {
     let token = ingress::authorization(&headers)
         .ok()
         .flatten()
@@ -263,13 +272,11 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 pub async fn introspect(
     State(state): State<AppState>,
+    Provider(provider): Provider,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
-    let result = match client_and_token(provider, &headers, &body).await {
+    let result = match client_and_token(&provider, &headers, &body).await {
         Ok((client, token)) => provider.introspect(&client, &token).await,
         Err(e) => Err(e),
     };
@@ -281,14 +288,12 @@ pub async fn introspect(
 
 pub async fn revoke(
     State(state): State<AppState>,
+    Provider(provider): Provider,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
-    let result = match client_and_token(provider, &headers, &body).await {
+    let result = match client_and_token(&provider, &headers, &body).await {
         Ok((client, token)) => provider.revoke(&client, &token, ip).await,
         Err(e) => Err(e),
     };

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::{ApiJson, Caller};
 use crate::handlers::error::{oidc_error, ApiError};
+use crate::handlers::openid::Provider;
 use crate::handlers::AppState;
 use crate::services::oidc::NewClient;
 use crate::storage::OidcClientRecord;
@@ -35,10 +36,11 @@ fn view(client: &OidcClientRecord) -> Value {
     })
 }
 
-pub async fn list(State(state): State<AppState>, Caller(actor): Caller) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Provider(provider): Provider,
+) -> Response {
     match provider.clients().list(&actor).await {
         Ok(all) => Json(all.iter().map(view).collect::<Vec<_>>()).into_response(),
         Err(e) => oidc_error(e, &state.realm),
@@ -48,11 +50,9 @@ pub async fn list(State(state): State<AppState>, Caller(actor): Caller) -> Respo
 pub async fn create(
     State(state): State<AppState>,
     Caller(actor): Caller,
+    Provider(provider): Provider,
     body: ApiJson<ClientRequest>,
 ) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
     let request = body.0;
     let new = NewClient {
         client_id: request.client_id,
@@ -73,11 +73,9 @@ pub async fn create(
 pub async fn show(
     State(state): State<AppState>,
     Caller(actor): Caller,
+    Provider(provider): Provider,
     Path(client_id): Path<String>,
 ) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
     match provider.clients().get(&actor, &client_id).await {
         Ok(Some(client)) => Json(view(&client)).into_response(),
         Ok(None) => ApiError::NotFound.into_response(),
@@ -88,11 +86,9 @@ pub async fn show(
 pub async fn delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
+    Provider(provider): Provider,
     Path(client_id): Path<String>,
 ) -> Response {
-    let Some(provider) = state.oidc.as_deref() else {
-        return ApiError::NotFound.into_response();
-    };
     match provider.clients().delete(&actor, &client_id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => ApiError::NotFound.into_response(),

@@ -154,7 +154,7 @@ impl OidcClients {
                 .map_err(|r| OidcError::InvalidRequest(format!("redirect_uri {uri:?}: {r}")))?;
         }
         if self.configured.iter().any(|c| c.id == new.client_id) {
-            return Err(StorageError::DuplicateClient(new.client_id).into());
+            return Err(OidcError::DuplicateClient(new.client_id));
         }
         let secret = if new.public {
             None

@@ -42,6 +42,8 @@ pub enum OidcError {
     InvalidToken(&'static str),
     #[error("permission denied: {0}")]
     PermissionDenied(&'static str),
+    #[error("an OpenID Connect client {0:?} already exists")]
+    DuplicateClient(String),
     #[error("the system random source failed")]
     Random,
     #[error("cannot sign the ID token: {0}")]
@@ -54,14 +56,17 @@ pub enum OidcError {
 
 impl From<StorageError> for OidcError {
     fn from(e: StorageError) -> Self {
-        OidcError::Storage(e)
+        match e {
+            StorageError::DuplicateClient(id) => OidcError::DuplicateClient(id),
+            other => OidcError::Storage(other),
+        }
     }
 }
 
 impl From<TokenError> for OidcError {
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::Storage(s) => OidcError::Storage(s),
+            TokenError::Storage(s) => s.into(),
             other => OidcError::Token(other),
         }
     }
