@@ -7,10 +7,10 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use portcullis_core::session::SessionSeal;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::browser::is_valid_login_url;
+use crate::invalid::{parse_json, ConfigError};
 use crate::policy::{Policy, RawPolicy};
 use crate::routing::{RawMatch, Rule};
 
@@ -195,22 +195,6 @@ fn default_timeout_ms() -> u64 {
     1000
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid plugin configuration: field `{field}`: {reason}")]
-pub struct ConfigError {
-    pub field: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
-
 /// The validated configuration, with everything the per-request path needs
 /// computed once.
 #[derive(Debug, Clone)]
@@ -232,28 +216,6 @@ impl FilterConfig {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
         parse_json::<RawConfig>(bytes)?.validate()
     }
-}
-
-/// Parses JSON into `T`, with an error that names the field it is about.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // A missing field is reported at its enclosing object, named only
-        // in the message; an unknown one already has its own path.
-        let missing = message
-            .starts_with("missing field")
-            .then(|| field_named_in(&message))
-            .flatten();
-        let field = match (path.as_str(), missing) {
-            (".", Some(name)) => name,
-            (".", None) => "(root)".to_owned(),
-            (path, Some(name)) => format!("{path}.{name}"),
-            (path, None) => path.to_owned(),
-        };
-        ConfigError::new(&field, strip_position(&message))
-    })
 }
 
 impl RawConfig {
@@ -357,22 +319,6 @@ impl RawSessionCookie {
 
 fn is_plain_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// The field in serde_json's "missing field `x`".
-fn field_named_in(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
-}
-
-/// Drops serde_json's " at line L column C": the configuration is one
-/// string in Envoy's YAML, so the position would mislead more than help.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -11,12 +11,13 @@ use portcullis_core::{cookie, Token};
 
 use crate::browser;
 use crate::cache::{cache_key, CacheKey, Cached};
-use crate::config::{ConfigError, FilterConfig};
+use crate::config::FilterConfig;
 use crate::decision::{
     self, CheckReply, Decision, Refusal, AMBIGUOUS_PATH_BODY, BAD_AUTHORIZATION_BODY,
     BAD_ROUTE_POLICY_BODY, UNAVAILABLE_BODY,
 };
 use crate::feed::{self, CacheState};
+use crate::invalid::ConfigError;
 use crate::policy::Policy;
 use crate::request::{self, Shown};
 use crate::routing::{self, AmbiguousPath, MetadataPolicies, RequestFacts};

@@ -8,6 +8,7 @@ pub mod config;
 pub mod decision;
 pub mod feed;
 pub mod flow;
+pub mod invalid;
 pub mod path;
 pub mod policy;
 pub mod request;

@@ -6,7 +6,7 @@ use portcullis_core::check::{service_name, CHECK_PATH};
 use portcullis_core::{AuthType, CheckRequest, Delegation, Satisfy, Scope};
 use serde::Deserialize;
 
-use crate::config::{parse_json, ConfigError};
+use crate::invalid::{parse_json, ConfigError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::invalid::ConfigError;
 use crate::path;
 use crate::policy::Policy;
 
