@@ -10,6 +10,7 @@ pub mod config;
 pub mod handlers;
 pub mod login_client;
 pub mod metrics;
+pub mod model;
 pub mod private_file;
 pub mod serve;
 pub mod services;

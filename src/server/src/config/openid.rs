@@ -12,7 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{invalid, ConfigError};
-use crate::services::oidc::clients::{validate_client_id, validate_redirect_uri};
+use crate::model::oidc::{ClientId, RedirectUri};
 
 pub use portcullis_core::secret::Secret;
 
@@ -282,7 +282,7 @@ impl RawProvider {
         let mut clients: Vec<ConfiguredClient> = Vec::new();
         for (i, raw) in self.clients.into_iter().enumerate() {
             let field = format!("oidc_server.clients[{i}]");
-            validate_client_id(&raw.id).map_err(|r| invalid(&field, r))?;
+            raw.id.parse::<ClientId>().map_err(|r| invalid(&field, r))?;
             if clients.iter().any(|c| c.id == raw.id) {
                 return Err(invalid(
                     field,
@@ -290,7 +290,8 @@ impl RawProvider {
                 ));
             }
             for uri in &raw.redirect_uris {
-                validate_redirect_uri(uri).map_err(|r| invalid(&field, format!("{uri:?}: {r}")))?;
+                uri.parse::<RedirectUri>()
+                    .map_err(|r| invalid(&field, format!("{uri:?}: {r}")))?;
             }
             if raw.redirect_uris.is_empty() {
                 return Err(invalid(field, "needs at least one redirect_uri"));
