@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::app::App;
 use crate::config::{self, Config};
+use crate::random;
 use crate::services::{Actor, AdminTokenRequest, UserInfo};
 
 #[derive(Parser)]
@@ -527,9 +528,7 @@ async fn audit(config_path: &Path, fix: bool) -> CliResult {
 }
 
 async fn rotate_keys(config_path: &Path) -> CliResult {
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| format!("system random source failed: {e}"))?;
-    let id = config::add_active_key(config_path, key)?;
+    let id = config::add_active_key(config_path, random::bytes()?)?;
     let app = App::from_config(&Config::load(config_path)?).await?;
     let resealed = app.tokens.reseal_all().await?;
     eprintln!(
@@ -587,9 +586,7 @@ async fn create_token(app: &App, config: &Config, args: CreateArgs) -> CliResult
     match session {
         None => println!("{}", token.expose()),
         Some(session) => {
-            let mut nonce = [0u8; portcullis_core::session::NONCE_LEN];
-            getrandom::fill(&mut nonce).map_err(|e| format!("system random source failed: {e}"))?;
-            let value = SessionSeal::new(&session.key.0).seal(&token, nonce);
+            let value = SessionSeal::new(&session.key.0).seal(&token, random::bytes()?);
             println!("{}={value}", session.cookie_name);
         }
     }
@@ -603,16 +600,8 @@ fn init_config(
     trusted_proxies: &[ipnet::IpNet],
     storage: &config::InitialStorage,
 ) -> CliResult {
-    let (mut data_key, mut session_key) = ([0u8; 32], [0u8; 32]);
-    let (mut token_key, mut token_secret) = ([0u8; 16], [0u8; 16]);
-    for buf in [
-        &mut data_key[..],
-        &mut session_key,
-        &mut token_key,
-        &mut token_secret,
-    ] {
-        getrandom::fill(buf).map_err(|e| format!("system random source failed: {e}"))?;
-    }
+    let (data_key, session_key) = (random::bytes()?, random::bytes()?);
+    let (token_key, token_secret) = (random::bytes()?, random::bytes()?);
     let secrets = config::InitialSecrets {
         data_key,
         session_key,

@@ -12,6 +12,7 @@ pub mod login_client;
 pub mod metrics;
 pub mod model;
 pub mod private_file;
+pub mod random;
 pub mod serve;
 pub mod services;
 pub mod storage;

@@ -126,7 +126,7 @@ impl IntoResponse for ApiError {
                     tracing::warn!(error = %cause, "API request failed: storage unavailable");
                     return unavailable();
                 }
-                TokenError::Random => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+                TokenError::Random(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
                 TokenError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
                 TokenError::InvalidUsername(_)
                 | TokenError::ServiceNeedsBotName
@@ -221,7 +221,7 @@ pub fn oidc_error(e: OidcError, realm: &str) -> Response {
         OidcError::Token(TokenError::InsufficientLifetime | TokenError::ParentRevoked) => {
             (StatusCode::BAD_REQUEST, "invalid_grant")
         }
-        OidcError::Token(_) | OidcError::Random | OidcError::Signing(_) => {
+        OidcError::Token(_) | OidcError::Random(_) | OidcError::Signing(_) => {
             tracing::error!(error = %e, "OpenID Connect request failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
         }
@@ -253,7 +253,7 @@ pub fn login_error(e: LoginError) -> Response {
         LoginError::Token(TokenError::InvalidUsername(_)) => {
             (StatusCode::FORBIDDEN, "Login refused")
         }
-        LoginError::Token(_) | LoginError::Random => {
+        LoginError::Token(_) | LoginError::Random(_) => {
             tracing::error!(error = %e, "login failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "Login failed")
         }
@@ -274,7 +274,7 @@ pub fn cli_login_error(e: CliLoginError) -> Response {
             tracing::warn!(error = %cause, "CLI login failed: storage unavailable");
             return unavailable();
         }
-        CliLoginError::Token(_) | CliLoginError::Random => {
+        CliLoginError::Token(_) | CliLoginError::Random(_) => {
             tracing::error!(error = %e, "CLI login failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
         }

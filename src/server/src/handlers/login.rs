@@ -15,6 +15,7 @@ use super::error::{cli_login_error, login_error};
 use super::page::{self, escape};
 use super::session::{browser_session, from_this_site, open_cookie, LOGIN_STATE_COOKIE};
 use super::{AppState, SessionCookie};
+use crate::random;
 use crate::services::cli_login::PollOutcome;
 use crate::services::login::{LoginError, LoginService, LOGIN_STATE_LIFETIME};
 
@@ -28,11 +29,6 @@ fn login_not_configured() -> Response {
         "Login is not configured",
         "This companion has no identity provider to log in with.",
     )
-}
-
-fn nonce() -> Option<[u8; 12]> {
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).ok().map(|()| nonce)
 }
 
 #[derive(Deserialize)]
@@ -56,8 +52,9 @@ pub async fn login(
         Ok(start) => start,
         Err(e) => return login_error(e),
     };
-    let Some(nonce) = nonce() else {
-        return login_error(LoginError::Random);
+    let nonce = match random::bytes() {
+        Ok(nonce) => nonce,
+        Err(e) => return login_error(e.into()),
     };
     let sealed = session.state_seal.seal(&start.state, nonce);
     (
@@ -116,8 +113,9 @@ pub async fn callback(
         Ok(done) => done,
         Err(e) => return with_cleared_state(login_error(e)),
     };
-    let Some(nonce) = nonce() else {
-        return with_cleared_state(login_error(LoginError::Random));
+    let nonce = match random::bytes() {
+        Ok(nonce) => nonce,
+        Err(e) => return with_cleared_state(login_error(e.into())),
     };
     let value = session.seal.seal(&token, nonce);
     with_cleared_state(

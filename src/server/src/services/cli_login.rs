@@ -11,9 +11,10 @@ use std::sync::Arc;
 use portcullis_core::Token;
 use subtle::ConstantTimeEq;
 
-use super::oidc::{random_string, sha256};
+use super::oidc::sha256;
 use super::rate_limit::{Limited, RateLimiter};
 use super::{Clock, TokenError, TokenService, UserInfo};
+use crate::random::{self, RandomError};
 use crate::storage::{PendingLogin, PendingLoginStore, StorageError, TokenData};
 
 /// How long a pending login waits for its browser.
@@ -34,8 +35,8 @@ pub enum CliLoginError {
     AlreadyApproved,
     #[error("the session that approved this login has ended")]
     SessionEnded,
-    #[error("the system random source failed")]
-    Random,
+    #[error(transparent)]
+    Random(#[from] RandomError),
     #[error("too many logins started; try again in {} s", .0.retry_after)]
     TooMany(Limited),
     #[error(transparent)]
@@ -119,7 +120,7 @@ impl CliLoginService {
             self.per_client.refund(&address);
             return Err(full.into());
         }
-        let random = || random_string().map_err(|_| CliLoginError::Random);
+        let random = random::url_safe_string;
         let login_id = random()?;
         let poll_secret = random()?;
         let user_code = user_code()?;
@@ -211,8 +212,7 @@ impl CliLoginService {
 
 /// Eight letters as XXXX-XXXX.
 fn user_code() -> Result<String, CliLoginError> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|_| CliLoginError::Random)?;
+    let bytes = random::bytes::<8>()?;
     let letters: Vec<char> = bytes
         .iter()
         .map(|b| USER_CODE_ALPHABET[usize::from(*b) % USER_CODE_ALPHABET.len()] as char)

@@ -8,6 +8,7 @@ use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Key, KeyInit, Nonce};
 
 use crate::config::EncryptionConfig;
+use crate::random::{self, RandomError};
 
 pub const NONCE_LEN: usize = 12;
 
@@ -19,8 +20,8 @@ pub enum CipherError {
     BadNonce,
     #[error("ciphertext does not authenticate under its key")]
     Forged,
-    #[error("the system random source failed")]
-    Random,
+    #[error(transparent)]
+    Random(#[from] RandomError),
 }
 
 /// One sealed value, as it is stored.
@@ -102,8 +103,7 @@ impl DataCipher {
     pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Sealed, CipherError> {
         let keyring = self.read();
         let cipher = &keyring.keys[&keyring.active];
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| CipherError::Random)?;
+        let nonce: [u8; NONCE_LEN] = random::bytes()?;
         let ciphertext = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),

@@ -17,7 +17,8 @@ pub use state::{LoginState, StateSeal};
 pub use upstream::Upstream;
 
 use crate::config::LoginConfig;
-use crate::services::oidc::{pkce_s256, random_string};
+use crate::random::{self, RandomError};
+use crate::services::oidc::pkce_s256;
 use crate::services::tokens::is_valid_group_name;
 use crate::services::{Clock, TokenError, TokenService, UserInfo};
 
@@ -42,8 +43,8 @@ pub enum LoginError {
     MissingClaim(String),
     #[error("none of your groups grants access here")]
     NoScopes,
-    #[error("the system random source failed")]
-    Random,
+    #[error(transparent)]
+    Random(#[from] RandomError),
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -108,7 +109,7 @@ impl LoginService {
     /// Starts a login that will return to `rd`.
     pub async fn start(&self, rd: Option<&str>) -> Result<LoginStart, LoginError> {
         let return_to = self.return_url(rd)?;
-        let random = || random_string().map_err(|_| LoginError::Random);
+        let random = random::url_safe_string;
         let state = LoginState {
             state: random()?,
             nonce: random()?,

@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
 use super::{sha256, OidcError};
 use crate::config::ConfiguredClient;
 use crate::model::oidc::{ClientId, RedirectUri};
+use crate::random;
 use crate::services::rate_limit::RateLimiter;
 use crate::services::{Actor, Clock};
 use crate::storage::{OidcClientRecord, OidcStore, StorageError};
@@ -131,9 +130,7 @@ impl OidcClients {
         let secret = if new.public {
             None
         } else {
-            let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes).map_err(|_| OidcError::Random)?;
-            Some(URL_SAFE_NO_PAD.encode(bytes))
+            Some(random::url_safe_string()?)
         };
         let record = OidcClientRecord {
             client_id: new.client_id,

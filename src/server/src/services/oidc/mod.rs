@@ -12,6 +12,7 @@ pub use provider::{
     AuthorizeOutcome, AuthorizeRequest, Introspection, OidcProvider, TokenRequest, TokenResponse,
 };
 
+use crate::random::RandomError;
 use crate::services::TokenError;
 use crate::storage::StorageError;
 
@@ -44,8 +45,8 @@ pub enum OidcError {
     PermissionDenied(&'static str),
     #[error("an OpenID Connect client {0:?} already exists")]
     DuplicateClient(String),
-    #[error("the system random source failed")]
-    Random,
+    #[error(transparent)]
+    Random(#[from] RandomError),
     #[error("cannot sign the ID token: {0}")]
     Signing(String),
     #[error(transparent)]
@@ -70,14 +71,6 @@ impl From<TokenError> for OidcError {
             other => OidcError::Token(other),
         }
     }
-}
-
-/// 32 random bytes, URL-safe: codes, states, nonces, secrets.
-pub fn random_string() -> Result<String, OidcError> {
-    use base64::Engine as _;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| OidcError::Random)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// SHA-256: how codes, poll secrets and client secrets are kept, and the

@@ -13,11 +13,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::{
-    pkce_s256, random_string, sha256, Client, OidcClients, OidcError, CODE_LIFETIME,
-    SUPPORTED_SCOPES,
-};
+use super::{pkce_s256, sha256, Client, OidcClients, OidcError, CODE_LIFETIME, SUPPORTED_SCOPES};
 use crate::config::ProviderConfig;
+use crate::random;
 use crate::services::{Clock, TokenService};
 use crate::storage::{AuthorizationCode, OidcGrant, OidcStore, Redemption, TokenData};
 
@@ -280,7 +278,7 @@ impl OidcProvider {
             }
             return Ok(AuthorizeOutcome::LoginRequired);
         };
-        let code = random_string()?;
+        let code = random::url_safe_string()?;
         let now = self.clock.now();
         self.store
             .add_code(&AuthorizationCode {

@@ -16,6 +16,7 @@ pub use upkeep::{AuditReport, StateMetrics};
 
 use super::Clock;
 use crate::config::TokenPolicy;
+use crate::random::{self, RandomError};
 use crate::storage::{
     HistoryEntry, StorageError, TokenChange, TokenData, TokenDataStore, TokenHistoryStore,
     TokenInfo, TokenMetadataStore,
@@ -68,8 +69,8 @@ pub enum TokenError {
     ParentRevoked,
     #[error("user {username} already has a token named {name:?}")]
     DuplicateName { username: String, name: String },
-    #[error("the system random source failed")]
-    Random,
+    #[error(transparent)]
+    Random(#[from] RandomError),
     #[error(transparent)]
     Storage(StorageError),
 }
@@ -223,10 +224,7 @@ impl TokenService {
 
     fn mint(&self, user: &UserInfo, spec: Spec) -> Result<Minted, TokenError> {
         validate_user(user, spec.token_type)?;
-        let (mut key, mut secret) = ([0u8; 16], [0u8; 16]);
-        getrandom::fill(&mut key).map_err(|_| TokenError::Random)?;
-        getrandom::fill(&mut secret).map_err(|_| TokenError::Random)?;
-        let token = Token::from_random(key, secret);
+        let token = Token::from_random(random::bytes()?, random::bytes()?);
         let created = self.clock.now();
         let mut scopes = spec.scopes;
         scopes.sort();
