@@ -210,16 +210,43 @@ impl CliLoginService {
     }
 }
 
-/// Eight letters as XXXX-XXXX.
+/// Eight letters as XXXX-XXXX, each equally likely: bytes past the last
+/// whole multiple of the alphabet are drawn again, not folded onto its
+/// first letters.
 fn user_code() -> Result<String, CliLoginError> {
-    let bytes = random::bytes::<8>()?;
-    let letters: Vec<char> = bytes
-        .iter()
-        .map(|b| USER_CODE_ALPHABET[usize::from(*b) % USER_CODE_ALPHABET.len()] as char)
-        .collect();
-    Ok(format!(
-        "{}-{}",
-        letters[..4].iter().collect::<String>(),
-        letters[4..].iter().collect::<String>()
-    ))
+    let n = USER_CODE_ALPHABET.len();
+    let limit = 256 - 256 % n;
+    let mut code = String::with_capacity(9);
+    while code.len() < 9 {
+        let fair = random::bytes::<16>()?.into_iter().map(usize::from);
+        for b in fair.filter(|b| *b < limit) {
+            if code.len() == 4 {
+                code.push('-');
+            }
+            if code.len() < 9 {
+                code.push(char::from(USER_CODE_ALPHABET[b % n]));
+            }
+        }
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_two_groups_of_four_letters_of_the_alphabet() {
+        for _ in 0..200 {
+            let code = user_code().unwrap();
+            let (a, b) = code.split_once('-').unwrap();
+            for group in [a, b] {
+                assert_eq!(group.len(), 4, "{code}");
+                assert!(
+                    group.bytes().all(|c| USER_CODE_ALPHABET.contains(&c)),
+                    "{code}"
+                );
+            }
+        }
+    }
 }
