@@ -85,7 +85,7 @@ pub fn decide(reply: &CheckReply<'_>, use_authorization: bool) -> Decision {
         return Decision::Unavailable("check callout failed: no response".into());
     };
     match status {
-        b"200" => allow(reply.body, use_authorization),
+        b"200" => decide_allowed(reply.body, use_authorization),
         b"400" | b"401" | b"403" => refuse(status, reply),
         other => Decision::Unavailable(format!(
             "check answered status {}",
@@ -94,7 +94,9 @@ pub fn decide(reply: &CheckReply<'_>, use_authorization: bool) -> Decision {
     }
 }
 
-fn allow(body: &[u8], use_authorization: bool) -> Decision {
+/// The decision for a 200: the answer's identity (and any delegated
+/// token), or unavailable when the answer cannot be read.
+fn decide_allowed(body: &[u8], use_authorization: bool) -> Decision {
     let answer: CheckAnswer = match serde_json::from_slice(body) {
         Ok(answer) => answer,
         Err(e) => return Decision::Unavailable(format!("check answer is not valid: {e}")),

@@ -167,7 +167,7 @@ impl Flow {
         {
             Some(Cached::Allow(identity)) => {
                 host.count(Event::Allowed);
-                allow(host, &identity);
+                let_through(host, &identity);
                 Start::Done(Step::Continue)
             }
             Some(Cached::Refuse(refusal)) => Start::Done(self.refuse(host, &refusal)),
@@ -190,7 +190,7 @@ impl Flow {
         match decision {
             Decision::Allow { headers, .. } => {
                 host.count(Event::Allowed);
-                allow(host, &headers);
+                let_through(host, &headers);
                 Step::Continue
             }
             Decision::Refuse(refusal) => self.refuse(host, &refusal),
@@ -208,7 +208,7 @@ impl Flow {
             );
             host.count(Event::StaleServed);
             host.count(Event::Allowed);
-            allow(host, &identity);
+            let_through(host, &identity);
             return Step::Continue;
         }
         host.count(Event::Unavailable);
@@ -402,7 +402,7 @@ impl Flow {
 }
 
 /// Lets the request on with the identity headers.
-fn allow(host: &impl Host, identity: &[(&'static str, String)]) {
+fn let_through(host: &impl Host, identity: &[(&'static str, String)]) {
     // The upstream gets the identity, never the caller's credential;
     // removed first, so that a delegated token set in its place stays.
     host.set_request_header("authorization", None);

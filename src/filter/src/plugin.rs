@@ -208,7 +208,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = self.config.clone()?;
-        Some(Box::new(Check {
+        Some(Box::new(RequestContext {
             flow: Flow::new(
                 config.clone(),
                 self.route_policies.clone(),
@@ -225,8 +225,9 @@ impl RootContext for Root {
     }
 }
 
-/// One request.
-struct Check {
+/// One request's HTTP context: its flow, and what it needs to carry out
+/// the flow's steps.
+struct RequestContext {
     flow: Flow,
     config: Rc<FilterConfig>,
     stats: Rc<Stats>,
@@ -234,7 +235,7 @@ struct Check {
     asked_at: Option<u64>,
 }
 
-impl Check {
+impl RequestContext {
     /// Carries out a step; true when the request goes on.
     fn carry_out(&self, step: Step) -> bool {
         match step {
@@ -252,7 +253,7 @@ impl Check {
     }
 }
 
-impl Context for Check {
+impl Context for RequestContext {
     fn on_http_call_response(
         &mut self,
         _id: u32,
@@ -286,7 +287,7 @@ impl Context for Check {
     }
 }
 
-impl HttpContext for Check {
+impl HttpContext for RequestContext {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let host = EnvoyHost { stats: &self.stats };
         let step = match self.flow.on_request(&host) {
