@@ -20,9 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use portcullis::app::Stores;
 use portcullis::clock::SystemClock;
 use portcullis::config::{Config, StorageConfig};
-use portcullis::storage::{
-    token_data, DataCipher, Dump, HistoryEntry, SealedRecord, TokenChange, TokenData, TokenInfo,
-};
+use portcullis::model::{HistoryEntry, TokenChange, TokenData, TokenInfo};
+use portcullis::storage::{token_data, DataCipher, Dump, SealedRecord};
 use portcullis_core::token::PART_BYTES;
 use portcullis_core::{Group, Scope, Token, TokenType};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};

@@ -132,7 +132,7 @@ async fn no_patch_racing_a_revocation_brings_the_token_back(backend: Backend) {
         let (a, b) = (app.clone(), app.clone());
         let (k1, k2) = (key.clone(), key.clone());
         let patch = tokio::spawn(async move {
-            let changes = portcullis::storage::TokenChanges {
+            let changes = portcullis::model::TokenChanges {
                 scopes: Some(vec![
                     "read:all".parse().unwrap(),
                     "write:all".parse().unwrap(),

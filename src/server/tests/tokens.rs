@@ -10,13 +10,11 @@ use std::sync::Arc;
 
 use portcullis::app::Stores;
 use portcullis::config::{default_scopes, EncryptionConfig, KeyMaterial, TokenPolicy};
+use portcullis::model::{HistoryFilter, TokenChange, TokenChanges, TokenData, TokenInfo};
 use portcullis::services::{
     Actor, AdminTokenRequest, ManualClock, TokenError, TokenService, UserInfo,
 };
-use portcullis::storage::{
-    DataCipher, HistoryFilter, TokenChange, TokenChanges, TokenData, TokenDataStore, TokenInfo,
-    TokenMetadataStore,
-};
+use portcullis::storage::{DataCipher, TokenDataStore, TokenMetadataStore};
 use portcullis_core::{Scope, Token, TokenType};
 
 mod common;
@@ -1318,7 +1316,7 @@ async fn history_pages_stay_correct_while_entries_are_added(backend: Backend) {
     let third = page(second.next).await.unwrap();
     assert_eq!(third.entries.len(), 1);
     assert!(third.next.is_none());
-    let names = |p: &portcullis::storage::HistoryPage| {
+    let names = |p: &portcullis::model::HistoryPage| {
         p.entries
             .iter()
             .map(|e| e.token_name.clone().unwrap())
@@ -1334,7 +1332,7 @@ async fn history_pages_stay_correct_while_entries_are_added(backend: Backend) {
     // Cursors travel as opaque strings.
     let text = first.next.unwrap().encode();
     assert_eq!(
-        portcullis::storage::HistoryCursor::decode(&text),
+        portcullis::model::HistoryCursor::decode(&text),
         Ok(first.next.unwrap())
     );
 }

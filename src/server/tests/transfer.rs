@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use portcullis::app::App;
+use portcullis::model::HistoryFilter;
 use portcullis::services::oidc::NewClient;
 use portcullis::services::transfer::TransferError;
 use portcullis::services::{Actor, ManualClock, UserInfo};
-use portcullis::storage::{HistoryFilter, StorageError};
+use portcullis::storage::StorageError;
 use portcullis_core::Token;
 use rstest::rstest;
 

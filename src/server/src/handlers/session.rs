@@ -10,8 +10,8 @@ use portcullis_core::cookie;
 use portcullis_core::session::SessionSeal;
 use portcullis_core::TokenType;
 
+use crate::model::TokenData;
 use crate::services::login::StateSeal;
-use crate::storage::TokenData;
 
 use super::client_ip::ClientIp;
 use super::error::ApiError;

@@ -1,8 +1,11 @@
-//! OpenID Connect client names and addresses.
+//! OpenID Connect: client names and addresses, registered clients, the
+//! codes and grants behind issued tokens.
 
 use std::fmt;
 use std::str::FromStr;
 
+use portcullis_core::TokenKey;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 const MAX_CLIENT_ID_LEN: usize = 64;
@@ -71,6 +74,41 @@ macro_rules! text {
 }
 
 text!(ClientId, RedirectUri);
+
+/// A registered client as stored (only its secret's hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcClientRecord {
+    pub client_id: String,
+    /// `None` for a public client.
+    pub secret_sha256: Option<[u8; 32]>,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub name: Option<String>,
+    pub created: u64,
+}
+
+/// An authorization code, stored by the SHA-256 of the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_sha256: [u8; 32],
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub session: TokenKey,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: u64,
+    pub expires: u64,
+}
+
+/// The client and OpenID scopes behind an issued access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcGrant {
+    pub token: TokenKey,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub auth_time: u64,
+}
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 
 use portcullis_core::Scope;
 
-use crate::storage::TokenData;
+use crate::model::TokenData;
 
 /// Scope that makes a token an administrator of every user's tokens.
 pub const ADMIN_SCOPE: &str = "admin:token";

@@ -7,7 +7,8 @@ use portcullis_core::authorization::{self, AuthorizationError};
 use portcullis_core::{Token, TokenType};
 
 use super::{Actor, TokenService};
-use crate::storage::{StorageError, TokenData};
+use crate::model::TokenData;
+use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

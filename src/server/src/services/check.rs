@@ -9,7 +9,7 @@ use portcullis_core::{CheckAnswer, CheckRequest, DelegatedToken, Delegation, Sco
 
 use super::authenticate::{AuthError, Authenticator};
 use super::{Clock, TokenError, TokenService};
-use crate::storage::TokenData;
+use crate::model::TokenData;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {

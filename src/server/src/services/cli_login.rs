@@ -14,8 +14,9 @@ use subtle::ConstantTimeEq;
 use super::oidc::sha256;
 use super::rate_limit::{Limited, RateLimiter};
 use super::{Clock, TokenError, TokenService, UserInfo};
+use crate::model::{PendingLogin, TokenData};
 use crate::random::{self, RandomError};
-use crate::storage::{PendingLogin, PendingLoginStore, StorageError, TokenData};
+use crate::storage::{PendingLoginStore, StorageError};
 
 /// How long a pending login waits for its browser.
 pub const PENDING_LIFETIME: u64 = 10 * 60;

@@ -14,16 +14,12 @@ pub mod token_metadata;
 pub mod transfer;
 
 pub use cipher::{CipherError, DataCipher};
-pub use history::{
-    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, TokenChange, TokenHistoryStore,
-};
+pub use history::TokenHistoryStore;
 pub use maintenance_lock::{LocalMaintenanceLock, MaintenanceGuard, MaintenanceLock};
-pub use oidc::{AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption};
-pub use pending_login::{PendingLogin, PendingLoginStore};
-pub use token_data::{TokenData, TokenDataStore};
-pub use token_metadata::{
-    ChildSlot, ReusableChild, TokenChanges, TokenInfo, TokenListing, TokenMetadataStore,
-};
+pub use oidc::{OidcStore, Redemption};
+pub use pending_login::PendingLoginStore;
+pub use token_data::TokenDataStore;
+pub use token_metadata::{ChildSlot, ReusableChild, TokenMetadataStore};
 pub use transfer::{Dump, SealedRecord, TransferStore};
 
 #[derive(Debug, thiserror::Error)]

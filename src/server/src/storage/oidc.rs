@@ -3,34 +3,9 @@
 
 use async_trait::async_trait;
 use portcullis_core::TokenKey;
-use serde::{Deserialize, Serialize};
 
 use super::StorageError;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OidcClientRecord {
-    pub client_id: String,
-    /// `None` for a public client.
-    pub secret_sha256: Option<[u8; 32]>,
-    pub redirect_uris: Vec<String>,
-    pub public: bool,
-    pub name: Option<String>,
-    pub created: u64,
-}
-
-/// An authorization code, stored by the SHA-256 of the code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizationCode {
-    pub code_sha256: [u8; 32],
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub session: TokenKey,
-    pub scopes: Vec<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub auth_time: u64,
-    pub expires: u64,
-}
+use crate::model::{AuthorizationCode, OidcClientRecord, OidcGrant};
 
 /// What redeeming a code found.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,15 +17,6 @@ pub enum Redemption {
         issued: Option<TokenKey>,
     },
     Unknown,
-}
-
-/// The client and OpenID scopes behind an issued access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OidcGrant {
-    pub token: TokenKey,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-    pub auth_time: u64,
 }
 
 #[async_trait]

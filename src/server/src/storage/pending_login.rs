@@ -4,21 +4,7 @@ use async_trait::async_trait;
 use portcullis_core::TokenKey;
 
 use super::StorageError;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingLogin {
-    /// Public: it is in the URL the browser opens.
-    pub login_id: String,
-    /// SHA-256 of the secret only the CLI holds, which it polls with.
-    pub poll_sha256: [u8; 32],
-    /// Shown by the CLI and on the approval page, so that the user can see
-    /// the two are the same login.
-    pub user_code: String,
-    pub created: u64,
-    pub expires: u64,
-    /// The session that approved it, once one has.
-    pub approved_session: Option<TokenKey>,
-}
+use crate::model::PendingLogin;
 
 #[async_trait]
 pub trait PendingLoginStore: Send + Sync {

@@ -6,7 +6,8 @@ use portcullis_core::{Scope, TokenKey};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::cipher::Sealed;
-use super::{HistoryEntry, OidcClientRecord, OidcGrant, StorageError, TokenChange, TokenInfo};
+use super::StorageError;
+use crate::model::{HistoryEntry, OidcClientRecord, OidcGrant, TokenChange, TokenInfo};
 
 /// The token metadata columns, in the order inserts bind them.
 pub const TOKEN_COLUMNS: &str =

@@ -7,26 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cipher::{DataCipher, Sealed};
 use super::StorageError;
-
-#[derive(Debug, Clone)]
-pub struct TokenData {
-    /// Key and secret. The secret is kept (sealed) so that a stored token can
-    /// be handed back to its owner, as get-or-create of child tokens needs.
-    pub token: Token,
-    pub username: String,
-    pub token_type: TokenType,
-    pub scopes: Vec<Scope>,
-    /// Seconds since the Unix epoch.
-    pub created: u64,
-    pub expires: Option<u64>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub groups: Vec<Group>,
-    /// For an internal token, the service it was delegated to.
-    pub service: Option<String>,
-}
+use crate::model::TokenData;
 
 /// The sealed form: every field but the key, which is the row's name.
 #[derive(Serialize, Deserialize)]

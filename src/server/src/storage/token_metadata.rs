@@ -3,45 +3,9 @@
 
 use async_trait::async_trait;
 use portcullis_core::{Scope, TokenKey, TokenType};
-use serde::{Deserialize, Serialize};
 
-use super::{StorageError, TokenData};
-
-/// What is known of a token without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenInfo {
-    pub token: TokenKey,
-    pub username: String,
-    pub token_type: TokenType,
-    pub token_name: Option<String>,
-    /// Sorted.
-    pub scopes: Vec<Scope>,
-    /// The service an internal token was delegated to.
-    pub service: Option<String>,
-    pub created: u64,
-    pub last_used: Option<u64>,
-    pub expires: Option<u64>,
-    pub parent: Option<TokenKey>,
-}
-
-impl TokenInfo {
-    /// The metadata of a token just made with `data`: named `token_name`,
-    /// the child of `parent`, never used.
-    pub fn of_new(data: &TokenData, token_name: Option<String>, parent: Option<TokenKey>) -> Self {
-        Self {
-            token: data.token.key().clone(),
-            username: data.username.clone(),
-            token_type: data.token_type,
-            token_name,
-            scopes: data.scopes.clone(),
-            service: data.service.clone(),
-            created: data.created,
-            last_used: None,
-            expires: data.expires,
-            parent,
-        }
-    }
-}
+use super::StorageError;
+use crate::model::{TokenChanges, TokenInfo, TokenListing};
 
 /// Which existing child a get-or-create may hand back instead of a new one.
 #[derive(Debug, Clone)]
@@ -61,38 +25,6 @@ pub enum ChildSlot {
     Added,
     /// A matching child exists: use it, and discard the new one.
     Existing(TokenKey),
-}
-
-/// A change to a token's metadata; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct TokenChanges {
-    pub token_name: Option<String>,
-    pub scopes: Option<Vec<Scope>>,
-    /// `Some(None)` removes the expiry.
-    pub expires: Option<Option<u64>>,
-}
-
-impl TokenChanges {
-    /// `info` with these changes made (scopes kept sorted).
-    pub fn applied_to(&self, mut info: TokenInfo) -> TokenInfo {
-        if let Some(name) = &self.token_name {
-            info.token_name = Some(name.clone());
-        }
-        if let Some(scopes) = &self.scopes {
-            info.scopes = scopes.clone();
-            info.scopes.sort();
-        }
-        if let Some(expires) = self.expires {
-            info.expires = expires;
-        }
-        info
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct TokenListing {
-    pub username: Option<String>,
-    pub token_type: Option<TokenType>,
 }
 
 #[async_trait]

@@ -17,7 +17,8 @@ use super::rows::{
     entry_from, grant_from, info_from, parse_key, sealed_from, SqlRow, HISTORY_COLUMNS,
     TOKEN_COLUMNS,
 };
-use super::{token_data, HistoryEntry, OidcClientRecord, OidcGrant, StorageError, TokenInfo};
+use super::{token_data, StorageError};
+use crate::model::{HistoryEntry, OidcClientRecord, OidcGrant, TokenInfo};
 
 /// A token's data exactly as stored: sealed, so that an export holds no
 /// secret in the clear. The target must have the same encryption keys.

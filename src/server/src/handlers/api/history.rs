@@ -12,8 +12,8 @@ use ipnet::IpNet;
 
 use super::{path_key, ApiError, Caller};
 use crate::handlers::AppState;
+use crate::model::{HistoryCursor, HistoryFilter, HistoryPage};
 use crate::services::Actor;
-use crate::storage::{HistoryCursor, HistoryFilter, HistoryPage};
 
 /// A parsed history query: what to match and which page.
 #[derive(Debug, Default)]

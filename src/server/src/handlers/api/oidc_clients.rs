@@ -12,8 +12,8 @@ use super::{ApiJson, Caller};
 use crate::handlers::error::{oidc_error, ApiError};
 use crate::handlers::openid::Provider;
 use crate::handlers::AppState;
+use crate::model::OidcClientRecord;
 use crate::services::oidc::NewClient;
-use crate::storage::OidcClientRecord;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,8 +13,8 @@ use serde_json::json;
 use super::{path_key, ApiError, ApiJson, Caller, PREFIX};
 use crate::handlers::client_ip::ClientIp;
 use crate::handlers::AppState;
+use crate::model::{TokenChanges, TokenInfo};
 use crate::services::{AdminTokenRequest, UserInfo};
-use crate::storage::{TokenChanges, TokenInfo};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

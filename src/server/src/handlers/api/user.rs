@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::{ApiError, Caller};
 use crate::handlers::AppState;
+use crate::model::{TokenData, TokenInfo};
 use crate::services::{Actor, TokenError};
-use crate::storage::{TokenData, TokenInfo};
 
 #[derive(Serialize)]
 pub struct UserInfoBody {

@@ -10,10 +10,11 @@ use subtle::ConstantTimeEq;
 use super::{sha256, OidcError};
 use crate::config::ConfiguredClient;
 use crate::model::oidc::{ClientId, RedirectUri};
+use crate::model::OidcClientRecord;
 use crate::random;
 use crate::services::rate_limit::RateLimiter;
 use crate::services::{Actor, Clock};
-use crate::storage::{OidcClientRecord, OidcStore, StorageError};
+use crate::storage::{OidcStore, StorageError};
 
 /// Scope that lets a token register and remove clients.
 pub const ADMIN_OIDC_SCOPE: &str = "admin:oidc";

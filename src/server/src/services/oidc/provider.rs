@@ -15,9 +15,10 @@ use subtle::ConstantTimeEq;
 
 use super::{pkce_s256, sha256, Client, OidcClients, OidcError, CODE_LIFETIME, SUPPORTED_SCOPES};
 use crate::config::ProviderConfig;
+use crate::model::{AuthorizationCode, OidcGrant, TokenData};
 use crate::random;
 use crate::services::{Clock, TokenService};
-use crate::storage::{AuthorizationCode, OidcGrant, OidcStore, Redemption, TokenData};
+use crate::storage::{OidcStore, Redemption};
 
 /// Paths of the provider's endpoints, under the public URL.
 pub const AUTHORIZE_PATH: &str = "/auth/openid/login";

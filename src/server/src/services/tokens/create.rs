@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use portcullis_core::{Scope, Token, TokenType};
 
 use super::{is_valid_name, require_held, Spec, TokenError, TokenService, UserInfo, MIN_LIFETIME};
+use crate::model::{TokenChange, TokenData};
 use crate::services::actor::{has_scope, Actor, USER_TOKEN_SCOPE};
-use crate::storage::{ChildSlot, ReusableChild, TokenChange, TokenData};
+use crate::storage::{ChildSlot, ReusableChild};
 
 /// An administrator's request for a service or user token for anyone.
 #[derive(Debug, Clone)]

@@ -6,11 +6,11 @@ use std::net::IpAddr;
 use portcullis_core::{Scope, TokenKey, TokenType};
 
 use super::{is_valid_name, TokenError, TokenService};
-use crate::services::actor::Actor;
-use crate::storage::{
+use crate::model::{
     HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, TokenChange, TokenChanges, TokenInfo,
     TokenListing,
 };
+use crate::services::actor::Actor;
 
 /// Largest page of history one query returns.
 pub const MAX_HISTORY_PAGE: u32 = 1000;

@@ -16,11 +16,9 @@ pub use upkeep::{AuditReport, StateMetrics};
 
 use super::Clock;
 use crate::config::TokenPolicy;
+use crate::model::{HistoryEntry, TokenChange, TokenData, TokenInfo};
 use crate::random::{self, RandomError};
-use crate::storage::{
-    HistoryEntry, StorageError, TokenChange, TokenData, TokenDataStore, TokenHistoryStore,
-    TokenInfo, TokenMetadataStore,
-};
+use crate::storage::{StorageError, TokenDataStore, TokenHistoryStore, TokenMetadataStore};
 
 /// Shortest time ahead a new expiry may be (Gafaelfawr's rule): a token
 /// that expires sooner could not be used for much.

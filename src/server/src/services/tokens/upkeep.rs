@@ -7,7 +7,8 @@ use portcullis_core::check::Changes;
 use portcullis_core::TokenKey;
 
 use super::{TokenError, TokenService};
-use crate::storage::{StorageError, TokenChange, TokenChanges, TokenInfo, TokenListing};
+use crate::model::{TokenChange, TokenChanges, TokenInfo, TokenListing};
+use crate::storage::StorageError;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AuditReport {

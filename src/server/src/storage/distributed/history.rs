@@ -4,11 +4,10 @@
 use async_trait::async_trait;
 use sqlx::PgPool;
 
+use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
 use crate::storage::history::{ip_bytes, net_range, ChangeFeed};
 use crate::storage::rows::{entry_from, scopes_column, to_i64, HISTORY_COLUMNS};
-use crate::storage::{
-    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenHistoryStore,
-};
+use crate::storage::{StorageError, TokenHistoryStore};
 
 /// Takes the lock that serializes history writes until the transaction ends.
 pub(super) async fn lock_history(db: impl sqlx::PgExecutor<'_>) -> Result<(), StorageError> {

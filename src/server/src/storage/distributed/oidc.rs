@@ -13,12 +13,11 @@ use sqlx::Row;
 use super::expiring::{self, Fields};
 use super::Engines;
 use crate::clock::Clock;
+use crate::model::{AuthorizationCode, OidcClientRecord, OidcGrant};
 use crate::storage::rows::{
     client_from, corrupt, grant_from, parse_key, to_i64, uris_column, words,
 };
-use crate::storage::{
-    AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption, StorageError,
-};
+use crate::storage::{OidcStore, Redemption, StorageError};
 
 /// Spends a fresh code, or marks a spent one replayed; what it found.
 const REDEEM: &str = r"

@@ -11,8 +11,9 @@ use redis::{AsyncCommands as _, Script};
 use super::expiring::{self, Fields};
 use super::Engines;
 use crate::clock::Clock;
+use crate::model::PendingLogin;
 use crate::storage::rows::parse_key;
-use crate::storage::{PendingLogin, PendingLoginStore, StorageError};
+use crate::storage::{PendingLoginStore, StorageError};
 
 const APPROVE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'approved') == 1 then

@@ -17,9 +17,10 @@ use sqlx::{PgConnection, Row};
 
 use super::Engines;
 use crate::clock::Clock;
+use crate::model::TokenData;
 use crate::storage::cipher::{DataCipher, Sealed, NONCE_LEN};
 use crate::storage::rows::{corrupt, parse_key, sealed_from, to_i64, to_u64};
-use crate::storage::{token_data, StorageError, TokenData, TokenDataStore};
+use crate::storage::{token_data, StorageError, TokenDataStore};
 
 /// Keys checked against Redis per round trip when auditing.
 const AUDIT_BATCH: usize = 500;

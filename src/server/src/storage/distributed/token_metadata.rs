@@ -6,11 +6,9 @@ use async_trait::async_trait;
 use portcullis_core::{TokenKey, TokenType};
 use sqlx::{PgConnection, PgPool, Row};
 
+use crate::model::{TokenChanges, TokenInfo, TokenListing};
 use crate::storage::rows::{info_from, parse_key, scopes_column, to_i64, TOKEN_COLUMNS as COLUMNS};
-use crate::storage::{
-    ChildSlot, ReusableChild, StorageError, TokenChanges, TokenInfo, TokenListing,
-    TokenMetadataStore,
-};
+use crate::storage::{ChildSlot, ReusableChild, StorageError, TokenMetadataStore};
 
 pub struct PgTokenMetadataStore {
     pool: PgPool,

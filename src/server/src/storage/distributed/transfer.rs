@@ -12,9 +12,10 @@ use super::token_data::{cache, write_durable};
 use super::token_metadata::insert;
 use super::Engines;
 use crate::clock::Clock;
+use crate::model::TokenInfo;
 use crate::storage::cipher::DataCipher;
 use crate::storage::transfer::{existing, read_dump};
-use crate::storage::{Dump, StorageError, TokenInfo, TransferStore};
+use crate::storage::{Dump, StorageError, TransferStore};
 
 pub struct DistributedTransferStore {
     engines: Engines,

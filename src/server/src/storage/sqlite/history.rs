@@ -1,12 +1,11 @@
 use async_trait::async_trait;
 use sqlx::SqlitePool;
 
+use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
 use crate::storage::history::ChangeFeed;
 use crate::storage::history::{ip_bytes, net_range};
 use crate::storage::rows::{entry_from, scopes_column, to_i64, HISTORY_COLUMNS};
-use crate::storage::{
-    HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, StorageError, TokenHistoryStore,
-};
+use crate::storage::{StorageError, TokenHistoryStore};
 
 /// Every filter is `(?n IS NULL OR …)`, so one statement serves all
 /// combinations and every value is bound, never spliced.

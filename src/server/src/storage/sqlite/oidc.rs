@@ -3,12 +3,11 @@ use portcullis_core::TokenKey;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
+use crate::model::{AuthorizationCode, OidcClientRecord, OidcGrant};
 use crate::storage::rows::{
     client_from, grant_from, parse_key, to_i64, to_u64, uris_column, words,
 };
-use crate::storage::{
-    AuthorizationCode, OidcClientRecord, OidcGrant, OidcStore, Redemption, StorageError,
-};
+use crate::storage::{OidcStore, Redemption, StorageError};
 
 pub struct SqliteOidcStore {
     pool: SqlitePool,

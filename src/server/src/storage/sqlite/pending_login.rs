@@ -2,8 +2,9 @@ use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use sqlx::{Row, SqlitePool};
 
+use crate::model::PendingLogin;
 use crate::storage::rows::{hash_from, parse_key, to_i64, to_u64};
-use crate::storage::{PendingLogin, PendingLoginStore, StorageError};
+use crate::storage::{PendingLoginStore, StorageError};
 
 pub struct SqlitePendingLoginStore {
     pool: SqlitePool,

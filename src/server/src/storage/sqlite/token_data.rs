@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use sqlx::{Row, SqlitePool};
 
+use crate::model::TokenData;
 use crate::storage::cipher::{DataCipher, Sealed};
 use crate::storage::rows::{parse_key, sealed_from};
-use crate::storage::{token_data, StorageError, TokenData, TokenDataStore};
+use crate::storage::{token_data, StorageError, TokenDataStore};
 
 pub struct SqliteTokenDataStore {
     pool: SqlitePool,

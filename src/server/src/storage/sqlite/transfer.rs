@@ -48,7 +48,7 @@ impl TransferStore for SqliteTransferStore {
         // Parents may come after their children: links are set once every
         // token is in.
         for info in &dump.tokens {
-            let unlinked = crate::storage::TokenInfo {
+            let unlinked = crate::model::TokenInfo {
                 parent: None,
                 ..info.clone()
             };
