@@ -53,7 +53,10 @@ pub trait Host {
     /// Writes shared data unless `cas` is stale (then another worker won).
     fn set_shared(&self, key: &str, value: &[u8], cas: Option<u32>);
     fn now_ms(&self) -> u64;
-    fn count(&self, event: Event);
+    fn count(&self, event: Event) {
+        self.count_by(event, 1);
+    }
+    fn count_by(&self, event: Event, n: u64);
     fn log(&self, level: Level, message: &str);
 }
 
@@ -473,99 +476,12 @@ fn text(bytes: &Option<Vec<u8>>) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-    use std::collections::HashMap;
-
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine as _;
     use portcullis_core::session::SessionSeal;
 
     use super::*;
-
-    /// Shared-data values with their compare-and-swap tokens.
-    type SharedData = HashMap<String, (Vec<u8>, u32)>;
-
-    /// A proxy in memory: request headers, route properties, shared data
-    /// (with compare-and-swap, shared by the "workers" that clone it), a
-    /// clock, and counters.
-    #[derive(Default)]
-    struct FakeHost {
-        headers: RefCell<Vec<(String, Vec<u8>)>>,
-        properties: HashMap<String, Vec<u8>>,
-        shared: Rc<RefCell<SharedData>>,
-        now: Cell<u64>,
-        counts: RefCell<HashMap<&'static str, u64>>,
-    }
-
-    impl FakeHost {
-        fn request(&self, headers: &[(&str, &str)]) -> &Self {
-            *self.headers.borrow_mut() = headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect();
-            self
-        }
-
-        fn header(&self, name: &str) -> Option<String> {
-            self.request_header(name)
-                .map(|v| String::from_utf8(v).unwrap())
-        }
-
-        fn counted(&self, event: Event) -> u64 {
-            self.counts.borrow().get(event.name()).copied().unwrap_or(0)
-        }
-    }
-
-    impl Host for FakeHost {
-        fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-            self.headers.borrow().clone()
-        }
-
-        fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-            self.headers
-                .borrow()
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        }
-
-        fn set_request_header(&self, name: &str, value: Option<&[u8]>) {
-            let mut headers = self.headers.borrow_mut();
-            headers.retain(|(n, _)| n != name);
-            if let Some(value) = value {
-                headers.push((name.to_owned(), value.to_vec()));
-            }
-        }
-
-        fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-            self.properties.get(&path.join(".")).cloned()
-        }
-
-        fn shared(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-            match self.shared.borrow().get(key) {
-                Some((value, cas)) => (Some(value.clone()), Some(*cas)),
-                None => (None, None),
-            }
-        }
-
-        fn set_shared(&self, key: &str, value: &[u8], cas: Option<u32>) {
-            let mut shared = self.shared.borrow_mut();
-            let current = shared.get(key).map(|(_, c)| *c);
-            if cas.is_none() || cas == current {
-                shared.insert(key.to_owned(), (value.to_vec(), current.unwrap_or(0) + 1));
-            }
-        }
-
-        fn now_ms(&self) -> u64 {
-            self.now.get()
-        }
-
-        fn count(&self, event: Event) {
-            *self.counts.borrow_mut().entry(event.name()).or_default() += 1;
-        }
-
-        fn log(&self, _level: Level, _message: &str) {}
-    }
+    use crate::fake_host::FakeHost;
 
     const TOKEN: &str = "gt-AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBA";
     const ANSWER: &[u8] = br#"{"username":"alice","token_type":"user","scopes":["read:all"],

@@ -6,11 +6,14 @@ pub mod browser;
 pub mod cache;
 pub mod config;
 pub mod decision;
+#[cfg(test)]
+mod fake_host;
 pub mod feed;
 pub mod flow;
 pub mod invalid;
 pub mod path;
 pub mod policy;
+pub mod poller;
 pub mod request;
 pub mod routing;
 pub mod shared;

@@ -14,7 +14,7 @@ use crate::config::FilterConfig;
 use crate::decision::{self, CheckReply};
 use crate::feed::CacheState;
 use crate::flow::{Flow, Host, Level, Start, Step};
-use crate::request;
+use crate::poller::FeedPoller;
 use crate::routing::MetadataPolicies;
 use crate::stats::{self, Event};
 
@@ -91,8 +91,8 @@ impl Host for EnvoyHost<'_> {
         now_ms()
     }
 
-    fn count(&self, event: Event) {
-        self.stats.add(event, 1);
+    fn count_by(&self, event: Event, n: u64) {
+        self.stats.add(event, i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -111,10 +111,7 @@ struct Root {
     route_policies: Rc<RefCell<MetadataPolicies>>,
     stats: Rc<Stats>,
     cache: Option<Rc<RefCell<CacheState>>>,
-    /// A poll of the change feed is under way.
-    polling: bool,
-    /// The last poll failed; logged once, not on every tick.
-    feed_failing: bool,
+    poller: FeedPoller,
 }
 
 impl Root {
@@ -123,27 +120,15 @@ impl Root {
         let (Some(config), Some(cache)) = (&self.config, &self.cache) else {
             return;
         };
-        if self.polling {
+        let Some(headers) = self.poller.due(&config.authority, &cache.borrow()) else {
             return;
-        }
-        let headers =
-            request::callout_headers(&config.authority, &cache.borrow().poll_path(), None);
+        };
         let headers = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let host = EnvoyHost { stats: &self.stats };
         match self.dispatch_http_call(&config.cluster, headers, None, vec![], config.timeout) {
-            Ok(_) => self.polling = true,
-            Err(status) => self.feed_failed(&format!("not dispatched: {status:?}")),
+            Ok(_) => self.poller.sent(),
+            Err(status) => self.poller.not_sent(&host, &format!("{status:?}")),
         }
-    }
-
-    fn feed_failed(&mut self, reason: &str) {
-        self.stats.add(Event::FeedErrors, 1);
-        if !self.feed_failing {
-            log(
-                LogLevel::Warn,
-                &format!("portcullis: change feed: {reason}"),
-            );
-        }
-        self.feed_failing = true;
     }
 }
 
@@ -155,7 +140,6 @@ impl Context for Root {
         body_size: usize,
         _trailers: usize,
     ) {
-        self.polling = false;
         let status = self.get_http_call_response_header_bytes(":status");
         let body = self
             .get_http_call_response_body(0, body_size.min(decision::MAX_REPLY_BODY))
@@ -163,20 +147,9 @@ impl Context for Root {
         let Some(cache) = self.cache.clone() else {
             return;
         };
-        if status.as_deref() != Some(b"200") {
-            return self.feed_failed("the companion did not answer 200");
-        }
-        let applied = cache.borrow_mut().apply(&body, now_ms());
-        match applied {
-            Ok(dropped) => {
-                self.stats.add(Event::RevocationsApplied, dropped as i64);
-                if self.feed_failing {
-                    log(LogLevel::Info, "portcullis: change feed: answering again");
-                }
-                self.feed_failing = false;
-            }
-            Err(reason) => self.feed_failed(&reason),
-        }
+        let host = EnvoyHost { stats: &self.stats };
+        self.poller
+            .answered(&host, &mut cache.borrow_mut(), status.as_deref(), &body);
     }
 }
 
