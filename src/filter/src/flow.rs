@@ -10,18 +10,16 @@ use std::rc::Rc;
 use portcullis_core::{cookie, Token};
 
 use crate::browser;
-use crate::cache::{cache_key, CacheKey, Cached};
+use crate::cache::{Cache, Cached, Lookup, Pending};
 use crate::config::FilterConfig;
 use crate::decision::{
     self, CheckReply, Decision, Refusal, AMBIGUOUS_PATH_BODY, BAD_AUTHORIZATION_BODY,
     BAD_ROUTE_POLICY_BODY, UNAVAILABLE_BODY,
 };
-use crate::feed::{self, CacheState};
 use crate::invalid::ConfigError;
 use crate::policy::Policy;
 use crate::request::{self, Shown};
 use crate::routing::{self, AmbiguousPath, MetadataPolicies, RequestFacts};
-use crate::shared::{self, SharedEntry};
 use crate::stats::Event;
 
 /// Where a route's own policy sits in its metadata, as a JSON string.
@@ -105,29 +103,25 @@ impl std::fmt::Debug for Start {
 pub struct Flow {
     config: Rc<FilterConfig>,
     route_policies: Rc<RefCell<MetadataPolicies>>,
-    cache: Option<Rc<RefCell<CacheState>>>,
+    cache: Option<Rc<RefCell<Cache>>>,
     /// The policy the request is checked against, once chosen.
     policy: Option<Rc<Policy>>,
-    /// This request's cache key, for stale-if-error.
-    cache_key: Option<CacheKey>,
-    /// Where the companion's answer goes in the cache, the key of the token
-    /// it is about (for eviction on revocation), and the feed cursor when
-    /// it was asked for.
-    pending: Option<(CacheKey, Option<String>, i64)>,
+    /// On a cache miss: where the companion's answer goes (and where a
+    /// stale one may be found).
+    pending: Option<Pending>,
 }
 
 impl Flow {
     pub fn new(
         config: Rc<FilterConfig>,
         route_policies: Rc<RefCell<MetadataPolicies>>,
-        cache: Option<Rc<RefCell<CacheState>>>,
+        cache: Option<Rc<RefCell<Cache>>>,
     ) -> Self {
         Self {
             config,
             route_policies,
             cache,
             policy: None,
-            cache_key: None,
             pending: None,
         }
     }
@@ -300,107 +294,36 @@ impl Flow {
         }
     }
 
-    /// The cached answer for this credential and policy, from this worker
-    /// or the shared tier, counting the hit or miss; on a miss, remembers
-    /// where the answer will go.
+    /// The cached answer for this credential and policy; on a miss,
+    /// remembers where the answer will go.
     fn cached(&mut self, host: &impl Host, policy: &Policy, credential: &str) -> Option<Cached> {
-        let cache = self.cache.clone()?;
-        let key = cache_key(credential, &policy.check_path);
-        let now = host.now_ms();
-        if let Some(hit) = cache.borrow_mut().lookup(&key, now) {
-            host.count(Event::CacheHitLocal);
-            return Some(hit);
+        let cache = self.cache.as_ref()?;
+        let found = cache
+            .borrow_mut()
+            .lookup(host, credential, &policy.check_path);
+        match found {
+            Lookup::Hit(hit) => Some(hit),
+            Lookup::Miss(pending) => {
+                self.pending = Some(pending);
+                None
+            }
         }
-        // Not served locally because the feed is silent: nor from the
-        // shared tier, which is not even read.
-        let serves = cache.borrow().serves(now);
-        if let Some(hit) = serves
-            .then(|| self.shared_answer(host, &key, now))
-            .flatten()
-        {
-            host.count(Event::CacheHitShared);
-            return Some(hit);
-        }
-        host.count(Event::CacheMiss);
-        self.cache_key = Some(key);
-        if let Some(cursor) = cache.borrow().cursor {
-            self.pending = Some((key, request::token_key(credential), cursor));
-        }
-        None
     }
 
-    /// An answer another worker put in the shared tier, if this worker can
-    /// trust it; copied into this worker's cache for the rest of its life.
-    /// Only while this worker's cache serves.
-    fn shared_answer(&self, host: &impl Host, key: &CacheKey, now: u64) -> Option<Cached> {
-        let (cache, slots) = (self.cache.as_ref()?, self.shared_slots()?);
-        let (bytes, _) = host.shared(&shared::slot_name(key, slots));
-        let entry = SharedEntry::read(&bytes?, key, now)?;
-        let mut state = cache.borrow_mut();
-        if !state.trusts(entry.token_key.as_deref(), entry.asked_at) {
-            return None;
-        }
-        let cached = entry.cached()?;
-        let ttl_ms = entry.expires_at_ms - now;
-        state.store(
-            *key,
-            cached.clone(),
-            entry.token_key,
-            entry.asked_at,
-            ttl_ms,
-            now,
-        );
-        Some(cached)
-    }
-
-    fn shared_slots(&self) -> Option<u32> {
-        self.config
-            .cache
-            .as_ref()
-            .map(|c| c.shared_slots)
-            .filter(|s| *s > 0)
-    }
-
-    /// Stores the companion's answer here and, for the other workers, in
-    /// the shared tier.
+    /// Stores the companion's answer in the cache.
     fn remember(&mut self, host: &impl Host, decision: &Decision) {
-        let (Some((key, token_key, asked_at)), Some(cache), Some(config)) =
-            (self.pending.take(), &self.cache, &self.config.cache)
-        else {
-            return;
-        };
-        let Some((cached, ttl_ms)) = feed::cacheable(decision, config) else {
-            return;
-        };
-        let now = host.now_ms();
-        let entry = SharedEntry::new(&key, &cached, token_key.clone(), asked_at, now + ttl_ms);
-        let mut state = cache.borrow_mut();
-        let stored = state.store(key, cached, token_key, asked_at, ttl_ms, now);
-        if let Some(until) = feed::stale_until(decision, config, now + ttl_ms).filter(|_| stored) {
-            state.answers.keep_until(&key, until);
-        }
-        drop(state);
-        if let (true, Some(slots)) = (stored && ttl_ms > 0, self.shared_slots()) {
-            let slot = shared::slot_name(&key, slots);
-            let (_, cas) = host.shared(&slot);
-            host.set_shared(&slot, &entry.encode(), cas);
+        // Kept: a failed answer may still find a stale one by it.
+        if let (Some(pending), Some(cache)) = (&self.pending, &self.cache) {
+            cache.borrow_mut().remember(host, pending, decision);
         }
     }
 
     /// Stale-if-error: an allowed answer past its freshness, if the
     /// configuration keeps one for this request.
     fn stale_answer(&self, host: &impl Host) -> Option<Vec<(&'static str, String)>> {
-        // Off unless configured: then a failing companion is a 503, even
-        // for an answer still fresh but not served (the feed fell silent).
-        self.config
-            .cache
-            .as_ref()
-            .filter(|c| c.stale_if_error_seconds > 0)?;
-        let (cache, key) = (self.cache.as_ref()?, self.cache_key.as_ref()?);
-        match cache.borrow().answers.get_stale(key, host.now_ms()) {
-            Some(Cached::Allow(identity)) => Some(identity),
-            _ => None,
-        }
+        let (cache, pending) = (self.cache.as_ref()?, self.pending.as_ref()?);
+        let stale = cache.borrow().stale_answer(pending, host.now_ms());
+        stale
     }
 }
 
@@ -491,14 +414,14 @@ mod tests {
     struct Worker {
         config: Rc<FilterConfig>,
         policies: Rc<RefCell<MetadataPolicies>>,
-        cache: Option<Rc<RefCell<CacheState>>>,
+        cache: Option<Rc<RefCell<Cache>>>,
     }
 
     impl Worker {
         fn new(json: &str) -> Self {
             let config = Rc::new(FilterConfig::from_json(json.as_bytes()).unwrap());
             let cache = config.cache.as_ref().map(|c| {
-                let mut state = CacheState::new(c);
+                let mut state = Cache::new(c);
                 state
                     .apply(br#"{"cursor":1,"keys":[],"reset":false}"#, 0)
                     .unwrap();
@@ -654,6 +577,21 @@ mod tests {
             "served stale"
         );
         assert_eq!(host.counted(Event::StaleServed), 1);
+        // The same when the companion answers, but with a failure.
+        request();
+        let mut flow = worker.flow();
+        flow.on_request(&host);
+        let failed = CheckReply {
+            status: Some(b"503"),
+            www_authenticate: None,
+            body: b"",
+        };
+        assert_eq!(
+            flow.on_reply(&host, &failed),
+            Step::Continue,
+            "served stale"
+        );
+        assert_eq!(host.counted(Event::StaleServed), 2);
         host.now.set(11_500);
         request();
         let mut flow = worker.flow();

@@ -8,7 +8,6 @@ pub mod config;
 pub mod decision;
 #[cfg(test)]
 mod fake_host;
-pub mod feed;
 pub mod flow;
 pub mod invalid;
 pub mod path;
@@ -16,7 +15,6 @@ pub mod policy;
 pub mod poller;
 pub mod request;
 pub mod routing;
-pub mod shared;
 pub mod stats;
 
 #[cfg(target_arch = "wasm32")]

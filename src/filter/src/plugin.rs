@@ -10,9 +10,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
+use crate::cache::Cache;
 use crate::config::FilterConfig;
 use crate::decision::{self, CheckReply};
-use crate::feed::CacheState;
 use crate::flow::{Flow, Host, Level, Start, Step};
 use crate::poller::FeedPoller;
 use crate::routing::MetadataPolicies;
@@ -110,7 +110,7 @@ struct Root {
     config: Option<Rc<FilterConfig>>,
     route_policies: Rc<RefCell<MetadataPolicies>>,
     stats: Rc<Stats>,
-    cache: Option<Rc<RefCell<CacheState>>>,
+    cache: Option<Rc<RefCell<Cache>>>,
     poller: FeedPoller,
 }
 
@@ -159,7 +159,7 @@ impl RootContext for Root {
         match FilterConfig::from_json(&bytes) {
             Ok(config) => {
                 if let Some(cache) = &config.cache {
-                    self.cache = Some(Rc::new(RefCell::new(CacheState::new(cache))));
+                    self.cache = Some(Rc::new(RefCell::new(Cache::new(cache))));
                     self.set_tick_period(cache.poll_interval);
                 }
                 self.config = Some(Rc::new(config));

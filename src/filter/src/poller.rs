@@ -3,7 +3,7 @@
 //! on every tick would flood the log). Pure: the glue sends the callout
 //! it asks for and hands back the answer.
 
-use crate::feed::CacheState;
+use crate::cache::Cache;
 use crate::flow::{Host, Level};
 use crate::request;
 use crate::stats::Event;
@@ -18,7 +18,7 @@ pub struct FeedPoller {
 
 impl FeedPoller {
     /// On a tick: the headers of the poll to send, unless one is under way.
-    pub fn due(&self, authority: &str, cache: &CacheState) -> Option<Vec<(&'static str, String)>> {
+    pub fn due(&self, authority: &str, cache: &Cache) -> Option<Vec<(&'static str, String)>> {
         (!self.polling).then(|| request::callout_headers(authority, &cache.poll_path(), None))
     }
 
@@ -36,7 +36,7 @@ impl FeedPoller {
     pub fn answered(
         &mut self,
         host: &impl Host,
-        cache: &mut CacheState,
+        cache: &mut Cache,
         status: Option<&[u8]>,
         body: &[u8],
     ) {
@@ -71,9 +71,9 @@ mod tests {
     use crate::config::FilterConfig;
     use crate::fake_host::FakeHost;
 
-    fn cache() -> CacheState {
+    fn cache() -> Cache {
         let config = FilterConfig::from_json(br#"{"cluster":"c","cache":{}}"#).unwrap();
-        CacheState::new(config.cache.as_ref().unwrap())
+        Cache::new(config.cache.as_ref().unwrap())
     }
 
     #[test]

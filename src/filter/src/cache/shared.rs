@@ -9,7 +9,7 @@ use base64::Engine as _;
 use portcullis_core::check::upstream_header_name;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{CacheKey, Cached};
+use super::answers::{CacheKey, Cached};
 use crate::decision::Refusal;
 
 const SLOT_PREFIX: &str = "portcullis/answer/";
@@ -106,7 +106,7 @@ impl SharedEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::cache_key;
+    use crate::cache::answers::cache_key;
 
     #[test]
     fn entries_round_trip_and_answer_only_for_their_own_key_until_they_expire() {

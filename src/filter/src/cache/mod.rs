@@ -1,114 +1,194 @@
-//! What the filter caches, and how the companion's change feed keeps the
-//! cache honest: nothing is cached until the feed's first cursor is known,
-//! and an answer is stored only if nothing about its token changed after
-//! the cursor at which it was asked for, so no revocation can slip between.
+//! The filter's cache of check answers, behind one front. Two tiers: this
+//! worker's own ([`answers`]), and Envoy's shared data, which every worker
+//! reads ([`shared`]). The change feed ([`feed`]) keeps both honest: no
+//! answer is served while the feed is silent, none is trusted that was
+//! asked for before a change to its token. A request looks up, and on a
+//! miss gets a [`Pending`] to remember the companion's answer with (or to
+//! find a stale one by, should the companion fail).
 
-use std::collections::HashMap;
+mod answers;
+mod feed;
+mod shared;
 
-use portcullis_core::check::{Changes, CHANGES_PATH};
+pub use answers::Cached;
 
-use crate::cache::{AnswerCache, CacheKey, Cached};
+use answers::{cache_key, AnswerCache, CacheKey};
+use feed::FeedView;
+use shared::SharedEntry;
+
 use crate::config::CacheConfig;
 use crate::decision::Decision;
+use crate::flow::Host;
+use crate::request;
+use crate::stats::Event;
 
-/// Most revocations remembered; past it the worker acts as on a reset.
-const MAX_REMEMBERED_REVOCATIONS: usize = 100_000;
-
-/// Revocations this worker has applied lately, each with the feed cursor
-/// it arrived with: an answer asked for at an earlier cursor may predate it.
-#[derive(Debug, Default)]
-pub struct Revocations {
-    by_key: HashMap<String, (i64, u64)>,
-    /// Answers asked for before this cursor predate a reset: never stored.
-    reset_at: i64,
+/// One worker's cache, shared by its root context (which polls the feed)
+/// and its requests.
+pub struct Cache {
+    config: CacheConfig,
+    local: AnswerCache,
+    feed: FeedView,
 }
 
-impl Revocations {
-    fn record(&mut self, key: &str, cursor: i64, now_ms: u64) {
-        if self.by_key.len() >= MAX_REMEMBERED_REVOCATIONS {
-            self.reset(cursor);
-        }
-        self.by_key.insert(key.to_owned(), (cursor, now_ms));
-    }
-
-    fn reset(&mut self, cursor: i64) {
-        self.by_key.clear();
-        self.reset_at = cursor;
-    }
-
-    /// Forgets revocations older than `horizon_ms`: no answer asked for
-    /// before them can still be waiting to be stored.
-    fn prune(&mut self, now_ms: u64, horizon_ms: u64) {
-        self.by_key.retain(|_, (_, at)| *at + horizon_ms > now_ms);
-    }
-
-    /// True when an answer about `token_key` asked for at `cursor` may be
-    /// out of date.
-    pub fn outdates(&self, token_key: Option<&str>, cursor: i64) -> bool {
-        cursor < self.reset_at
-            || token_key.is_some_and(|k| {
-                self.by_key
-                    .get(k)
-                    .is_some_and(|(revoked, _)| *revoked > cursor)
-            })
-    }
+/// A miss: where the companion's answer goes, the key of the token it is
+/// about (for eviction on revocation), and the feed cursor it is asked at
+/// (none before the feed first answers: then it is not stored).
+#[derive(Debug)]
+pub struct Pending {
+    key: CacheKey,
+    token_key: Option<String>,
+    asked_at: Option<i64>,
 }
 
-/// A worker's cache, shared by its root context (which polls the feed) and
-/// its requests.
-pub struct CacheState {
-    pub answers: AnswerCache,
-    /// Where the next poll starts; `None` until the first poll answers.
-    pub cursor: Option<i64>,
-    pub revocations: Revocations,
-    /// How long a revocation is remembered: longer than any answer, here
-    /// or in the shared tier, can live or wait.
-    horizon_ms: u64,
-    /// The first cursor this worker had: what was revoked before it is
-    /// unknown here, so shared answers asked for earlier are not trusted.
-    first_cursor: Option<i64>,
-    /// When the feed last answered (ms): a silent feed may be hiding a
-    /// revocation, so past `max_lag_ms` no cached answer is served.
-    heard_at_ms: Option<u64>,
-    max_lag_ms: u64,
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(Cached),
+    Miss(Pending),
 }
 
-impl CacheState {
+impl Cache {
     pub fn new(config: &CacheConfig) -> Self {
         Self {
-            answers: AnswerCache::new(config.max_entries),
-            cursor: None,
-            revocations: Revocations::default(),
-            // An answer lives at most the TTL, and waits at most a callout
-            // timeout (60 s at most) before that.
-            horizon_ms: config.ttl_seconds * 1000 + 120_000,
-            first_cursor: None,
-            heard_at_ms: None,
-            max_lag_ms: config.max_feed_lag.as_millis() as u64,
+            config: config.clone(),
+            local: AnswerCache::new(config.max_entries),
+            feed: FeedView::new(config),
         }
     }
 
-    /// True once the feed's position is known and while the feed has
-    /// answered within the allowed lag: only then may this worker answer
-    /// from its cache or the shared tier.
-    pub fn serves(&self, now_ms: u64) -> bool {
-        self.cursor.is_some()
-            && self
-                .heard_at_ms
-                .is_some_and(|heard| now_ms.saturating_sub(heard) <= self.max_lag_ms)
+    /// The cached answer for this credential and policy, from this worker
+    /// or the shared tier, counting the hit or miss.
+    pub fn lookup(&mut self, host: &impl Host, credential: &str, check_path: &str) -> Lookup {
+        let key = cache_key(credential, check_path);
+        let now = host.now_ms();
+        if let Some(hit) = self.local_hit(&key, now) {
+            host.count(Event::CacheHitLocal);
+            return Lookup::Hit(hit);
+        }
+        // Not served locally because the feed is silent: nor from the
+        // shared tier, which is not even read.
+        if let Some(hit) = self
+            .feed
+            .serves(now)
+            .then(|| self.shared_hit(host, &key, now))
+            .flatten()
+        {
+            host.count(Event::CacheHitShared);
+            return Lookup::Hit(hit);
+        }
+        host.count(Event::CacheMiss);
+        Lookup::Miss(Pending {
+            key,
+            token_key: request::token_key(credential),
+            asked_at: self.feed.cursor(),
+        })
     }
 
-    /// True when an answer about `token_key` asked for at `asked_at` can be
-    /// trusted by this worker: nothing it knows of changed since.
-    pub fn trusts(&self, token_key: Option<&str>, asked_at: i64) -> bool {
-        self.first_cursor.is_some_and(|first| asked_at >= first)
-            && !self.revocations.outdates(token_key, asked_at)
+    /// Stores the companion's answer here and, for the other workers, in
+    /// the shared tier.
+    pub fn remember(&mut self, host: &impl Host, pending: &Pending, decision: &Decision) {
+        let Some(asked_at) = pending.asked_at else {
+            return;
+        };
+        let Some((cached, ttl_ms)) = cacheable(decision, &self.config) else {
+            return;
+        };
+        let now = host.now_ms();
+        let entry = SharedEntry::new(
+            &pending.key,
+            &cached,
+            pending.token_key.clone(),
+            asked_at,
+            now + ttl_ms,
+        );
+        if !self.store(
+            pending.key,
+            cached,
+            pending.token_key.clone(),
+            asked_at,
+            ttl_ms,
+            now,
+        ) {
+            return;
+        }
+        if let Some(until) = stale_until(decision, &self.config, now + ttl_ms) {
+            self.local.keep_until(&pending.key, until);
+        }
+        if let (true, Some(slots)) = (ttl_ms > 0, self.shared_slots()) {
+            let slot = shared::slot_name(&pending.key, slots);
+            let (_, cas) = host.shared(&slot);
+            host.set_shared(&slot, &entry.encode(), cas);
+        }
+    }
+
+    /// Stale-if-error: an allowed answer past its freshness, if the
+    /// configuration keeps one. Off unless configured: then a failing
+    /// companion is a 503, even for an answer still fresh but not served
+    /// (the feed fell silent).
+    pub fn stale_answer(
+        &self,
+        pending: &Pending,
+        now_ms: u64,
+    ) -> Option<Vec<(&'static str, String)>> {
+        if self.config.stale_if_error_seconds == 0 {
+            return None;
+        }
+        match self.local.get_stale(&pending.key, now_ms) {
+            Some(Cached::Allow(identity)) => Some(identity),
+            _ => None,
+        }
+    }
+
+    /// `:path` of the next poll of the change feed.
+    pub fn poll_path(&self) -> String {
+        self.feed.poll_path()
+    }
+
+    /// Applies one page of the feed; how many cached answers it dropped.
+    pub fn apply(&mut self, body: &[u8], now_ms: u64) -> Result<usize, String> {
+        let changes = self.feed.apply(body, now_ms)?;
+        if changes.reset {
+            let all = self.local.len();
+            self.local.clear();
+            return Ok(all);
+        }
+        Ok(changes
+            .keys
+            .iter()
+            .map(|key| self.local.evict_token(key.as_str()))
+            .sum())
+    }
+
+    /// This worker's answer for `key`, while the feed lets it serve.
+    fn local_hit(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
+        self.feed
+            .serves(now_ms)
+            .then(|| self.local.get(key, now_ms))
+            .flatten()
+    }
+
+    /// An answer another worker put in the shared tier, if this worker can
+    /// trust it; copied into this worker's cache for the rest of its life.
+    fn shared_hit(&mut self, host: &impl Host, key: &CacheKey, now: u64) -> Option<Cached> {
+        let slots = self.shared_slots()?;
+        let (bytes, _) = host.shared(&shared::slot_name(key, slots));
+        let entry = SharedEntry::read(&bytes?, key, now)?;
+        let cached = entry.cached()?;
+        let ttl_ms = entry.expires_at_ms - now;
+        self.store(
+            *key,
+            cached.clone(),
+            entry.token_key,
+            entry.asked_at,
+            ttl_ms,
+            now,
+        )
+        .then_some(cached)
     }
 
     /// Stores an answer asked for at `asked_at`, unless its token changed
-    /// since (then the answer may be out of date and is dropped).
-    /// True when it was stored.
-    pub fn store(
+    /// since (then the answer may be out of date and is dropped). True
+    /// when it was stored.
+    fn store(
         &mut self,
         key: CacheKey,
         cached: Cached,
@@ -117,51 +197,15 @@ impl CacheState {
         ttl_ms: u64,
         now_ms: u64,
     ) -> bool {
-        let trusted = self.trusts(token_key.as_deref(), asked_at);
+        let trusted = self.feed.trusts(token_key.as_deref(), asked_at);
         if trusted {
-            self.answers.insert(key, cached, token_key, ttl_ms, now_ms);
+            self.local.insert(key, cached, token_key, ttl_ms, now_ms);
         }
         trusted
     }
 
-    /// This worker's answer for `key`, if it [`serves`](Self::serves).
-    pub fn lookup(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
-        self.serves(now_ms)
-            .then(|| self.answers.get(key, now_ms))
-            .flatten()
-    }
-
-    /// Applies one page of the feed; how many cached answers it dropped.
-    pub fn apply(&mut self, body: &[u8], now_ms: u64) -> Result<usize, String> {
-        let changes: Changes = serde_json::from_slice(body)
-            .map_err(|e| format!("change feed answer is not valid: {e}"))?;
-        self.revocations.prune(now_ms, self.horizon_ms);
-        let dropped = if changes.reset {
-            self.revocations.reset(changes.cursor);
-            let all = self.answers.len();
-            self.answers.clear();
-            all
-        } else {
-            let mut dropped = 0;
-            for key in &changes.keys {
-                self.revocations
-                    .record(key.as_str(), changes.cursor, now_ms);
-                dropped += self.answers.evict_token(key.as_str());
-            }
-            dropped
-        };
-        self.cursor = Some(changes.cursor);
-        self.first_cursor.get_or_insert(changes.cursor);
-        self.heard_at_ms = Some(now_ms);
-        Ok(dropped)
-    }
-
-    /// `:path` of the next poll.
-    pub fn poll_path(&self) -> String {
-        match self.cursor {
-            Some(cursor) => format!("{CHANGES_PATH}?since={cursor}"),
-            None => CHANGES_PATH.to_owned(),
-        }
+    fn shared_slots(&self) -> Option<u32> {
+        Some(self.config.shared_slots).filter(|s| *s > 0)
     }
 }
 
@@ -169,7 +213,7 @@ impl CacheState {
 /// companion fails: `stale_if_error_seconds` past its freshness, never past
 /// the token's own expiry, and never for an answer carrying a delegated
 /// token (its minimum lifetime could not be kept).
-pub fn stale_until(decision: &Decision, config: &CacheConfig, fresh_until_ms: u64) -> Option<u64> {
+fn stale_until(decision: &Decision, config: &CacheConfig, fresh_until_ms: u64) -> Option<u64> {
     let Decision::Allow {
         headers,
         token_expires,
@@ -192,7 +236,7 @@ pub fn stale_until(decision: &Decision, config: &CacheConfig, fresh_until_ms: u6
 /// allowed answer lives no longer than the configured TTL nor what the
 /// companion said; refusals of a token (401, 403) live the short negative
 /// TTL; malformed requests and failures are never cached.
-pub fn cacheable(decision: &Decision, config: &CacheConfig) -> Option<(Cached, u64)> {
+fn cacheable(decision: &Decision, config: &CacheConfig) -> Option<(Cached, u64)> {
     match decision {
         Decision::Allow {
             headers, cache_ttl, ..
@@ -211,7 +255,6 @@ pub fn cacheable(decision: &Decision, config: &CacheConfig) -> Option<(Cached, u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::cache_key;
     use crate::decision::Refusal;
 
     fn config() -> CacheConfig {
@@ -291,46 +334,46 @@ mod tests {
 
     #[test]
     fn nothing_is_served_from_cache_before_the_first_cursor() {
-        let mut state = CacheState::new(&config());
+        let mut state = Cache::new(&config());
         let key = cache_key("Bearer t", "/p");
         state
-            .answers
+            .local
             .insert(key, Cached::Allow(vec![]), None, 60_000, 0);
         assert_eq!(state.poll_path(), "/ingress/changes");
-        assert!(state.lookup(&key, 1).is_none());
+        assert!(state.local_hit(&key, 1).is_none());
         state
             .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 0)
             .unwrap();
         assert_eq!(state.poll_path(), "/ingress/changes?since=7");
-        assert!(state.lookup(&key, 1).is_some());
+        assert!(state.local_hit(&key, 1).is_some());
     }
 
     #[test]
     fn a_silent_feed_stops_the_cache_serving_until_it_answers_again() {
-        let mut state = CacheState::new(&config());
+        let mut state = Cache::new(&config());
         let key = cache_key("Bearer t", "/p");
         state
-            .answers
+            .local
             .insert(key, Cached::Allow(vec![]), None, 600_000, 0);
         state
             .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 1_000)
             .unwrap();
-        assert!(state.lookup(&key, 4_000).is_some(), "within the lag");
-        assert!(!state.serves(4_001));
+        assert!(state.local_hit(&key, 4_000).is_some(), "within the lag");
+        assert!(!state.feed.serves(4_001));
         assert!(
-            state.lookup(&key, 4_001).is_none(),
+            state.local_hit(&key, 4_001).is_none(),
             "a revocation may be unheard"
         );
-        assert!(state.lookup(&key, 60_000).is_none());
+        assert!(state.local_hit(&key, 60_000).is_none());
         state
             .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 60_000)
             .unwrap();
-        assert!(state.lookup(&key, 60_001).is_some(), "heard again");
+        assert!(state.local_hit(&key, 60_001).is_some(), "heard again");
     }
 
     #[test]
     fn an_answer_asked_for_before_its_token_was_revoked_is_not_stored() {
-        let mut state = CacheState::new(&config());
+        let mut state = Cache::new(&config());
         let key = "AAAAAAAAAAAAAAAAAAAAAA";
         state
             .apply(br#"{"cursor":5,"keys":[],"reset":false}"#, 0)
@@ -341,7 +384,7 @@ mod tests {
         let (a, b) = (cache_key("Bearer a", "/p"), cache_key("Bearer b", "/p"));
         state.store(a, Cached::Allow(vec![]), Some(key.into()), 5, 60_000, 20);
         assert!(
-            state.lookup(&a, 21).is_none(),
+            state.local_hit(&a, 21).is_none(),
             "the stale answer was dropped"
         );
         // Another token's answer, or one asked for after the revocation, is kept.
@@ -354,34 +397,34 @@ mod tests {
             20,
         );
         state.store(a, Cached::Allow(vec![]), Some(key.into()), 6, 60_000, 20);
-        assert!(state.lookup(&a, 21).is_some() && state.lookup(&b, 21).is_some());
+        assert!(state.local_hit(&a, 21).is_some() && state.local_hit(&b, 21).is_some());
         // After a reset, nothing asked for before it is stored.
         state
             .apply(br#"{"cursor":9,"keys":[],"reset":true}"#, 30)
             .unwrap();
         state.store(b, Cached::Allow(vec![]), None, 8, 60_000, 40);
-        assert!(state.lookup(&b, 41).is_none());
+        assert!(state.local_hit(&b, 41).is_none());
         // Revocations are forgotten once no answer can still be waiting.
         state.apply(page.as_bytes(), 50).unwrap();
-        assert!(state.revocations.outdates(Some(key), 5));
+        assert!(state.feed.outdates(Some(key), 5));
         state
             .apply(br#"{"cursor":9,"keys":[],"reset":false}"#, 50 + 120_001)
             .unwrap();
-        assert!(!state.revocations.outdates(Some(key), 10));
+        assert!(!state.feed.outdates(Some(key), 10));
     }
 
     #[test]
     fn the_feed_evicts_the_keys_it_names_or_everything_on_reset() {
-        let mut state = CacheState::new(&config());
+        let mut state = Cache::new(&config());
         state
             .apply(br#"{"cursor":1,"keys":[],"reset":false}"#, 0)
             .unwrap();
         let key = "AAAAAAAAAAAAAAAAAAAAAA";
         let (a, b) = (cache_key("Bearer a", "/p"), cache_key("Bearer b", "/p"));
         state
-            .answers
+            .local
             .insert(a, Cached::Allow(vec![]), Some(key.into()), 60_000, 0);
-        state.answers.insert(
+        state.local.insert(
             b,
             Cached::Allow(vec![]),
             Some("BBBBBBBBBBBBBBBBBBBBBA".into()),
@@ -390,13 +433,13 @@ mod tests {
         );
         let page = format!(r#"{{"cursor":2,"keys":["{key}"],"reset":false}}"#);
         assert_eq!(state.apply(page.as_bytes(), 0), Ok(1));
-        assert!(state.lookup(&a, 1).is_none() && state.lookup(&b, 1).is_some());
+        assert!(state.local_hit(&a, 1).is_none() && state.local_hit(&b, 1).is_some());
         assert_eq!(
             state.apply(br#"{"cursor":0,"keys":[],"reset":true}"#, 0),
             Ok(1)
         );
-        assert!(state.answers.is_empty());
+        assert!(state.local.is_empty());
         assert!(state.apply(b"<html>", 0).is_err());
-        assert_eq!(state.cursor, Some(0), "a bad page moves nothing");
+        assert_eq!(state.feed.cursor(), Some(0), "a bad page moves nothing");
     }
 }
