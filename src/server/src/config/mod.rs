@@ -2,27 +2,32 @@
 //! with errors that name the field. Defaults are given beside each field.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use ipnet::IpNet;
 use portcullis_core::challenge::is_valid_realm;
 use portcullis_core::{Scope, Token};
 use serde::Deserialize;
 use url::Url;
 
+mod encryption;
+mod init;
+mod keys;
 mod openid;
+mod session;
+mod storage;
+
+pub use encryption::{EncryptionConfig, KeyMaterial};
+pub use init::{initial_toml, InitialSecrets, InitialStorage};
+pub use keys::add_active_key;
+pub use session::SessionConfig;
+pub use storage::{without_password, DistributedConfig, StorageConfig};
 
 pub use openid::{
     generate_signing_key, ConfiguredClient, LoginConfig, ProviderConfig, Secret, SigningKey,
 };
-
-/// Longest key id; ids are stored beside every ciphertext.
-const MAX_KEY_ID_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -110,55 +115,13 @@ struct RawConfig {
     #[serde(default)]
     trusted_proxies: Vec<IpNet>,
     /// The session cookie. Default: none (no cookies are made).
-    session: Option<RawSession>,
+    session: Option<session::RawSession>,
     /// Login through an upstream OpenID Connect provider. Default: none.
     login: Option<openid::RawLogin>,
     /// The OpenID Connect provider for downstream applications. Default: off.
     oidc_server: Option<openid::RawProvider>,
-    storage: RawStorage,
-    encryption: RawEncryption,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSession {
-    /// Name of the cookie. Default: portcullis_session.
-    #[serde(default = "default_cookie_name")]
-    cookie_name: String,
-    /// 32 bytes in standard base64, shared with the filter, which opens
-    /// the cookie itself.
-    key: String,
-    /// The cookie's Domain attribute. Default: none (this host only).
-    domain: Option<String>,
-    /// Mark the cookie Secure (HTTPS only). Default: true; false only for
-    /// plain-http development.
-    #[serde(default = "default_secure")]
-    secure: bool,
-    /// Where `/logout` sends the browser afterwards. Default: /.
-    #[serde(default = "default_logout_url")]
-    logout_url: String,
-}
-
-fn default_secure() -> bool {
-    true
-}
-
-fn default_logout_url() -> String {
-    "/".to_owned()
-}
-
-fn default_cookie_name() -> String {
-    "portcullis_session".to_owned()
-}
-
-/// The session cookie: its name and the key that seals it.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub cookie_name: String,
-    pub key: KeyMaterial,
-    pub domain: Option<String>,
-    pub secure: bool,
-    pub logout_url: String,
+    storage: storage::RawStorage,
+    encryption: encryption::RawEncryption,
 }
 
 fn default_session_lifetime() -> u64 {
@@ -218,117 +181,6 @@ fn default_realm() -> String {
 
 fn default_cache_ttl() -> u64 {
     300
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
-enum RawStorage {
-    /// One SQLite file; a relative path is taken from the config file's folder.
-    Embedded { path: PathBuf },
-    /// PostgreSQL for what must last, Redis for what is read on every check.
-    Distributed {
-        /// `postgres://user@host/database`.
-        database_url: String,
-        /// `redis://host:port/db`.
-        redis_url: String,
-        /// Prefix of every Redis key, so that deployments can share a Redis.
-        /// Default: `portcullis:`.
-        #[serde(default = "default_key_prefix")]
-        key_prefix: String,
-        /// Apply pending database migrations at start-up; otherwise a
-        /// companion refuses to start until `portcullis migrate` has run.
-        /// Default: false.
-        #[serde(default)]
-        migrate_on_start: bool,
-        /// Most PostgreSQL connections one companion holds. Default: 10.
-        #[serde(default = "default_pool_size")]
-        pool_size: u32,
-        /// Longest wait for a connection or an answer, in seconds, before a
-        /// request fails with 503. Default: 3.
-        #[serde(default = "default_storage_timeout")]
-        timeout_seconds: u64,
-    },
-}
-
-fn default_key_prefix() -> String {
-    "portcullis:".to_owned()
-}
-
-fn default_pool_size() -> u32 {
-    10
-}
-
-fn default_storage_timeout() -> u64 {
-    3
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEncryption {
-    /// Id of the key new ciphertext is sealed with; must be in `keys`.
-    active_key: String,
-    /// Key id → 32 bytes in standard base64. Old keys stay listed until
-    /// everything sealed with them has been re-encrypted.
-    keys: BTreeMap<String, String>,
-}
-
-/// Where token data is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageConfig {
-    Embedded { path: PathBuf },
-    Distributed(DistributedConfig),
-}
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct DistributedConfig {
-    pub database_url: String,
-    pub redis_url: String,
-    pub key_prefix: String,
-    pub migrate_on_start: bool,
-    pub pool_size: u32,
-    pub timeout: Duration,
-}
-
-/// The URLs may carry passwords: shown without them.
-impl fmt::Debug for DistributedConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DistributedConfig")
-            .field("database_url", &without_password(&self.database_url))
-            .field("redis_url", &without_password(&self.redis_url))
-            .field("key_prefix", &self.key_prefix)
-            .field("migrate_on_start", &self.migrate_on_start)
-            .field("pool_size", &self.pool_size)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-/// `url` with any password replaced, for messages and logs.
-pub fn without_password(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<not a URL>".to_owned(),
-    }
-}
-
-/// 32 bytes of AES-256 key. `Debug` prints a redaction.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyMaterial(pub [u8; 32]);
-
-impl fmt::Debug for KeyMaterial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyMaterial(<redacted>)")
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct EncryptionConfig {
-    pub active_key: String,
-    pub keys: BTreeMap<String, KeyMaterial>,
 }
 
 /// The token rules that configuration sets.
@@ -473,63 +325,6 @@ impl RawConfig {
                 return Err(invalid(field, format!("must be from 1 to {most}")));
             }
         }
-        let storage = match self.storage {
-            RawStorage::Embedded { path } if path.as_os_str().is_empty() => {
-                return Err(invalid("storage.path", "must not be empty"));
-            }
-            RawStorage::Embedded { path } => StorageConfig::Embedded {
-                path: base.join(path),
-            },
-            RawStorage::Distributed {
-                database_url,
-                redis_url,
-                key_prefix,
-                migrate_on_start,
-                pool_size,
-                timeout_seconds,
-            } => {
-                let scheme_of = |url: &str| Url::parse(url).ok().map(|u| u.scheme().to_owned());
-                if !matches!(
-                    scheme_of(&database_url).as_deref(),
-                    Some("postgres" | "postgresql")
-                ) {
-                    return Err(invalid("storage.database_url", "must be a postgres:// URL"));
-                }
-                if !matches!(scheme_of(&redis_url).as_deref(), Some("redis" | "rediss")) {
-                    return Err(invalid(
-                        "storage.redis_url",
-                        "must be a redis:// or rediss:// URL",
-                    ));
-                }
-                // No glob characters: the prefix is also a SCAN pattern.
-                let prefix_ok = (1..=64).contains(&key_prefix.len())
-                    && key_prefix
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b":-_./".contains(&b));
-                if !prefix_ok {
-                    return Err(invalid(
-                        "storage.key_prefix",
-                        "must be 1 to 64 of A-Z a-z 0-9 : - _ . /",
-                    ));
-                }
-                for (field, value) in [
-                    ("storage.pool_size", u64::from(pool_size)),
-                    ("storage.timeout_seconds", timeout_seconds),
-                ] {
-                    if value == 0 {
-                        return Err(invalid(field, "must be at least 1"));
-                    }
-                }
-                StorageConfig::Distributed(DistributedConfig {
-                    database_url,
-                    redis_url,
-                    key_prefix,
-                    migrate_on_start,
-                    pool_size,
-                    timeout: Duration::from_secs(timeout_seconds),
-                })
-            }
-        };
         let public_url = match &self.public_url {
             None => Url::parse(&format!("http://{}", self.listen)).ok(),
             Some(text) => Url::parse(text.trim_end_matches('/')).ok().filter(|u| {
@@ -578,280 +373,23 @@ impl RawConfig {
             },
             maintenance_interval: Duration::from_secs(self.maintenance_interval_seconds),
             trusted_proxies: self.trusted_proxies,
-            session: self.session.map(RawSession::validate).transpose()?,
+            session: self
+                .session
+                .map(session::RawSession::validate)
+                .transpose()?,
             login,
             oidc_server: self.oidc_server.map(|p| p.validate()).transpose()?,
-            storage,
+            storage: self.storage.validate(base)?,
             encryption: self.encryption.validate()?,
         })
     }
 }
 
-impl RawSession {
-    fn validate(self) -> Result<SessionConfig, ConfigError> {
-        // RFC 6265 cookie-name: a token (no separators, no controls).
-        let valid_name = !self.cookie_name.is_empty()
-            && self
-                .cookie_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !valid_name {
-            return Err(invalid(
-                "session.cookie_name",
-                "must be an RFC 6265 cookie name",
-            ));
-        }
-        let plain = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
-        };
-        if self.domain.as_deref().is_some_and(|d| !plain(d)) {
-            return Err(invalid("session.domain", "must be a host name"));
-        }
-        let local = self.logout_url.starts_with('/') && !self.logout_url.starts_with("//");
-        let absolute =
-            self.logout_url.starts_with("https://") || self.logout_url.starts_with("http://");
-        if !(local || absolute) || !plain(&self.logout_url) {
-            return Err(invalid(
-                "session.logout_url",
-                "must be an http(s) URL or a path starting with one /",
-            ));
-        }
-        Ok(SessionConfig {
-            domain: self.domain,
-            secure: self.secure,
-            logout_url: self.logout_url,
-            cookie_name: self.cookie_name,
-            key: decode_key(&self.key)
-                .ok_or_else(|| invalid("session.key", "must be 32 bytes in standard base64"))?,
-        })
-    }
-}
-
-/// 32 bytes of key from standard base64.
-fn decode_key(encoded: &str) -> Option<KeyMaterial> {
-    let bytes: [u8; 32] = STANDARD.decode(encoded.trim()).ok()?.try_into().ok()?;
-    Some(KeyMaterial(bytes))
-}
-
-impl RawEncryption {
-    fn validate(self) -> Result<EncryptionConfig, ConfigError> {
-        let mut keys = BTreeMap::new();
-        for (id, encoded) in self.keys {
-            let field = format!("encryption.keys.{id}");
-            if !is_valid_key_id(&id) {
-                return Err(invalid(
-                    field,
-                    format!("key id must be 1 to {MAX_KEY_ID_LEN} of A-Z a-z 0-9 _ -"),
-                ));
-            }
-            let key = decode_key(&encoded)
-                .ok_or_else(|| invalid(&field, "must be 32 bytes in standard base64"))?;
-            keys.insert(id, key);
-        }
-        if !keys.contains_key(&self.active_key) {
-            return Err(invalid(
-                "encryption.active_key",
-                format!("{:?} is not one of encryption.keys", self.active_key),
-            ));
-        }
-        Ok(EncryptionConfig {
-            active_key: self.active_key,
-            keys,
-        })
-    }
-}
-
-fn is_valid_key_id(id: &str) -> bool {
-    (1..=MAX_KEY_ID_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Adds `key` to the file's `[encryption.keys]` under a new id and makes it
-/// the active key, keeping the rest of the file (comments included). The
-/// file is replaced atomically and stays mode 0600. Returns the new id.
-pub fn add_active_key(path: &Path, key: [u8; 32]) -> Result<String, ConfigError> {
-    let read_error = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let text = std::fs::read_to_string(path).map_err(read_error)?;
-    // Validate first: never rotate a configuration that would not load.
-    Config::from_toml(&text, path.parent().unwrap_or(Path::new(".")))?;
-    let mut doc: toml_edit::DocumentMut =
-        text.parse()
-            .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
-    let keys = doc["encryption"]["keys"]
-        .as_table_like_mut()
-        .ok_or_else(|| invalid("encryption.keys", "must be a table"))?;
-    let mut n = keys.len() + 1;
-    while keys.contains_key(&format!("k{n}")) {
-        n += 1;
-    }
-    let id = format!("k{n}");
-    keys.insert(&id, toml_edit::value(STANDARD.encode(key)));
-    doc["encryption"]["active_key"] = toml_edit::value(id.as_str());
-
-    crate::private_file::write_private(path, doc.to_string().as_bytes()).map_err(|source| {
-        ConfigError::Write {
-            path: path.to_owned(),
-            source,
-        }
-    })?;
-    Ok(id)
-}
-
-/// A fresh configuration with a new random key and bootstrap token, for
-/// `portcullis config init`.
-/// The random material a new configuration holds.
-pub struct InitialSecrets {
-    pub data_key: [u8; 32],
-    pub session_key: [u8; 32],
-    pub bootstrap: Token,
-    /// PKCS#8 PEM of the OpenID Connect provider's first signing key.
-    pub signing_key: String,
-}
-
-/// Where `config init` puts the tokens.
-pub enum InitialStorage<'a> {
-    /// A SQLite file, relative to the configuration file's folder.
-    Embedded(&'a Path),
-    Distributed {
-        database_url: &'a str,
-        redis_url: &'a str,
-        key_prefix: &'a str,
-    },
-}
-
-impl InitialStorage<'_> {
-    fn toml(&self) -> String {
-        match self {
-            InitialStorage::Embedded(path) => format!(
-                "backend = \"embedded\"\n\
-                 # SQLite file; relative paths are taken from this file's folder.\n\
-                 path = {:?}\n",
-                path.display().to_string()
-            ),
-            InitialStorage::Distributed {
-                database_url,
-                redis_url,
-                key_prefix,
-            } => format!(
-                "backend = \"distributed\"\n\
-                 database_url = {database_url:?}\n\
-                 redis_url = {redis_url:?}\n\
-                 # Prefix of every Redis key.\n\
-                 key_prefix = {key_prefix:?}\n\
-                 # Apply database migrations at start-up; otherwise run `portcullis migrate`\n\
-                 # before starting a companion of a new version.\n\
-                 migrate_on_start = false\n"
-            ),
-        }
-    }
-}
-
-/// `items` as a TOML array of strings.
-fn toml_list(items: &[IpNet]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|n| format!("{:?}", n.to_string()))
-        .collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-pub fn initial_toml(
-    listen: SocketAddr,
-    ingress_listen: SocketAddr,
-    trusted_proxies: &[IpNet],
-    storage: &InitialStorage,
-    secrets: &InitialSecrets,
-) -> String {
-    let scopes: String = default_scopes()
-        .iter()
-        .map(|(name, description)| format!("{name:?} = {description:?}\n"))
-        .collect();
-    format!(
-        r#"# Portcullis companion configuration. Keep this file private (mode 0600):
-# it holds the encryption key and the bootstrap token.
-
-# Address of the public listener: the token API, login, the OpenID Connect
-# provider.
-listen = "{listen}"
-# Address of the ingress listener: the checks Envoy makes, the change feed,
-# /metrics. Only the proxy's network may reach it.
-ingress_listen = "{ingress_listen}"
-# Proxies (CIDR blocks) whose X-Forwarded-For is believed, read from the
-# right: the address history records is the nearest hop none of these added.
-trusted_proxies = {trusted_proxies}
-# The URL browsers and applications reach the companion at (the OpenID
-# Connect issuer). Default: http://<listen>.
-# public_url = "https://auth.example.org"
-# Realm named in WWW-Authenticate challenges.
-realm = "portcullis"
-# Admin token for the token API. Never accepted at the ingress.
-bootstrap_token = "{bootstrap}"
-# Longest time the filter may cache a check answer.
-check_cache_ttl_seconds = 300
-# Session tokens last this long.
-session_lifetime_seconds = 2592000
-# Uncomment to make tokens unused for this long invalid (Boundary's staleness).
-# time_to_stale_seconds = 604800
-
-[storage]
-{storage}
-# The session cookie. The filter opens it itself, so its configuration
-# needs the same key.
-[session]
-cookie_name = "portcullis_session"
-key = "{session_key}"
-
-# Uncomment to log users in through an upstream OpenID Connect provider.
-# [login]
-# issuer = "https://idp.example.org"
-# client_id = "portcullis"
-# client_secret = "..."
-# [login.group_scopes]
-# staff = ["read:all", "user:token"]
-
-# Portcullis as an OpenID Connect provider for downstream applications.
-# Register clients with `portcullis oidc-client create`.
-[oidc_server]
-id_token_lifetime_seconds = 3600
-active_key = "s1"
-
-[[oidc_server.keys]]
-kid = "s1"
-private_key = '''
-{signing_key}'''
-
-# The scopes tokens may hold, with what each grants.
-[scopes]
-{scopes}
-[encryption]
-# Key that seals new token data. `portcullis keys rotate` adds one and
-# re-encrypts everything with it.
-active_key = "k1"
-
-[encryption.keys]
-k1 = "{key}"
-"#,
-        bootstrap = secrets.bootstrap.expose(),
-        trusted_proxies = toml_list(trusted_proxies),
-        storage = storage.toml(),
-        key = STANDARD.encode(secrets.data_key),
-        session_key = STANDARD.encode(secrets.session_key),
-        signing_key = secrets.signing_key,
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
     use super::*;
 
     const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -918,9 +456,34 @@ mod tests {
             &InitialStorage::Embedded(Path::new("data/p.sqlite")),
             &secrets(&token),
         );
+        assert!(!text.contains("{{"), "every placeholder filled:\n{text}");
         let config = parse(&text).unwrap();
         assert_eq!(config.bootstrap_token.unwrap().key(), token.key());
         assert_eq!(config.encryption.keys["k1"], KeyMaterial([9; 32]));
+        assert_eq!(config.ingress_listen, default_ingress_listen());
+        assert_eq!(
+            config.storage,
+            StorageConfig::Embedded {
+                path: "/etc/portcullis/data/p.sqlite".into()
+            }
+        );
+        assert!(config.session.is_some() && config.oidc_server.is_some());
+        // The distributed form, with proxies, loads back too.
+        let proxies = ["10.0.0.0/8".parse().unwrap()];
+        let text = initial_toml(
+            default_listen(),
+            default_ingress_listen(),
+            &proxies,
+            &InitialStorage::Distributed {
+                database_url: "postgres://db/p",
+                redis_url: "redis://cache/0",
+                key_prefix: "p:",
+            },
+            &secrets(&token),
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.trusted_proxies, proxies);
+        assert!(matches!(config.storage, StorageConfig::Distributed(_)));
     }
 
     fn distributed(fields: &str) -> String {
