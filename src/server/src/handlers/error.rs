@@ -24,8 +24,7 @@ use crate::services::{AuthError, CheckError, TokenError};
 pub fn auth_error(e: &AuthError, realm: &str, auth_type: AuthType) -> Response {
     let (status, code, error) = match e {
         AuthError::Unavailable(cause) => {
-            tracing::warn!(error = %cause, "authentication failed: storage unavailable");
-            return unavailable();
+            return unavailable(cause, "authentication");
         }
         // RFC 6750 §3.1: no error code when no credential was presented.
         AuthError::NoCredential => (StatusCode::UNAUTHORIZED, "authentication_required", None),
@@ -83,10 +82,7 @@ pub fn check_error(e: CheckError, realm: &str, auth_type: AuthType) -> Response 
         CheckError::Delegation(TokenError::ParentRevoked) => {
             auth_error(&AuthError::InvalidToken(NOT_VALID), realm, auth_type)
         }
-        CheckError::Delegation(TokenError::Storage(cause)) => {
-            tracing::warn!(error = %cause, "delegation failed: storage unavailable");
-            unavailable()
-        }
+        CheckError::Delegation(TokenError::Storage(cause)) => unavailable(&cause, "delegation"),
         CheckError::Delegation(other) => {
             tracing::error!(error = %other, "delegation failed");
             reply(
@@ -123,8 +119,7 @@ impl IntoResponse for ApiError {
                     (StatusCode::BAD_REQUEST, "invalid_scope")
                 }
                 TokenError::Storage(cause) => {
-                    tracing::warn!(error = %cause, "API request failed: storage unavailable");
-                    return unavailable();
+                    return unavailable(cause, "API request");
                 }
                 TokenError::Random(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
                 TokenError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -155,13 +150,20 @@ fn too_many(code: &str, description: &str, retry_after: u64) -> Response {
     response
 }
 
-fn unavailable() -> Response {
+/// 503 for a request that failed because a store did not answer, with
+/// the cause logged (never sent: it may name hosts).
+fn unavailable(cause: &dyn std::fmt::Display, during: &str) -> Response {
+    log_unavailable(cause, during);
     reply(
         StatusCode::SERVICE_UNAVAILABLE,
         None,
         "temporarily_unavailable",
         "Token storage is unavailable",
     )
+}
+
+fn log_unavailable(cause: &dyn std::fmt::Display, during: &str) {
+    tracing::warn!(error = %cause, "{during} failed: storage unavailable");
 }
 
 fn status_of(code: ErrorCode) -> StatusCode {
@@ -215,8 +217,7 @@ pub fn oidc_error(e: OidcError, realm: &str) -> Response {
         OidcError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
         OidcError::DuplicateClient(_) => (StatusCode::CONFLICT, "duplicate_client"),
         OidcError::Storage(cause) | OidcError::Token(TokenError::Storage(cause)) => {
-            tracing::warn!(error = %cause, "OpenID Connect request failed: storage unavailable");
-            return unavailable();
+            return unavailable(cause, "OpenID Connect request");
         }
         OidcError::Token(TokenError::InsufficientLifetime | TokenError::ParentRevoked) => {
             (StatusCode::BAD_REQUEST, "invalid_grant")
@@ -247,7 +248,7 @@ pub fn login_error(e: LoginError) -> Response {
             (StatusCode::BAD_GATEWAY, "Identity provider error")
         }
         LoginError::Token(TokenError::Storage(cause)) => {
-            tracing::warn!(error = %cause, "login failed: storage unavailable");
+            log_unavailable(cause, "login");
             (StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable")
         }
         LoginError::Token(TokenError::InvalidUsername(_)) => {
@@ -271,8 +272,7 @@ pub fn cli_login_error(e: CliLoginError) -> Response {
             return too_many("slow_down", &e.to_string(), limited.retry_after);
         }
         CliLoginError::Token(TokenError::Storage(cause)) => {
-            tracing::warn!(error = %cause, "CLI login failed: storage unavailable");
-            return unavailable();
+            return unavailable(cause, "CLI login");
         }
         CliLoginError::Token(_) | CliLoginError::Random(_) => {
             tracing::error!(error = %e, "CLI login failed");
