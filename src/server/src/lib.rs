@@ -8,7 +8,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod handlers;
-pub mod login_client;
 pub mod metrics;
 pub mod model;
 pub mod private_file;
