@@ -10,8 +10,6 @@ pub mod secret;
 pub mod session;
 pub mod token;
 
-pub use check::{
-    AuthType, CheckAnswer, CheckRequest, DelegatedToken, Delegation, Group, TokenType,
-};
+pub use check::{AuthType, CheckAnswer, CheckRequest, DelegatedToken, Delegation};
 pub use scope::{Satisfy, Scope};
-pub use token::{Token, TokenKey, TokenSecret};
+pub use token::{Group, Token, TokenKey, TokenSecret, TokenType, UnknownTokenType};

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 pub const TOKEN_PREFIX: &str = "gt-";
@@ -208,6 +209,55 @@ fn decode_part(s: &str, part: &'static str) -> Result<[u8; PART_BYTES], TokenPar
     }
 }
 
+/// The kinds of token, after Gafaelfawr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Session,
+    User,
+    Notebook,
+    Internal,
+    Service,
+    Oidc,
+}
+
+impl TokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Session => "session",
+            TokenType::User => "user",
+            TokenType::Notebook => "notebook",
+            TokenType::Internal => "internal",
+            TokenType::Service => "service",
+            TokenType::Oidc => "oidc",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenType {
+    type Err = UnknownTokenType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use TokenType::*;
+        [Session, User, Notebook, Internal, Service, Oidc]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownTokenType(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token type")]
+pub struct UnknownTokenType(pub String);
+
+/// A group the token's user belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +352,13 @@ mod tests {
         let mut other = [7; 16];
         other[15] = 8;
         assert!(!a.matches(&TokenSecret::from_bytes(other)));
+    }
+
+    #[test]
+    fn token_types_parse_from_their_names_only() {
+        for t in [TokenType::Session, TokenType::Oidc, TokenType::Internal] {
+            assert_eq!(t.as_str().parse(), Ok(t));
+        }
+        assert!("admin".parse::<TokenType>().is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! to the upstream. Parsed and validated once, with the check callout's
 //! path computed then.
 
-use portcullis_core::check::{service_name, CHECK_PATH};
+use portcullis_core::check::{service_name, DelegationConflict, CHECK_PATH};
 use portcullis_core::{AuthType, CheckRequest, Delegation, Satisfy, Scope};
 use serde::Deserialize;
 
@@ -71,25 +71,31 @@ impl RawPolicy {
             _ => format!("{at}.{name}"),
         };
         let error = |name: &str, reason: &str| Err(ConfigError::new(&field(name), reason));
-        let delegation = match (self.delegate_to, self.notebook) {
-            (Some(_), true) => return error("notebook", "cannot be set with delegate_to"),
-            (Some(service), false) => {
-                let service = service_name(&service)
-                    .map_err(|e| ConfigError::new(&field("delegate_to"), e.to_string()))?;
-                Some(Delegation::Internal {
-                    service,
-                    scopes: self.delegate_scopes,
-                })
-            }
-            (None, _) if !self.delegate_scopes.is_empty() => {
-                return error("delegate_scopes", "needs delegate_to")
-            }
-            (None, true) => Some(Delegation::Notebook),
-            (None, false) => None,
-        };
-        if self.use_authorization && delegation.is_none() {
-            return error("use_authorization", "needs delegate_to or notebook");
-        }
+        let service = self
+            .delegate_to
+            .map(|s| service_name(&s))
+            .transpose()
+            .map_err(|e| ConfigError::new(&field("delegate_to"), e.to_string()))?;
+        let delegation = Delegation::from_settings(
+            service,
+            self.delegate_scopes,
+            self.notebook,
+            self.use_authorization,
+        )
+        .map_err(|conflict| {
+            let (name, reason) = match conflict {
+                DelegationConflict::NotebookWithService => {
+                    ("notebook", "cannot be set with delegate_to")
+                }
+                DelegationConflict::ScopesWithoutService => {
+                    ("delegate_scopes", "needs delegate_to")
+                }
+                DelegationConflict::AuthorizationWithoutDelegation => {
+                    ("use_authorization", "needs delegate_to or notebook")
+                }
+            };
+            ConfigError::new(&field(name), reason)
+        })?;
         if self.minimum_lifetime == Some(0) {
             return error("minimum_lifetime", "must be at least 1 second");
         }
