@@ -4,6 +4,7 @@
 //! RFC 7009 revocation. The access token is an opaque `oidc` child of the
 //! user's session; the ID token is an RS256 JWT.
 
+mod authorize;
 pub mod clients;
 pub mod provider;
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
+use super::authorize::{self, is_pkce_value};
 use super::{pkce_s256, sha256, Client, OidcClients, OidcError, CODE_LIFETIME, SUPPORTED_SCOPES};
 use crate::config::ProviderConfig;
 use crate::model::{AuthorizationCode, OidcGrant, TokenData};
@@ -27,9 +28,6 @@ pub const USERINFO_PATH: &str = "/auth/openid/userinfo";
 pub const INTROSPECT_PATH: &str = "/auth/openid/introspect";
 pub const REVOKE_PATH: &str = "/auth/openid/revoke";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-
-/// Longest `state` or `nonce` accepted; both are echoed back.
-const MAX_ECHOED_LEN: usize = 512;
 
 /// An authorization request's parameters, as sent.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -180,103 +178,24 @@ impl OidcProvider {
         }
     }
 
-    /// Handles `/auth/openid/login`. `session` is the browser's valid
-    /// session, if it has one.
+    /// Handles `/auth/openid/login`: the request is judged by
+    /// [`authorize::judge`] (pure); a good one from a logged-in browser
+    /// gets a code.
     pub async fn authorize(
         &self,
         request: AuthorizeRequest,
         session: Option<&TokenData>,
     ) -> Result<AuthorizeOutcome, OidcError> {
-        let Some(client_id) = request.client_id.as_deref() else {
-            return Ok(AuthorizeOutcome::ErrorPage("client_id is missing".into()));
+        let client = match request.client_id.as_deref() {
+            Some(id) => self.clients.identify(id).await?,
+            None => None,
         };
-        let Some(client) = self.clients.identify(client_id).await? else {
-            return Ok(AuthorizeOutcome::ErrorPage(
-                "unknown client_id: this application is not registered".into(),
-            ));
+        let granted = match authorize::judge(request, client.as_ref(), session.is_some()) {
+            Ok(granted) => granted,
+            Err(outcome) => return Ok(outcome),
         };
-        // Exact string match (RFC 9700 §4.1.3), before anything that
-        // would redirect.
-        let Some(redirect_uri) = request
-            .redirect_uri
-            .clone()
-            .filter(|uri| client.redirect_uris.iter().any(|r| r == uri))
-        else {
-            return Ok(AuthorizeOutcome::ErrorPage(
-                "redirect_uri is missing or not registered for this client".into(),
-            ));
-        };
-        let state = request.state.clone();
-        let refuse = |error: &'static str, description: &str| {
-            Ok(AuthorizeOutcome::RedirectError {
-                redirect_uri: redirect_uri.clone(),
-                error,
-                description: description.to_owned(),
-                state: state.clone(),
-            })
-        };
-        if [&request.state, &request.nonce]
-            .iter()
-            .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_ECHOED_LEN))
-        {
-            return refuse(
-                "invalid_request",
-                "state and nonce are at most 512 characters",
-            );
-        }
-        if request.response_type.as_deref() != Some("code") {
-            return refuse(
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            );
-        }
-        let requested: Vec<&str> = request
-            .scope
-            .as_deref()
-            .unwrap_or_default()
-            .split(' ')
-            .collect();
-        if !requested.contains(&"openid") {
-            return refuse("invalid_scope", "scope must include openid");
-        }
-        let scopes: Vec<String> = SUPPORTED_SCOPES
-            .iter()
-            .filter(|s| requested.contains(s))
-            .map(|s| (*s).to_owned())
-            .collect();
-        match (
-            &request.code_challenge,
-            request.code_challenge_method.as_deref(),
-        ) {
-            (None, _) if client.public => {
-                return refuse("invalid_request", "public clients must use PKCE (S256)");
-            }
-            (None, Some(_)) => {
-                return refuse(
-                    "invalid_request",
-                    "code_challenge_method without code_challenge",
-                );
-            }
-            (None, None) => {}
-            (Some(challenge), Some("S256")) if is_pkce_value(challenge) => {}
-            (Some(_), Some("S256")) => {
-                return refuse(
-                    "invalid_request",
-                    "code_challenge must be 43 to 128 characters",
-                );
-            }
-            (Some(_), _) => {
-                return refuse("invalid_request", "code_challenge_method must be S256");
-            }
-        }
+        // `judge` passes only with a session.
         let Some(session) = session else {
-            if request
-                .prompt
-                .as_deref()
-                .is_some_and(|p| p.split(' ').any(|p| p == "none"))
-            {
-                return refuse("login_required", "the user is not logged in");
-            }
             return Ok(AuthorizeOutcome::LoginRequired);
         };
         let code = random::url_safe_string()?;
@@ -284,20 +203,20 @@ impl OidcProvider {
         self.store
             .add_code(&AuthorizationCode {
                 code_sha256: sha256(code.as_bytes()),
-                client_id: client.client_id,
-                redirect_uri: redirect_uri.clone(),
+                client_id: granted.client_id,
+                redirect_uri: granted.redirect_uri.clone(),
                 session: session.token.key().clone(),
-                scopes,
-                nonce: request.nonce,
-                code_challenge: request.code_challenge,
+                scopes: granted.scopes,
+                nonce: granted.nonce,
+                code_challenge: granted.code_challenge,
                 auth_time: session.created,
                 expires: now + CODE_LIFETIME,
             })
             .await?;
         Ok(AuthorizeOutcome::Code {
-            redirect_uri,
+            redirect_uri: granted.redirect_uri,
             code: code.into(),
-            state,
+            state: granted.state,
         })
     }
 
@@ -549,12 +468,4 @@ fn scope_claims(data: &TokenData, scopes: &[String]) -> Map<String, Value> {
         }
     }
     claims
-}
-
-/// RFC 7636 §4.1: 43 to 128 unreserved characters.
-fn is_pkce_value(value: &str) -> bool {
-    (43..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
