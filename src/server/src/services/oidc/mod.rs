@@ -7,6 +7,7 @@
 mod authorize;
 pub mod clients;
 pub mod provider;
+mod redeem;
 
 pub use clients::{Client, NewClient, OidcClients};
 pub use provider::{

@@ -11,10 +11,10 @@ use jsonwebtoken::{Algorithm, Header};
 use portcullis_core::{Token, TokenType};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use subtle::ConstantTimeEq;
 
-use super::authorize::{self, is_pkce_value};
-use super::{pkce_s256, sha256, Client, OidcClients, OidcError, CODE_LIFETIME, SUPPORTED_SCOPES};
+use super::authorize;
+use super::redeem;
+use super::{sha256, Client, OidcClients, OidcError, CODE_LIFETIME, SUPPORTED_SCOPES};
 use crate::config::ProviderConfig;
 use crate::model::{AuthorizationCode, OidcGrant, TokenData};
 use crate::random;
@@ -227,16 +227,7 @@ impl OidcProvider {
         request: TokenRequest,
         ip: Option<IpAddr>,
     ) -> Result<TokenResponse, OidcError> {
-        match request.grant_type.as_deref() {
-            Some("authorization_code") => {}
-            Some(_) => return Err(OidcError::UnsupportedGrantType),
-            None => return Err(OidcError::InvalidRequest("grant_type is missing".into())),
-        }
-        let code = request
-            .code
-            .as_ref()
-            .map(Secret::expose)
-            .ok_or_else(|| OidcError::InvalidRequest("code is missing".into()))?;
+        let code = redeem::presented_code(&request)?;
         let code = match self.store.redeem_code(&sha256(code.as_bytes())).await? {
             Redemption::First(code) => code,
             Redemption::Unknown => return Err(OidcError::InvalidGrant("unknown or expired code")),
@@ -251,35 +242,7 @@ impl OidcProvider {
             }
         };
         let now = self.clock.now();
-        if code.client_id != client.client_id {
-            return Err(OidcError::InvalidGrant("code was issued to another client"));
-        }
-        if code.expires <= now {
-            return Err(OidcError::InvalidGrant("unknown or expired code"));
-        }
-        if request.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
-            return Err(OidcError::InvalidGrant(
-                "redirect_uri differs from the authorization request's",
-            ));
-        }
-        match (&code.code_challenge, &request.code_verifier) {
-            (Some(challenge), Some(verifier)) => {
-                let verifier = verifier.expose();
-                let good = is_pkce_value(verifier)
-                    && bool::from(pkce_s256(verifier).as_bytes().ct_eq(challenge.as_bytes()));
-                if !good {
-                    return Err(OidcError::InvalidGrant("code_verifier does not match"));
-                }
-            }
-            (Some(_), None) => return Err(OidcError::InvalidGrant("code_verifier is missing")),
-            // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade.
-            (None, Some(_)) => {
-                return Err(OidcError::InvalidGrant(
-                    "code_verifier given but the authorization had no code_challenge",
-                ))
-            }
-            (None, None) => {}
-        }
+        redeem::check(&code, client, &request, now)?;
         let session =
             self.tokens
                 .get_data_by_key(&code.session)
