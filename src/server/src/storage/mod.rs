@@ -8,6 +8,7 @@ pub mod maintenance_lock;
 pub mod oidc;
 pub mod pending_login;
 mod rows;
+mod sql;
 pub mod sqlite;
 pub mod token_data;
 pub mod token_metadata;

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
-use crate::storage::history::{ip_bytes, net_range, ChangeFeed};
-use crate::storage::rows::{entry_from, scopes_column, to_i64, HISTORY_COLUMNS};
+use crate::storage::history::{net_range, ChangeFeed};
+use crate::storage::rows::{entry_from, to_i64, HISTORY_COLUMNS};
+use crate::storage::sql;
 use crate::storage::{StorageError, TokenHistoryStore};
 
 /// Takes the lock that serializes history writes until the transaction ends.
@@ -39,36 +40,6 @@ impl PgHistoryStore {
     }
 }
 
-/// Adds an entry; the caller holds the history write lock.
-pub(super) async fn insert_entry(
-    db: impl sqlx::PgExecutor<'_>,
-    e: &HistoryEntry,
-) -> Result<(), StorageError> {
-    sqlx::query(&format!(
-        "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    ))
-    .bind(e.token.as_str())
-    .bind(&e.username)
-    .bind(e.token_type.as_str())
-    .bind(&e.token_name)
-    .bind(e.parent.as_ref().map(|p| p.as_str()))
-    .bind(scopes_column(&e.scopes))
-    .bind(&e.service)
-    .bind(e.expires.map(to_i64))
-    .bind(&e.actor)
-    .bind(e.action.as_str())
-    .bind(&e.old_token_name)
-    .bind(e.old_scopes.as_deref().map(scopes_column))
-    .bind(e.old_expires.map(to_i64))
-    .bind(e.ip_address.map(|ip| ip.to_string()))
-    .bind(to_i64(e.event_time))
-    .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl TokenHistoryStore for PgHistoryStore {
     async fn add(&self, e: &HistoryEntry) -> Result<(), StorageError> {
@@ -77,7 +48,7 @@ impl TokenHistoryStore for PgHistoryStore {
         // order they commit: without this lock, a feed reader could see id
         // 8 committed, move its cursor past it, and never see id 7.
         lock_history(&mut *tx).await?;
-        insert_entry(&mut *tx, e).await?;
+        sql::postgres::insert_entry(&mut *tx, e).await?;
         tx.commit().await?;
         Ok(())
     }

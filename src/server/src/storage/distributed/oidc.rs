@@ -14,9 +14,8 @@ use super::expiring::{self, Fields};
 use super::Engines;
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, OidcClientRecord, OidcGrant};
-use crate::storage::rows::{
-    client_from, corrupt, grant_from, parse_key, to_i64, uris_column, words,
-};
+use crate::storage::rows::{client_from, corrupt, grant_from, parse_key, words};
+use crate::storage::sql;
 use crate::storage::{OidcStore, Redemption, StorageError};
 
 /// Spends a fresh code, or marks a spent one replayed; what it found.
@@ -69,51 +68,10 @@ fn code_from(code_sha256: &[u8; 32], fields: &Fields) -> Result<AuthorizationCod
     })
 }
 
-pub(super) async fn insert_client(
-    db: impl sqlx::PgExecutor<'_>,
-    client: &OidcClientRecord,
-) -> Result<(), StorageError> {
-    let result = sqlx::query(
-        "INSERT INTO oidc_clients (client_id, secret_sha256, redirect_uris, public, name, created)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&client.client_id)
-    .bind(client.secret_sha256.map(|h| h.to_vec()))
-    .bind(uris_column(&client.redirect_uris))
-    .bind(client.public)
-    .bind(&client.name)
-    .bind(to_i64(client.created))
-    .execute(db)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(StorageError::DuplicateClient(client.client_id.clone()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(super) async fn insert_grant(
-    db: impl sqlx::PgExecutor<'_>,
-    grant: &OidcGrant,
-) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO oidc_grants (token_key, client_id, scopes, auth_time) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(grant.token.as_str())
-    .bind(&grant.client_id)
-    .bind(grant.scopes.join(" "))
-    .bind(to_i64(grant.auth_time))
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl OidcStore for DistributedOidcStore {
     async fn add_client(&self, client: &OidcClientRecord) -> Result<(), StorageError> {
-        insert_client(&self.engines.pg, client).await
+        sql::postgres::insert_client(&self.engines.pg, client).await
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
@@ -203,7 +161,7 @@ impl OidcStore for DistributedOidcStore {
         // The grant first: if a replay comes between the two steps, it
         // finds nothing issued to revoke, and this then reports the replay
         // so that the caller revokes what it issued.
-        insert_grant(&self.engines.pg, grant).await?;
+        sql::postgres::insert_grant(&self.engines.pg, grant).await?;
         let recorded: i64 = Script::new(RECORD_ISSUED)
             .key(self.engines.keys.code(code_sha256))
             .arg(grant.token.as_str())

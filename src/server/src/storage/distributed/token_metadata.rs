@@ -4,10 +4,11 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use portcullis_core::{TokenKey, TokenType};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 use crate::model::{TokenChanges, TokenInfo, TokenListing};
 use crate::storage::rows::{info_from, parse_key, scopes_column, to_i64, TOKEN_COLUMNS as COLUMNS};
+use crate::storage::sql;
 use crate::storage::{ChildSlot, ReusableChild, StorageError, TokenMetadataStore};
 
 pub struct PgTokenMetadataStore {
@@ -27,35 +28,6 @@ fn duplicate_name(info: &TokenInfo) -> StorageError {
     }
 }
 
-pub(super) async fn insert(conn: &mut PgConnection, info: &TokenInfo) -> Result<(), StorageError> {
-    let done = sqlx::query(&format!(
-        "INSERT INTO tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    ))
-    .bind(info.token.as_str())
-    .bind(&info.username)
-    .bind(info.token_type.as_str())
-    .bind(&info.token_name)
-    .bind(scopes_column(&info.scopes))
-    .bind(&info.service)
-    .bind(to_i64(info.created))
-    .bind(info.last_used.map(to_i64))
-    .bind(info.expires.map(to_i64))
-    .bind(info.parent.as_ref().map(TokenKey::as_str))
-    .execute(conn)
-    .await;
-    match done {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && info.token_name.is_some() => {
-            Err(duplicate_name(info))
-        }
-        // The parent's row was removed before this one could name it.
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            Err(StorageError::ParentGone)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn count(pool: &PgPool, sql: &str, now: u64) -> Result<u64, StorageError> {
     let n: i64 = sqlx::query_scalar(sql)
         .bind(to_i64(now))
@@ -68,7 +40,7 @@ async fn count(pool: &PgPool, sql: &str, now: u64) -> Result<u64, StorageError> 
 impl TokenMetadataStore for PgTokenMetadataStore {
     async fn add(&self, info: &TokenInfo) -> Result<(), StorageError> {
         let mut conn = self.pool.acquire().await?;
-        insert(&mut conn, info).await
+        sql::postgres::insert_token(&mut *conn, info).await
     }
 
     async fn add_child_unless_reusable(
@@ -103,7 +75,7 @@ impl TokenMetadataStore for PgTokenMetadataStore {
         let slot = match query.fetch_optional(&mut *tx).await? {
             Some(row) => ChildSlot::Existing(parse_key(row.try_get("token_key")?)?),
             None => {
-                insert(&mut tx, info).await?;
+                sql::postgres::insert_token(&mut *tx, info).await?;
                 ChildSlot::Added
             }
         };

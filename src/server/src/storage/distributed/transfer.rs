@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::history::{insert_entry, lock_history};
-use super::oidc::{client, insert_client, insert_grant};
+use super::history::lock_history;
+use super::oidc::client;
 use super::token_data::{cache, write_durable};
-use super::token_metadata::insert;
 use super::Engines;
 use crate::clock::Clock;
-use crate::model::TokenInfo;
 use crate::storage::cipher::DataCipher;
+use crate::storage::sql;
 use crate::storage::transfer::{existing, read_dump};
 use crate::storage::{Dump, StorageError, TransferStore};
 
@@ -57,31 +56,7 @@ impl TransferStore for DistributedTransferStore {
             let expires = expiries[&record.token];
             write_durable(&mut *tx, &record.token, &record.sealed(), expires).await?;
         }
-        // Parents may come after their children: links are set once every
-        // token is in.
-        for info in &dump.tokens {
-            let unlinked = TokenInfo {
-                parent: None,
-                ..info.clone()
-            };
-            insert(&mut tx, &unlinked).await?;
-        }
-        for info in dump.tokens.iter().filter(|i| i.parent.is_some()) {
-            sqlx::query("UPDATE tokens SET parent = $1 WHERE token_key = $2")
-                .bind(info.parent.as_ref().map(|p| p.as_str()))
-                .bind(info.token.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for entry in &dump.history {
-            insert_entry(&mut *tx, entry).await?;
-        }
-        for client in &dump.oidc_clients {
-            insert_client(&mut *tx, client).await?;
-        }
-        for grant in &dump.oidc_grants {
-            insert_grant(&mut *tx, grant).await?;
-        }
+        sql::postgres::import_records(&mut tx, dump).await?;
         tx.commit().await?;
         let now = self.clock.now();
         for record in &dump.data {

@@ -2,9 +2,10 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 
 use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
+use crate::storage::history::net_range;
 use crate::storage::history::ChangeFeed;
-use crate::storage::history::{ip_bytes, net_range};
-use crate::storage::rows::{entry_from, scopes_column, to_i64, HISTORY_COLUMNS};
+use crate::storage::rows::{entry_from, to_i64, HISTORY_COLUMNS};
+use crate::storage::sql;
 use crate::storage::{StorageError, TokenHistoryStore};
 
 /// Every filter is `(?n IS NULL OR …)`, so one statement serves all
@@ -24,39 +25,10 @@ impl SqliteHistoryStore {
     }
 }
 
-pub(super) async fn insert_entry(
-    db: impl sqlx::SqliteExecutor<'_>,
-    e: &HistoryEntry,
-) -> Result<(), StorageError> {
-    sqlx::query(&format!(
-        "INSERT INTO token_history ({HISTORY_COLUMNS}, ip_bytes) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(e.token.as_str())
-    .bind(&e.username)
-    .bind(e.token_type.as_str())
-    .bind(&e.token_name)
-    .bind(e.parent.as_ref().map(|p| p.as_str()))
-    .bind(scopes_column(&e.scopes))
-    .bind(&e.service)
-    .bind(e.expires.map(to_i64))
-    .bind(&e.actor)
-    .bind(e.action.as_str())
-    .bind(&e.old_token_name)
-    .bind(e.old_scopes.as_deref().map(scopes_column))
-    .bind(e.old_expires.map(to_i64))
-    .bind(e.ip_address.map(|ip| ip.to_string()))
-    .bind(to_i64(e.event_time))
-    .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl TokenHistoryStore for SqliteHistoryStore {
     async fn add(&self, e: &HistoryEntry) -> Result<(), StorageError> {
-        insert_entry(&self.pool, e).await
+        sql::sqlite::insert_entry(&self.pool, e).await
     }
 
     async fn list(

@@ -4,9 +4,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use crate::model::{AuthorizationCode, OidcClientRecord, OidcGrant};
-use crate::storage::rows::{
-    client_from, grant_from, parse_key, to_i64, to_u64, uris_column, words,
-};
+use crate::storage::rows::{client_from, grant_from, parse_key, to_i64, to_u64, words};
+use crate::storage::sql;
 use crate::storage::{OidcStore, Redemption, StorageError};
 
 pub struct SqliteOidcStore {
@@ -23,52 +22,10 @@ pub(super) fn client(row: &SqliteRow) -> Result<OidcClientRecord, StorageError> 
     client_from(row, row.try_get::<i64, _>("public")? != 0)
 }
 
-pub(super) async fn insert_client(
-    db: impl sqlx::SqliteExecutor<'_>,
-    client: &OidcClientRecord,
-) -> Result<(), StorageError> {
-    let uris = uris_column(&client.redirect_uris);
-    let result = sqlx::query(
-        "INSERT INTO oidc_clients (client_id, secret_sha256, redirect_uris, public, name, created) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&client.client_id)
-    .bind(client.secret_sha256.map(|h| h.to_vec()))
-    .bind(uris)
-    .bind(i64::from(client.public))
-    .bind(&client.name)
-    .bind(to_i64(client.created))
-    .execute(db)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(StorageError::DuplicateClient(client.client_id.clone()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(super) async fn insert_grant(
-    db: impl sqlx::SqliteExecutor<'_>,
-    grant: &OidcGrant,
-) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO oidc_grants (token_key, client_id, scopes, auth_time) VALUES (?, ?, ?, ?)",
-    )
-    .bind(grant.token.as_str())
-    .bind(&grant.client_id)
-    .bind(grant.scopes.join(" "))
-    .bind(to_i64(grant.auth_time))
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl OidcStore for SqliteOidcStore {
     async fn add_client(&self, client: &OidcClientRecord) -> Result<(), StorageError> {
-        insert_client(&self.pool, client).await
+        sql::sqlite::insert_client(&self.pool, client).await
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
@@ -171,7 +128,7 @@ impl OidcStore for SqliteOidcStore {
         if recorded.rows_affected() == 0 {
             return Ok(false);
         }
-        insert_grant(&mut *tx, grant).await?;
+        sql::sqlite::insert_grant(&mut *tx, grant).await?;
         tx.commit().await?;
         Ok(true)
     }

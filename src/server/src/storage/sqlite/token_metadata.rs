@@ -1,9 +1,10 @@
 use async_trait::async_trait;
 use portcullis_core::{TokenKey, TokenType};
-use sqlx::{Acquire, Connection as _, Row, SqliteConnection, SqlitePool};
+use sqlx::{Acquire, Connection as _, Row, SqlitePool};
 
 use crate::model::{TokenChanges, TokenInfo, TokenListing};
 use crate::storage::rows::{info_from, parse_key, scopes_column, to_i64, TOKEN_COLUMNS as COLUMNS};
+use crate::storage::sql;
 use crate::storage::{ChildSlot, ReusableChild, StorageError, TokenMetadataStore};
 
 pub struct SqliteTokenMetadataStore {
@@ -48,46 +49,11 @@ fn descendants_sql() -> String {
     )
 }
 
-pub(super) async fn insert(
-    conn: &mut SqliteConnection,
-    info: &TokenInfo,
-) -> Result<(), StorageError> {
-    let done = sqlx::query(&format!(
-        "INSERT INTO tokens ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(info.token.as_str())
-    .bind(&info.username)
-    .bind(info.token_type.as_str())
-    .bind(&info.token_name)
-    .bind(scopes_column(&info.scopes))
-    .bind(&info.service)
-    .bind(to_i64(info.created))
-    .bind(info.last_used.map(to_i64))
-    .bind(info.expires.map(to_i64))
-    .bind(info.parent.as_ref().map(TokenKey::as_str))
-    .execute(conn)
-    .await;
-    match done {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && info.token_name.is_some() => {
-            Err(StorageError::DuplicateName {
-                username: info.username.clone(),
-                name: info.token_name.clone().unwrap_or_default(),
-            })
-        }
-        // The parent's row was removed before this one could name it.
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            Err(StorageError::ParentGone)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 #[async_trait]
 impl TokenMetadataStore for SqliteTokenMetadataStore {
     async fn add(&self, info: &TokenInfo) -> Result<(), StorageError> {
         let mut conn = self.pool.acquire().await?;
-        insert(&mut conn, info).await
+        sql::sqlite::insert_token(&mut *conn, info).await
     }
 
     async fn add_child_unless_reusable(
@@ -122,7 +88,7 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         let slot = match existing {
             Some(row) => ChildSlot::Existing(parse_key(row.try_get("token_key")?)?),
             None => {
-                insert(tx.acquire().await?, info).await?;
+                sql::sqlite::insert_token(tx.acquire().await?, info).await?;
                 ChildSlot::Added
             }
         };

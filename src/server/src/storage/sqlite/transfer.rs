@@ -5,11 +5,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{Acquire as _, Connection as _, SqlitePool};
 
-use super::history::insert_entry;
-use super::oidc::{client, insert_client, insert_grant};
+use super::oidc::client;
 use super::token_data::write_sealed;
-use super::token_metadata::insert;
 use crate::storage::cipher::DataCipher;
+use crate::storage::sql;
 use crate::storage::transfer::{existing, read_dump};
 use crate::storage::{Dump, StorageError, TransferStore};
 
@@ -45,31 +44,7 @@ impl TransferStore for SqliteTransferStore {
         for record in &dump.data {
             write_sealed(&mut *tx, &record.token, &record.sealed()).await?;
         }
-        // Parents may come after their children: links are set once every
-        // token is in.
-        for info in &dump.tokens {
-            let unlinked = crate::model::TokenInfo {
-                parent: None,
-                ..info.clone()
-            };
-            insert(tx.acquire().await?, &unlinked).await?;
-        }
-        for info in dump.tokens.iter().filter(|i| i.parent.is_some()) {
-            sqlx::query("UPDATE tokens SET parent = ? WHERE token_key = ?")
-                .bind(info.parent.as_ref().map(|p| p.as_str()))
-                .bind(info.token.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for entry in &dump.history {
-            insert_entry(&mut *tx, entry).await?;
-        }
-        for client in &dump.oidc_clients {
-            insert_client(&mut *tx, client).await?;
-        }
-        for grant in &dump.oidc_grants {
-            insert_grant(&mut *tx, grant).await?;
-        }
+        sql::sqlite::import_records(&mut tx, dump).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,279 @@
+//! The SQL both engines run, written once. The engines differ in how they
+//! spell placeholders (`?` and `$n`), so a statement is written with `?`
+//! and [`Dialect::sql`] numbers them for PostgreSQL; the values go in by
+//! one `bind_*!` macro per record, and [`engine!`] makes each insert and
+//! the import once per engine (`sql::sqlite`, `sql::postgres`) from one
+//! text. What truly differs (locks, upserts, arrays) stays with each
+//! engine.
+
+use std::borrow::Cow;
+
+use super::StorageError;
+use crate::model::{OidcClientRecord, TokenInfo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `text` for this engine: each `?` becomes `$1`, `$2`, … for
+    /// PostgreSQL. The shared statements hold no `?` inside a literal.
+    pub fn sql(self, text: &str) -> Cow<'_, str> {
+        match self {
+            Dialect::Sqlite => Cow::Borrowed(text),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(text.len() + 16);
+                let mut n = 0;
+                for c in text.chars() {
+                    match c {
+                        '?' => {
+                            n += 1;
+                            out.push('$');
+                            out.push_str(&n.to_string());
+                        }
+                        c => out.push(c),
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// Inserts a token's metadata; bound by [`bind_token_info`].
+pub const INSERT_TOKEN: &str = "INSERT INTO tokens (token_key, username, token_type, token_name, \
+     scopes, service, created, last_used, expires, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Inserts a history entry; bound by [`bind_history`].
+pub const INSERT_HISTORY: &str = "INSERT INTO token_history (token_key, username, token_type, \
+     token_name, parent, scopes, service, expires, actor, action, old_token_name, old_scopes, \
+     old_expires, ip_address, event_time, ip_bytes) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Inserts an OpenID Connect client; bound by [`bind_client`].
+pub const INSERT_CLIENT: &str = "INSERT INTO oidc_clients \
+     (client_id, secret_sha256, redirect_uris, public, name, created) VALUES (?, ?, ?, ?, ?, ?)";
+
+/// Inserts the grant behind an access token; bound by [`bind_grant`].
+pub const INSERT_GRANT: &str =
+    "INSERT INTO oidc_grants (token_key, client_id, scopes, auth_time) VALUES (?, ?, ?, ?)";
+
+/// Links an imported token to its parent, once every token is in.
+pub const LINK_PARENT: &str = "UPDATE tokens SET parent = ? WHERE token_key = ?";
+
+/// Binds a [`TokenInfo`] to [`INSERT_TOKEN`].
+macro_rules! bind_token_info {
+    ($query:expr, $info:expr) => {{
+        use $crate::storage::rows::{scopes_column, to_i64};
+        let info: &$crate::model::TokenInfo = $info;
+        $query
+            .bind(info.token.as_str())
+            .bind(info.username.as_str())
+            .bind(info.token_type.as_str())
+            .bind(info.token_name.as_deref())
+            .bind(scopes_column(&info.scopes))
+            .bind(info.service.as_deref())
+            .bind(to_i64(info.created))
+            .bind(info.last_used.map(to_i64))
+            .bind(info.expires.map(to_i64))
+            .bind(info.parent.as_ref().map(|p| p.as_str()))
+    }};
+}
+
+/// Binds a [`HistoryEntry`](crate::model::HistoryEntry) to [`INSERT_HISTORY`].
+macro_rules! bind_history {
+    ($query:expr, $entry:expr) => {{
+        use $crate::storage::history::ip_bytes;
+        use $crate::storage::rows::{scopes_column, to_i64};
+        let e: &$crate::model::HistoryEntry = $entry;
+        $query
+            .bind(e.token.as_str())
+            .bind(e.username.as_str())
+            .bind(e.token_type.as_str())
+            .bind(e.token_name.as_deref())
+            .bind(e.parent.as_ref().map(|p| p.as_str()))
+            .bind(scopes_column(&e.scopes))
+            .bind(e.service.as_deref())
+            .bind(e.expires.map(to_i64))
+            .bind(e.actor.as_deref())
+            .bind(e.action.as_str())
+            .bind(e.old_token_name.as_deref())
+            .bind(e.old_scopes.as_deref().map(scopes_column))
+            .bind(e.old_expires.map(to_i64))
+            .bind(e.ip_address.map(|ip| ip.to_string()))
+            .bind(to_i64(e.event_time))
+            .bind(e.ip_address.map(|ip| ip_bytes(ip).to_vec()))
+    }};
+}
+
+/// Binds an [`OidcClientRecord`] to [`INSERT_CLIENT`].
+macro_rules! bind_client {
+    ($query:expr, $client:expr) => {{
+        use $crate::storage::rows::{to_i64, uris_column};
+        let c: &$crate::model::OidcClientRecord = $client;
+        $query
+            .bind(c.client_id.as_str())
+            .bind(c.secret_sha256.map(|h| h.to_vec()))
+            .bind(uris_column(&c.redirect_uris))
+            .bind(c.public)
+            .bind(c.name.as_deref())
+            .bind(to_i64(c.created))
+    }};
+}
+
+/// Binds an [`OidcGrant`](crate::model::OidcGrant) to [`INSERT_GRANT`].
+macro_rules! bind_grant {
+    ($query:expr, $grant:expr) => {{
+        use $crate::storage::rows::to_i64;
+        let g: &$crate::model::OidcGrant = $grant;
+        $query
+            .bind(g.token.as_str())
+            .bind(g.client_id.as_str())
+            .bind(g.scopes.join(" "))
+            .bind(to_i64(g.auth_time))
+    }};
+}
+
+/// The inserts and the import, once, for an engine: its dialect, its
+/// executor and its connection.
+macro_rules! engine {
+    ($name:ident, $dialect:expr, $executor:path, $connection:ty) => {
+        pub mod $name {
+            use super::*;
+            use crate::model::{HistoryEntry, OidcGrant, TokenInfo};
+            use crate::storage::transfer::Dump;
+
+            pub async fn insert_token(
+                db: impl $executor,
+                info: &TokenInfo,
+            ) -> Result<(), StorageError> {
+                let sql = $dialect.sql(INSERT_TOKEN);
+                match bind_token_info!(sqlx::query(&sql), info).execute(db).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(token_insert_error(e, info)),
+                }
+            }
+
+            /// Adds a history entry; the caller holds what orders them.
+            pub async fn insert_entry(
+                db: impl $executor,
+                entry: &HistoryEntry,
+            ) -> Result<(), StorageError> {
+                let sql = $dialect.sql(INSERT_HISTORY);
+                bind_history!(sqlx::query(&sql), entry).execute(db).await?;
+                Ok(())
+            }
+
+            pub async fn insert_client(
+                db: impl $executor,
+                client: &OidcClientRecord,
+            ) -> Result<(), StorageError> {
+                let sql = $dialect.sql(INSERT_CLIENT);
+                match bind_client!(sqlx::query(&sql), client).execute(db).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(client_insert_error(e, client)),
+                }
+            }
+
+            pub async fn insert_grant(
+                db: impl $executor,
+                grant: &OidcGrant,
+            ) -> Result<(), StorageError> {
+                let sql = $dialect.sql(INSERT_GRANT);
+                bind_grant!(sqlx::query(&sql), grant).execute(db).await?;
+                Ok(())
+            }
+
+            /// All of a dump but its token data, into the caller's open
+            /// transaction. Parents may come after their children: links
+            /// are set once every token is in.
+            pub async fn import_records(
+                conn: &mut $connection,
+                dump: &Dump,
+            ) -> Result<(), StorageError> {
+                for info in &dump.tokens {
+                    let unlinked = TokenInfo {
+                        parent: None,
+                        ..info.clone()
+                    };
+                    insert_token(&mut *conn, &unlinked).await?;
+                }
+                let link = $dialect.sql(LINK_PARENT);
+                for info in dump.tokens.iter().filter(|i| i.parent.is_some()) {
+                    sqlx::query(&link)
+                        .bind(info.parent.as_ref().map(|p| p.as_str()))
+                        .bind(info.token.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                for entry in &dump.history {
+                    insert_entry(&mut *conn, entry).await?;
+                }
+                for client in &dump.oidc_clients {
+                    insert_client(&mut *conn, client).await?;
+                }
+                for grant in &dump.oidc_grants {
+                    insert_grant(&mut *conn, grant).await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+engine!(
+    sqlite,
+    Dialect::Sqlite,
+    sqlx::SqliteExecutor<'_>,
+    sqlx::SqliteConnection
+);
+engine!(
+    postgres,
+    Dialect::Postgres,
+    sqlx::PgExecutor<'_>,
+    sqlx::PgConnection
+);
+
+/// What inserting `info` failing with `e` means: a name its owner already
+/// uses, a parent revoked before the child could name it, or the engine's
+/// own error.
+pub fn token_insert_error(e: sqlx::Error, info: &TokenInfo) -> StorageError {
+    match e {
+        sqlx::Error::Database(e) if e.is_unique_violation() && info.token_name.is_some() => {
+            StorageError::DuplicateName {
+                username: info.username.clone(),
+                name: info.token_name.clone().unwrap_or_default(),
+            }
+        }
+        // The parent's row was removed before this one could name it.
+        sqlx::Error::Database(e) if e.is_foreign_key_violation() => StorageError::ParentGone,
+        e => e.into(),
+    }
+}
+
+/// What inserting `client` failing with `e` means.
+pub fn client_insert_error(e: sqlx::Error, client: &OidcClientRecord) -> StorageError {
+    match e {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            StorageError::DuplicateClient(client.client_id.clone())
+        }
+        e => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        assert_eq!(Dialect::Sqlite.sql(LINK_PARENT), LINK_PARENT);
+        assert_eq!(
+            Dialect::Postgres.sql(LINK_PARENT),
+            "UPDATE tokens SET parent = $1 WHERE token_key = $2"
+        );
+        assert!(Dialect::Postgres.sql(INSERT_HISTORY).contains("$16)"));
+    }
+}
