@@ -136,6 +136,35 @@ macro_rules! bind_grant {
     }};
 }
 
+/// Binds a history query's twelve values: the filter's (`?1`–`?9`), the
+/// cursor's (`?10`, `?11`) and one row more than `limit` (`?12`, which says
+/// whether there is more). Each engine writes its `WHERE` over them in its
+/// own types.
+macro_rules! bind_history_query {
+    ($query:expr, $filter:expr, $cursor:expr, $limit:expr) => {{
+        use $crate::storage::history::net_range;
+        use $crate::storage::rows::to_i64;
+        let filter: &$crate::model::HistoryFilter = $filter;
+        let cursor: Option<$crate::model::HistoryCursor> = $cursor;
+        let range = filter.ip_or_cidr.as_ref().map(net_range);
+        $query
+            .bind(filter.since.map(to_i64))
+            .bind(filter.until.map(to_i64))
+            .bind(filter.username.as_deref())
+            .bind(filter.actor.as_deref())
+            .bind(filter.key.as_ref().map(|k| k.as_str()))
+            .bind(filter.token.as_ref().map(|k| k.as_str()))
+            .bind(filter.token_type.map(|t| t.as_str()))
+            .bind(range.map(|r| r.0.to_vec()))
+            .bind(range.map(|r| r.1.to_vec()))
+            .bind(cursor.map(|c| to_i64(c.time)))
+            .bind(cursor.map(|c| c.id))
+            .bind(i64::from($limit) + 1)
+    }};
+}
+
+pub(crate) use bind_history_query;
+
 /// The inserts and the import, once, for an engine: its dialect, its
 /// executor and its connection.
 macro_rules! engine {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 
 use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
-use crate::storage::history::{net_range, ChangeFeed};
+use crate::storage::history::ChangeFeed;
 use crate::storage::rows::{entry_from, to_i64, HISTORY_COLUMNS};
 use crate::storage::sql;
 use crate::storage::{StorageError, TokenHistoryStore};
@@ -64,25 +64,12 @@ impl TokenHistoryStore for PgHistoryStore {
             false => ("(event_time, id) < ($10, $11)", "DESC"),
             true => ("(event_time, id) > ($10, $11)", "ASC"),
         };
-        let sql = format!(
+        let query = format!(
             "SELECT id, {HISTORY_COLUMNS} FROM token_history WHERE {WHERE}
              AND ($10::bigint IS NULL OR {position})
              ORDER BY event_time {order}, id {order} LIMIT $12"
         );
-        let range = filter.ip_or_cidr.as_ref().map(net_range);
-        let rows = sqlx::query(&sql)
-            .bind(filter.since.map(to_i64))
-            .bind(filter.until.map(to_i64))
-            .bind(&filter.username)
-            .bind(&filter.actor)
-            .bind(filter.key.as_ref().map(|k| k.as_str()))
-            .bind(filter.token.as_ref().map(|k| k.as_str()))
-            .bind(filter.token_type.map(|t| t.as_str()))
-            .bind(range.map(|r| r.0.to_vec()))
-            .bind(range.map(|r| r.1.to_vec()))
-            .bind(cursor.map(|c| to_i64(c.time)))
-            .bind(cursor.map(|c| c.id))
-            .bind(i64::from(limit) + 1)
+        let rows = sql::bind_history_query!(sqlx::query(&query), filter, cursor, limit)
             .fetch_all(&self.pool)
             .await?;
         let found = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
