@@ -60,6 +60,29 @@ pub const INSERT_CLIENT: &str = "INSERT INTO oidc_clients \
 pub const INSERT_GRANT: &str =
     "INSERT INTO oidc_grants (token_key, client_id, scopes, auth_time) VALUES (?, ?, ?, ?)";
 
+/// Every descendant of the token bound to `?`, deepest first (parents
+/// after their children, so deleting in order never orphans one).
+static DESCENDANTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE descendants (token_key, depth) AS (
+             SELECT token_key, 1 FROM tokens WHERE parent = ?
+             UNION ALL
+             SELECT t.token_key, d.depth + 1 FROM tokens t JOIN descendants d ON t.parent = d.token_key
+         )
+         SELECT {} FROM tokens JOIN descendants USING (token_key)
+         ORDER BY depth DESC, token_key",
+        super::rows::TOKEN_COLUMNS
+    )
+});
+
+/// Users with an unexpired session token at `?`.
+pub const COUNT_UNIQUE_SESSIONS: &str = "SELECT COUNT(DISTINCT username) FROM tokens \
+     WHERE token_type = 'session' AND (expires IS NULL OR expires > ?)";
+
+/// Unexpired user tokens at `?`.
+pub const COUNT_USER_TOKENS: &str =
+    "SELECT COUNT(*) FROM tokens WHERE token_type = 'user' AND (expires IS NULL OR expires > ?)";
+
 /// Links an imported token to its parent, once every token is in.
 pub const LINK_PARENT: &str = "UPDATE tokens SET parent = ? WHERE token_key = ?";
 
@@ -171,7 +194,10 @@ macro_rules! engine {
     ($name:ident, $dialect:expr, $executor:path, $connection:ty) => {
         pub mod $name {
             use super::*;
-            use crate::model::{HistoryEntry, OidcGrant, TokenInfo};
+            use portcullis_core::TokenKey;
+
+            use crate::model::{HistoryEntry, OidcGrant, TokenInfo, TokenListing};
+            use crate::storage::rows::{info_from, to_i64, TOKEN_COLUMNS};
             use crate::storage::transfer::Dump;
 
             pub async fn insert_token(
@@ -213,6 +239,110 @@ macro_rules! engine {
                 let sql = $dialect.sql(INSERT_GRANT);
                 bind_grant!(sqlx::query(&sql), grant).execute(db).await?;
                 Ok(())
+            }
+
+            /// A token's metadata.
+            pub async fn token_info(
+                db: impl $executor,
+                key: &TokenKey,
+            ) -> Result<Option<TokenInfo>, StorageError> {
+                let text = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_key = ?");
+                let sql = $dialect.sql(&text);
+                let row = sqlx::query(&sql).bind(key.as_str()).fetch_optional(db).await?;
+                row.as_ref().map(info_from).transpose()
+            }
+
+            /// Every descendant of `key`, deepest first.
+            pub async fn descendants(
+                db: impl $executor,
+                key: &TokenKey,
+            ) -> Result<Vec<TokenInfo>, StorageError> {
+                let sql = $dialect.sql(&DESCENDANTS);
+                let rows = sqlx::query(&sql).bind(key.as_str()).fetch_all(db).await?;
+                rows.iter().map(info_from).collect()
+            }
+
+            pub async fn tokens_listed(
+                db: impl $executor,
+                listing: &TokenListing,
+            ) -> Result<Vec<TokenInfo>, StorageError> {
+                let text = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens
+                     WHERE (CAST(? AS TEXT) IS NULL OR username = ?)
+                     AND (CAST(? AS TEXT) IS NULL OR token_type = ?) ORDER BY created, token_key"
+                );
+                let sql = $dialect.sql(&text);
+                let (username, token_type) = (
+                    listing.username.as_deref(),
+                    listing.token_type.map(|t| t.as_str()),
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(username)
+                    .bind(username)
+                    .bind(token_type)
+                    .bind(token_type)
+                    .fetch_all(db)
+                    .await?;
+                rows.iter().map(info_from).collect()
+            }
+
+            /// Child-type tokens whose parent is gone.
+            pub async fn orphans(db: impl $executor) -> Result<Vec<TokenInfo>, StorageError> {
+                let sql = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE parent IS NULL
+                     AND token_type IN ('notebook', 'internal', 'oidc') ORDER BY token_key"
+                );
+                let rows = sqlx::query(&sql).fetch_all(db).await?;
+                rows.iter().map(info_from).collect()
+            }
+
+            /// Tokens whose expiry is at or before `now`.
+            pub async fn expired(db: impl $executor, now: u64) -> Result<Vec<TokenInfo>, StorageError> {
+                let text = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens
+                     WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires"
+                );
+                let sql = $dialect.sql(&text);
+                let rows = sqlx::query(&sql).bind(to_i64(now)).fetch_all(db).await?;
+                rows.iter().map(info_from).collect()
+            }
+
+            /// Sets `last_used` unless it was set less than `interval` ago.
+            pub async fn record_use(
+                db: impl $executor,
+                key: &TokenKey,
+                now: u64,
+                interval: u64,
+            ) -> Result<bool, StorageError> {
+                let sql = $dialect.sql(
+                    "UPDATE tokens SET last_used = ? WHERE token_key = ?
+                     AND (last_used IS NULL OR last_used <= ?)",
+                );
+                let done = sqlx::query(&sql)
+                    .bind(to_i64(now))
+                    .bind(key.as_str())
+                    .bind(to_i64(now.saturating_sub(interval)))
+                    .execute(db)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub async fn delete_token(db: impl $executor, key: &TokenKey) -> Result<bool, StorageError> {
+                let sql = $dialect.sql("DELETE FROM tokens WHERE token_key = ?");
+                let done = sqlx::query(&sql).bind(key.as_str()).execute(db).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            /// How many rows `counting` (a `SELECT COUNT…` with one `?` for
+            /// `now`) counts.
+            pub async fn count_at(
+                db: impl $executor,
+                counting: &str,
+                now: u64,
+            ) -> Result<u64, StorageError> {
+                let sql = $dialect.sql(counting);
+                let n: i64 = sqlx::query_scalar(&sql).bind(to_i64(now)).fetch_one(db).await?;
+                Ok(u64::try_from(n).unwrap_or(0))
             }
 
             /// All of a dump but its token data, into the caller's open

@@ -28,14 +28,6 @@ fn duplicate_name(info: &TokenInfo) -> StorageError {
     }
 }
 
-async fn count(pool: &PgPool, sql: &str, now: u64) -> Result<u64, StorageError> {
-    let n: i64 = sqlx::query_scalar(sql)
-        .bind(to_i64(now))
-        .fetch_one(pool)
-        .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
 #[async_trait]
 impl TokenMetadataStore for PgTokenMetadataStore {
     async fn add(&self, info: &TokenInfo) -> Result<(), StorageError> {
@@ -84,54 +76,19 @@ impl TokenMetadataStore for PgTokenMetadataStore {
     }
 
     async fn get_info(&self, key: &TokenKey) -> Result<Option<TokenInfo>, StorageError> {
-        sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tokens WHERE token_key = $1"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(info_from)
-        .transpose()
+        sql::postgres::token_info(&self.pool, key).await
     }
 
     async fn get_children(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!(
-            "WITH RECURSIVE descendants (token_key, depth) AS (
-                 SELECT token_key, 1 FROM tokens WHERE parent = $1
-                 UNION ALL
-                 SELECT t.token_key, d.depth + 1 FROM tokens t JOIN descendants d ON t.parent = d.token_key
-             )
-             SELECT {COLUMNS} FROM tokens JOIN descendants USING (token_key)
-             ORDER BY depth DESC, token_key"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(key.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(info_from).collect()
+        sql::postgres::descendants(&self.pool, key).await
     }
 
     async fn list_tokens(&self, listing: &TokenListing) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM tokens WHERE ($1::text IS NULL OR username = $1)
-             AND ($2::text IS NULL OR token_type = $2) ORDER BY created, token_key"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(&listing.username)
-            .bind(listing.token_type.map(|t| t.as_str()))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(info_from).collect()
+        sql::postgres::tokens_listed(&self.pool, listing).await
     }
 
     async fn list_orphaned(&self) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM tokens WHERE parent IS NULL
-             AND token_type IN ('notebook', 'internal', 'oidc') ORDER BY token_key"
-        );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(info_from).collect()
+        sql::postgres::orphans(&self.pool).await
     }
 
     async fn modify(
@@ -175,24 +132,11 @@ impl TokenMetadataStore for PgTokenMetadataStore {
         now: u64,
         interval: u64,
     ) -> Result<bool, StorageError> {
-        let done = sqlx::query(
-            "UPDATE tokens SET last_used = $1 WHERE token_key = $2
-             AND (last_used IS NULL OR last_used <= $3)",
-        )
-        .bind(to_i64(now))
-        .bind(key.as_str())
-        .bind(to_i64(now.saturating_sub(interval)))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        sql::postgres::record_use(&self.pool, key, now, interval).await
     }
 
     async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError> {
-        let done = sqlx::query("DELETE FROM tokens WHERE token_key = $1")
-            .bind(key.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        sql::postgres::delete_token(&self.pool, key).await
     }
 
     async fn delete_tree(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
@@ -250,32 +194,14 @@ impl TokenMetadataStore for PgTokenMetadataStore {
     }
 
     async fn list_expired(&self, now: u64) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM tokens WHERE expires IS NOT NULL AND expires <= $1 ORDER BY expires"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(to_i64(now))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(info_from).collect()
+        sql::postgres::expired(&self.pool, now).await
     }
 
     async fn count_unique_sessions(&self, now: u64) -> Result<u64, StorageError> {
-        count(
-            &self.pool,
-            "SELECT COUNT(DISTINCT username) FROM tokens WHERE token_type = 'session'
-             AND (expires IS NULL OR expires > $1)",
-            now,
-        )
-        .await
+        sql::postgres::count_at(&self.pool, sql::COUNT_UNIQUE_SESSIONS, now).await
     }
 
     async fn count_user_tokens(&self, now: u64) -> Result<u64, StorageError> {
-        count(
-            &self.pool,
-            "SELECT COUNT(*) FROM tokens WHERE token_type = 'user' AND (expires IS NULL OR expires > $1)",
-            now,
-        )
-        .await
+        sql::postgres::count_at(&self.pool, sql::COUNT_USER_TOKENS, now).await
     }
 }

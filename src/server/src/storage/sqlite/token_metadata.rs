@@ -15,38 +15,6 @@ impl SqliteTokenMetadataStore {
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
-
-    async fn fetch(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<TokenInfo>, StorageError> {
-        let mut query = sqlx::query(sql);
-        for bind in binds {
-            query = match bind {
-                Bind::Text(s) => query.bind(*s),
-                Bind::Int(i) => query.bind(*i),
-                Bind::Null => query.bind(None::<String>),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(info_from).collect()
-    }
-}
-
-enum Bind<'a> {
-    Text(&'a str),
-    Int(i64),
-    Null,
-}
-
-/// Every descendant of the token bound to `?`, deepest first.
-fn descendants_sql() -> String {
-    format!(
-        "WITH RECURSIVE descendants (token_key, depth) AS (
-             SELECT token_key, 1 FROM tokens WHERE parent = ?
-             UNION ALL
-             SELECT t.token_key, d.depth + 1 FROM tokens t JOIN descendants d ON t.parent = d.token_key
-         )
-         SELECT {COLUMNS} FROM tokens JOIN descendants USING (token_key)
-         ORDER BY depth DESC, token_key"
-    )
 }
 
 #[async_trait]
@@ -97,33 +65,19 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
     }
 
     async fn get_info(&self, key: &TokenKey) -> Result<Option<TokenInfo>, StorageError> {
-        let sql = format!("SELECT {COLUMNS} FROM tokens WHERE token_key = ?");
-        Ok(self.fetch(&sql, &[Bind::Text(key.as_str())]).await?.pop())
+        sql::sqlite::token_info(&self.pool, key).await
     }
 
     async fn get_children(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
-        self.fetch(&descendants_sql(), &[Bind::Text(key.as_str())])
-            .await
+        sql::sqlite::descendants(&self.pool, key).await
     }
 
     async fn list_tokens(&self, listing: &TokenListing) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR username = ?1)
-             AND (?2 IS NULL OR token_type = ?2) ORDER BY created, token_key"
-        );
-        let username = listing.username.as_deref().map_or(Bind::Null, Bind::Text);
-        let token_type = listing
-            .token_type
-            .map_or(Bind::Null, |t| Bind::Text(t.as_str()));
-        self.fetch(&sql, &[username, token_type]).await
+        sql::sqlite::tokens_listed(&self.pool, listing).await
     }
 
     async fn list_orphaned(&self) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM tokens WHERE parent IS NULL
-             AND token_type IN ('notebook', 'internal', 'oidc') ORDER BY token_key"
-        );
-        self.fetch(&sql, &[]).await
+        sql::sqlite::orphans(&self.pool).await
     }
 
     async fn modify(
@@ -170,23 +124,11 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         now: u64,
         interval: u64,
     ) -> Result<bool, StorageError> {
-        let done = sqlx::query(
-            "UPDATE tokens SET last_used = ?1 WHERE token_key = ?2 AND (last_used IS NULL OR last_used <= ?3)",
-        )
-        .bind(to_i64(now))
-        .bind(key.as_str())
-        .bind(to_i64(now.saturating_sub(interval)))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        sql::sqlite::record_use(&self.pool, key, now, interval).await
     }
 
     async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError> {
-        let done = sqlx::query("DELETE FROM tokens WHERE token_key = ?")
-            .bind(key.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        sql::sqlite::delete_token(&self.pool, key).await
     }
 
     async fn delete_tree(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
@@ -194,60 +136,27 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         // The write lock, held from the first read to the commit, is the
         // lock of every token here: no child is added in between.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(root) = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE token_key = ?"))
-            .bind(key.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(root) = sql::sqlite::token_info(&mut *tx, key).await? else {
             return Ok(Vec::new());
         };
-        let mut doomed = sqlx::query(&descendants_sql())
-            .bind(key.as_str())
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(info_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        doomed.push(info_from(&root)?);
+        let mut doomed = sql::sqlite::descendants(&mut *tx, key).await?;
+        doomed.push(root);
         for info in &doomed {
-            sqlx::query("DELETE FROM tokens WHERE token_key = ?")
-                .bind(info.token.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sql::sqlite::delete_token(&mut *tx, &info.token).await?;
         }
         tx.commit().await?;
         Ok(doomed)
     }
 
     async fn list_expired(&self, now: u64) -> Result<Vec<TokenInfo>, StorageError> {
-        let sql = format!("SELECT {COLUMNS} FROM tokens WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires");
-        self.fetch(&sql, &[Bind::Int(to_i64(now))]).await
+        sql::sqlite::expired(&self.pool, now).await
     }
 
     async fn count_unique_sessions(&self, now: u64) -> Result<u64, StorageError> {
-        count(
-            &self.pool,
-            "SELECT COUNT(DISTINCT username) FROM tokens WHERE token_type = 'session'
-             AND (expires IS NULL OR expires > ?)",
-            now,
-        )
-        .await
+        sql::sqlite::count_at(&self.pool, sql::COUNT_UNIQUE_SESSIONS, now).await
     }
 
     async fn count_user_tokens(&self, now: u64) -> Result<u64, StorageError> {
-        count(
-            &self.pool,
-            "SELECT COUNT(*) FROM tokens WHERE token_type = 'user' AND (expires IS NULL OR expires > ?)",
-            now,
-        )
-        .await
+        sql::sqlite::count_at(&self.pool, sql::COUNT_USER_TOKENS, now).await
     }
-}
-
-async fn count(pool: &SqlitePool, sql: &str, now: u64) -> Result<u64, StorageError> {
-    let n: i64 = sqlx::query_scalar(sql)
-        .bind(to_i64(now))
-        .fetch_one(pool)
-        .await?;
-    Ok(u64::try_from(n).unwrap_or(0))
 }
