@@ -322,8 +322,7 @@ impl Flow {
     /// configuration keeps one for this request.
     fn stale_answer(&self, host: &impl Host) -> Option<Vec<(&'static str, String)>> {
         let (cache, pending) = (self.cache.as_ref()?, self.pending.as_ref()?);
-        let stale = cache.borrow().stale_answer(pending, host.now_ms());
-        stale
+        cache.borrow().stale_answer(pending, host.now_ms())
     }
 }
 

@@ -60,19 +60,8 @@ impl Cache {
     pub fn lookup(&mut self, host: &impl Host, credential: &str, check_path: &str) -> Lookup {
         let key = cache_key(credential, check_path);
         let now = host.now_ms();
-        if let Some(hit) = self.local_hit(&key, now) {
-            host.count(Event::CacheHitLocal);
-            return Lookup::Hit(hit);
-        }
-        // Not served locally because the feed is silent: nor from the
-        // shared tier, which is not even read.
-        if let Some(hit) = self
-            .feed
-            .serves(now)
-            .then(|| self.shared_hit(host, &key, now))
-            .flatten()
-        {
-            host.count(Event::CacheHitShared);
+        if let Some((hit, tier)) = self.served(host, &key, now) {
+            host.count(tier);
             return Lookup::Hit(hit);
         }
         host.count(Event::CacheMiss);
@@ -93,13 +82,18 @@ impl Cache {
             return;
         };
         let now = host.now_ms();
-        let entry = SharedEntry::new(
-            &pending.key,
-            &cached,
-            pending.token_key.clone(),
-            asked_at,
-            now + ttl_ms,
-        );
+        // Built before `cached` is moved into this worker's tier, and only
+        // when the shared tier will take it.
+        let shared = self.shared_slots().filter(|_| ttl_ms > 0).map(|slots| {
+            let entry = SharedEntry::new(
+                &pending.key,
+                &cached,
+                pending.token_key.clone(),
+                asked_at,
+                now + ttl_ms,
+            );
+            (shared::slot_name(&pending.key, slots), entry)
+        });
         if !self.store(
             pending.key,
             cached,
@@ -113,8 +107,7 @@ impl Cache {
         if let Some(until) = stale_until(decision, &self.config, now + ttl_ms) {
             self.local.keep_until(&pending.key, until);
         }
-        if let (true, Some(slots)) = (ttl_ms > 0, self.shared_slots()) {
-            let slot = shared::slot_name(&pending.key, slots);
+        if let Some((slot, entry)) = shared {
             let (_, cas) = host.shared(&slot);
             host.set_shared(&slot, &entry.encode(), cas);
         }
@@ -158,12 +151,18 @@ impl Cache {
             .sum())
     }
 
-    /// This worker's answer for `key`, while the feed lets it serve.
-    fn local_hit(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
-        self.feed
-            .serves(now_ms)
-            .then(|| self.local.get(key, now_ms))
-            .flatten()
+    /// The answer for `key` from this worker or the shared tier, and which
+    /// tier; none while the feed lets nothing be served (the shared tier is
+    /// then not even read).
+    fn served(&mut self, host: &impl Host, key: &CacheKey, now_ms: u64) -> Option<(Cached, Event)> {
+        if !self.feed.serves(now_ms) {
+            return None;
+        }
+        if let Some(hit) = self.local.get(key, now_ms) {
+            return Some((hit, Event::CacheHitLocal));
+        }
+        self.shared_hit(host, key, now_ms)
+            .map(|hit| (hit, Event::CacheHitShared))
     }
 
     /// An answer another worker put in the shared tier, if this worker can
@@ -255,6 +254,14 @@ fn cacheable(decision: &Decision, config: &CacheConfig) -> Option<(Cached, u64)>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_host::FakeHost;
+
+    /// What a request at `now_ms` would be served for `key`.
+    fn hit(state: &mut Cache, key: &CacheKey, now_ms: u64) -> Option<Cached> {
+        state
+            .served(&FakeHost::default(), key, now_ms)
+            .map(|(hit, _)| hit)
+    }
     use crate::decision::Refusal;
 
     fn config() -> CacheConfig {
@@ -340,12 +347,12 @@ mod tests {
             .local
             .insert(key, Cached::Allow(vec![]), None, 60_000, 0);
         assert_eq!(state.poll_path(), "/ingress/changes");
-        assert!(state.local_hit(&key, 1).is_none());
+        assert!(hit(&mut state, &key, 1).is_none());
         state
             .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 0)
             .unwrap();
         assert_eq!(state.poll_path(), "/ingress/changes?since=7");
-        assert!(state.local_hit(&key, 1).is_some());
+        assert!(hit(&mut state, &key, 1).is_some());
     }
 
     #[test]
@@ -358,17 +365,17 @@ mod tests {
         state
             .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 1_000)
             .unwrap();
-        assert!(state.local_hit(&key, 4_000).is_some(), "within the lag");
+        assert!(hit(&mut state, &key, 4_000).is_some(), "within the lag");
         assert!(!state.feed.serves(4_001));
         assert!(
-            state.local_hit(&key, 4_001).is_none(),
+            hit(&mut state, &key, 4_001).is_none(),
             "a revocation may be unheard"
         );
-        assert!(state.local_hit(&key, 60_000).is_none());
+        assert!(hit(&mut state, &key, 60_000).is_none());
         state
             .apply(br#"{"cursor":7,"keys":[],"reset":false}"#, 60_000)
             .unwrap();
-        assert!(state.local_hit(&key, 60_001).is_some(), "heard again");
+        assert!(hit(&mut state, &key, 60_001).is_some(), "heard again");
     }
 
     #[test]
@@ -384,7 +391,7 @@ mod tests {
         let (a, b) = (cache_key("Bearer a", "/p"), cache_key("Bearer b", "/p"));
         state.store(a, Cached::Allow(vec![]), Some(key.into()), 5, 60_000, 20);
         assert!(
-            state.local_hit(&a, 21).is_none(),
+            hit(&mut state, &a, 21).is_none(),
             "the stale answer was dropped"
         );
         // Another token's answer, or one asked for after the revocation, is kept.
@@ -397,13 +404,13 @@ mod tests {
             20,
         );
         state.store(a, Cached::Allow(vec![]), Some(key.into()), 6, 60_000, 20);
-        assert!(state.local_hit(&a, 21).is_some() && state.local_hit(&b, 21).is_some());
+        assert!(hit(&mut state, &a, 21).is_some() && hit(&mut state, &b, 21).is_some());
         // After a reset, nothing asked for before it is stored.
         state
             .apply(br#"{"cursor":9,"keys":[],"reset":true}"#, 30)
             .unwrap();
         state.store(b, Cached::Allow(vec![]), None, 8, 60_000, 40);
-        assert!(state.local_hit(&b, 41).is_none());
+        assert!(hit(&mut state, &b, 41).is_none());
         // Revocations are forgotten once no answer can still be waiting.
         state.apply(page.as_bytes(), 50).unwrap();
         assert!(state.feed.outdates(Some(key), 5));
@@ -433,7 +440,7 @@ mod tests {
         );
         let page = format!(r#"{{"cursor":2,"keys":["{key}"],"reset":false}}"#);
         assert_eq!(state.apply(page.as_bytes(), 0), Ok(1));
-        assert!(state.local_hit(&a, 1).is_none() && state.local_hit(&b, 1).is_some());
+        assert!(hit(&mut state, &a, 1).is_none() && hit(&mut state, &b, 1).is_some());
         assert_eq!(
             state.apply(br#"{"cursor":0,"keys":[],"reset":true}"#, 0),
             Ok(1)
