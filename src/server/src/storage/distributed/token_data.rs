@@ -181,13 +181,13 @@ impl DistributedTokenDataStore {
     }
 
     /// Replaces the record of `key` with what `next` makes of the current
-    /// one, under the durable row's lock: a delete (which takes the same
+    /// sealed one, under the durable row's lock: a delete (which takes the same
     /// lock) either comes first, and there is nothing to replace, or waits
     /// and removes the new record. False if there was no row.
     async fn replace_locked(
         &self,
         key: &TokenKey,
-        next: impl FnOnce(TokenData) -> TokenData + Send,
+        next: impl FnOnce(&Sealed) -> Result<TokenData, StorageError> + Send,
     ) -> Result<bool, StorageError> {
         let mut tx = self.engines.pg.begin().await?;
         let row = sqlx::query(
@@ -199,7 +199,7 @@ impl DistributedTokenDataStore {
         let Some(row) = row else {
             return Ok(false);
         };
-        let data = next(token_data::open(&self.cipher, key, &sealed_from(&row)?)?);
+        let data = next(&sealed_from(&row)?)?;
         let sealed = token_data::seal(&self.cipher, &data)?;
         write_durable(&mut *tx, key, &sealed, data.expires).await?;
         self.cache(key, &sealed, data.expires).await?;
@@ -229,7 +229,8 @@ impl TokenDataStore for DistributedTokenDataStore {
     }
 
     async fn update(&self, data: &TokenData) -> Result<bool, StorageError> {
-        self.replace_locked(data.token.key(), |_| data.clone())
+        // The current record is not opened: only its being there matters.
+        self.replace_locked(data.token.key(), |_| Ok(data.clone()))
             .await
     }
 
@@ -283,7 +284,9 @@ impl TokenDataStore for DistributedTokenDataStore {
         let mut resealed = 0;
         for key in stale {
             // Opened and sealed again: the active key seals it.
-            if self.replace_locked(&parse_key(&key)?, |data| data).await? {
+            let key = parse_key(&key)?;
+            let open = |sealed: &Sealed| token_data::open(&self.cipher, &key, sealed);
+            if self.replace_locked(&key, open).await? {
                 resealed += 1;
             }
         }
