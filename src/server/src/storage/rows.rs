@@ -28,6 +28,8 @@ pub trait SqlRow {
     fn int(&self, column: &str) -> Result<i64, StorageError>;
     fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StorageError>;
     fn bytes(&self, column: &str) -> Result<Vec<u8>, StorageError>;
+    /// A yes/no column: `BOOLEAN` in PostgreSQL, 0 or 1 in SQLite.
+    fn flag(&self, column: &str) -> Result<bool, StorageError>;
 }
 
 impl<R> SqlRow for R
@@ -37,6 +39,7 @@ where
     for<'d> String: Decode<'d, R::Database> + Type<R::Database>,
     for<'d> i64: Decode<'d, R::Database> + Type<R::Database>,
     for<'d> Vec<u8>: Decode<'d, R::Database> + Type<R::Database>,
+    for<'d> bool: Decode<'d, R::Database> + Type<R::Database>,
 {
     fn text(&self, column: &str) -> Result<String, StorageError> {
         Ok(self.try_get(column)?)
@@ -59,6 +62,10 @@ where
     }
 
     fn bytes(&self, column: &str) -> Result<Vec<u8>, StorageError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn flag(&self, column: &str) -> Result<bool, StorageError> {
         Ok(self.try_get(column)?)
     }
 }
@@ -147,9 +154,8 @@ pub fn entry_from<R: SqlRow>(row: &R) -> Result<(i64, HistoryEntry), StorageErro
     Ok((row.int("id")?, entry))
 }
 
-/// A registered OpenID Connect client; `public` is read by the caller,
-/// since the engines store a flag differently.
-pub fn client_from<R: SqlRow>(row: &R, public: bool) -> Result<OidcClientRecord, StorageError> {
+/// A registered OpenID Connect client.
+pub fn client_from<R: SqlRow>(row: &R) -> Result<OidcClientRecord, StorageError> {
     let client_id = row.text("client_id")?;
     let uris = row.text("redirect_uris")?;
     let secret = row.optional_bytes("secret_sha256")?;
@@ -159,7 +165,7 @@ pub fn client_from<R: SqlRow>(row: &R, public: bool) -> Result<OidcClientRecord,
             .transpose()?,
         redirect_uris: serde_json::from_str(&uris)
             .map_err(|e| corrupt(&client_id, format!("redirect_uris: {e}")))?,
-        public,
+        public: row.flag("public")?,
         name: row.optional_text("name")?,
         created: row.optional_int("created")?.unwrap_or(0),
         client_id,

@@ -1,9 +1,10 @@
 //! The SQL both engines run, written once. The engines differ in how they
-//! spell placeholders (`?` and `$n`), so a statement is written with `?`
-//! and [`Dialect::sql`] numbers them for PostgreSQL; the values go in by
-//! one `bind_*!` macro per record, and [`engine!`] makes each insert and
-//! the import once per engine (`sql::sqlite`, `sql::postgres`) from one
-//! text. What truly differs (locks, upserts, arrays) stays with each
+//! spell placeholders (`?` and `$n`), row locks and a null-safe `=`, so a
+//! statement is written with `?` (or `?n` where a value is used twice) and
+//! [`Dialect`] spells the rest for each; the values go in by one `bind_*!`
+//! macro per record, and [`engine!`] makes each statement's function once
+//! per engine (`sql::sqlite`, `sql::postgres`) from one text. What truly
+//! differs (transactions and their locks, Redis, arrays) stays with each
 //! engine.
 
 use std::borrow::Cow;
@@ -18,26 +19,52 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// `text` for this engine: each `?` becomes `$1`, `$2`, … for
-    /// PostgreSQL. The shared statements hold no `?` inside a literal.
+    /// `text` for this engine. For PostgreSQL each bare `?` becomes `$1`,
+    /// `$2`, … in order and `?n` becomes `$n`; SQLite reads both as they
+    /// are. A statement uses one style or the other, and holds no `?`
+    /// inside a literal.
     pub fn sql(self, text: &str) -> Cow<'_, str> {
         match self {
             Dialect::Sqlite => Cow::Borrowed(text),
             Dialect::Postgres => {
                 let mut out = String::with_capacity(text.len() + 16);
                 let mut n = 0;
-                for c in text.chars() {
-                    match c {
-                        '?' => {
-                            n += 1;
-                            out.push('$');
-                            out.push_str(&n.to_string());
+                let mut chars = text.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c != '?' {
+                        out.push(c);
+                        continue;
+                    }
+                    out.push('$');
+                    if chars.peek().is_some_and(char::is_ascii_digit) {
+                        while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                            out.push(d);
                         }
-                        c => out.push(c),
+                    } else {
+                        n += 1;
+                        out.push_str(&n.to_string());
                     }
                 }
                 Cow::Owned(out)
             }
+        }
+    }
+
+    /// What ends a `SELECT` that locks the rows it reads until the
+    /// transaction ends. SQLite has no row locks: its callers hold the
+    /// database's write lock (`BEGIN IMMEDIATE`) instead.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// `=` that holds between two NULLs too.
+    pub fn same_as(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "IS",
+            Dialect::Postgres => "IS NOT DISTINCT FROM",
         }
     }
 }
@@ -82,6 +109,18 @@ pub const COUNT_UNIQUE_SESSIONS: &str = "SELECT COUNT(DISTINCT username) FROM to
 /// Unexpired user tokens at `?`.
 pub const COUNT_USER_TOKENS: &str =
     "SELECT COUNT(*) FROM tokens WHERE token_type = 'user' AND (expires IS NULL OR expires > ?)";
+
+/// Every filter is `(?n IS NULL OR …)`, so one statement serves all
+/// combinations and every value is bound, never spliced; the values are
+/// [`bind_history_query`]'s. The casts give PostgreSQL a type for a
+/// value that is only tested for NULL.
+const HISTORY_WHERE: &str = "(CAST(?1 AS BIGINT) IS NULL OR event_time >= ?1)
+     AND (CAST(?2 AS BIGINT) IS NULL OR event_time <= ?2)
+     AND (CAST(?3 AS TEXT) IS NULL OR username = ?3) AND (CAST(?4 AS TEXT) IS NULL OR actor = ?4)
+     AND (CAST(?5 AS TEXT) IS NULL OR token_key = ?5 OR parent = ?5)
+     AND (CAST(?6 AS TEXT) IS NULL OR token_key = ?6)
+     AND (CAST(?7 AS TEXT) IS NULL OR token_type = ?7)
+     AND (?8 IS NULL OR ip_bytes BETWEEN ?8 AND ?9)";
 
 /// Links an imported token to its parent, once every token is in.
 pub const LINK_PARENT: &str = "UPDATE tokens SET parent = ? WHERE token_key = ?";
@@ -161,8 +200,7 @@ macro_rules! bind_grant {
 
 /// Binds a history query's twelve values: the filter's (`?1`–`?9`), the
 /// cursor's (`?10`, `?11`) and one row more than `limit` (`?12`, which says
-/// whether there is more). Each engine writes its `WHERE` over them in its
-/// own types.
+/// whether there is more).
 macro_rules! bind_history_query {
     ($query:expr, $filter:expr, $cursor:expr, $limit:expr) => {{
         use $crate::storage::history::net_range;
@@ -186,19 +224,27 @@ macro_rules! bind_history_query {
     }};
 }
 
-pub(crate) use bind_history_query;
-
-/// The inserts and the import, once, for an engine: its dialect, its
-/// executor and its connection.
+/// Every shared statement, once, for an engine: its dialect, its executor
+/// and its connection.
 macro_rules! engine {
     ($name:ident, $dialect:expr, $executor:path, $connection:ty) => {
         pub mod $name {
             use super::*;
-            use portcullis_core::TokenKey;
+            use portcullis_core::{TokenKey, TokenType};
 
-            use crate::model::{HistoryEntry, OidcGrant, TokenInfo, TokenListing};
-            use crate::storage::rows::{info_from, to_i64, TOKEN_COLUMNS};
+            use crate::storage::history::ChangeFeed;
+
+            use crate::model::{
+                HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage, OidcGrant, TokenChanges,
+                TokenInfo, TokenListing,
+            };
+            use crate::storage::rows::{
+                client_from, entry_from, grant_from, info_from, parse_key, scopes_column,
+                to_i64, HISTORY_COLUMNS, TOKEN_COLUMNS,
+            };
             use crate::storage::transfer::Dump;
+            use crate::storage::{ChildSlot, ReusableChild};
+            use sqlx::Row as _;
 
             pub async fn insert_token(
                 db: impl $executor,
@@ -250,6 +296,86 @@ macro_rules! engine {
                 let sql = $dialect.sql(&text);
                 let row = sqlx::query(&sql).bind(key.as_str()).fetch_optional(db).await?;
                 row.as_ref().map(info_from).transpose()
+            }
+
+            /// A token's metadata, its row locked until the transaction
+            /// ends (in SQLite, the caller holds the write lock).
+            pub async fn token_info_for_update(
+                db: impl $executor,
+                key: &TokenKey,
+            ) -> Result<Option<TokenInfo>, StorageError> {
+                let text = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_key = ?{}",
+                    $dialect.for_update()
+                );
+                let sql = $dialect.sql(&text);
+                let row = sqlx::query(&sql).bind(key.as_str()).fetch_optional(db).await?;
+                row.as_ref().map(info_from).transpose()
+            }
+
+            /// Applies `changes` to the token's row, in the caller's
+            /// transaction; the token as it now is, if it exists.
+            pub async fn modify_token(
+                conn: &mut $connection,
+                key: &TokenKey,
+                changes: &TokenChanges,
+            ) -> Result<Option<TokenInfo>, StorageError> {
+                let Some(found) = token_info_for_update(&mut *conn, key).await? else {
+                    return Ok(None);
+                };
+                let info = changes.applied_to(found);
+                let sql = $dialect.sql(
+                    "UPDATE tokens SET token_name = ?, scopes = ?, expires = ? WHERE token_key = ?",
+                );
+                let done = sqlx::query(&sql)
+                    .bind(&info.token_name)
+                    .bind(scopes_column(&info.scopes))
+                    .bind(info.expires.map(to_i64))
+                    .bind(key.as_str())
+                    .execute(&mut *conn)
+                    .await;
+                match done {
+                    Ok(_) => Ok(Some(info)),
+                    Err(e) => Err(token_insert_error(e, &info)),
+                }
+            }
+
+            /// Adds `info` unless the parent has a child `reuse` accepts,
+            /// in the caller's transaction, which holds what serializes
+            /// the callers for one parent.
+            pub async fn add_child_unless_reusable(
+                conn: &mut $connection,
+                info: &TokenInfo,
+                reuse: &ReusableChild,
+            ) -> Result<ChildSlot, StorageError> {
+                let matches_service = match reuse.token_type {
+                    TokenType::Internal => {
+                        format!("AND service {} ? AND scopes = ?", $dialect.same_as())
+                    }
+                    _ => String::new(),
+                };
+                let text = format!(
+                    "SELECT token_key FROM tokens WHERE parent = ? AND token_type = ?
+                     AND (expires IS NULL OR expires >= ?) {matches_service}
+                     ORDER BY created DESC, token_key LIMIT 1"
+                );
+                let sql = $dialect.sql(&text);
+                let mut query = sqlx::query(&sql)
+                    .bind(reuse.parent.as_str())
+                    .bind(reuse.token_type.as_str())
+                    .bind(to_i64(reuse.min_expires));
+                if reuse.token_type == TokenType::Internal {
+                    query = query
+                        .bind(reuse.service.as_deref())
+                        .bind(scopes_column(&reuse.scopes));
+                }
+                match query.fetch_optional(&mut *conn).await? {
+                    Some(row) => Ok(ChildSlot::Existing(parse_key(row.try_get("token_key")?)?)),
+                    None => {
+                        insert_token(&mut *conn, info).await?;
+                        Ok(ChildSlot::Added)
+                    }
+                }
             }
 
             /// Every descendant of `key`, deepest first.
@@ -345,6 +471,92 @@ macro_rules! engine {
                 Ok(u64::try_from(n).unwrap_or(0))
             }
 
+            /// A page of history, newest first, from `cursor`'s place.
+            pub async fn history_page(
+                db: impl $executor,
+                filter: &HistoryFilter,
+                cursor: Option<HistoryCursor>,
+                limit: u32,
+            ) -> Result<HistoryPage, StorageError> {
+                let backwards = cursor.is_some_and(|c| c.previous);
+                let (position, order) = match backwards {
+                    false => ("(event_time, id) < (?10, ?11)", "DESC"),
+                    true => ("(event_time, id) > (?10, ?11)", "ASC"),
+                };
+                let text = format!(
+                    "SELECT id, {HISTORY_COLUMNS} FROM token_history WHERE {HISTORY_WHERE}
+                     AND (CAST(?10 AS BIGINT) IS NULL OR {position})
+                     ORDER BY event_time {order}, id {order} LIMIT ?12"
+                );
+                let sql = $dialect.sql(&text);
+                let rows = bind_history_query!(sqlx::query(&sql), filter, cursor, limit)
+                    .fetch_all(db)
+                    .await?;
+                let found = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
+                Ok(HistoryPage::from_rows(found, cursor, limit))
+            }
+
+            /// Drops the history recorded before `cutoff`.
+            pub async fn delete_history_before(
+                db: impl $executor,
+                cutoff: u64,
+            ) -> Result<u64, StorageError> {
+                let sql = $dialect.sql("DELETE FROM token_history WHERE event_time < ?");
+                let done = sqlx::query(&sql).bind(to_i64(cutoff)).execute(db).await?;
+                Ok(done.rows_affected())
+            }
+
+            /// The feed's rows after `after` and the bounds of what is
+            /// kept, read in the caller's transaction so that they agree.
+            pub async fn feed_rows(
+                conn: &mut $connection,
+                after: i64,
+                limit: u32,
+            ) -> Result<ChangeFeed, StorageError> {
+                let sql = $dialect.sql(
+                    "SELECT id, action, token_key FROM token_history WHERE id > ? ORDER BY id LIMIT ?",
+                );
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(&sql)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let (oldest, newest): (Option<i64>, Option<i64>) =
+                    sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_history")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                ChangeFeed::from_rows(rows, oldest, newest)
+            }
+
+            pub async fn client(
+                db: impl $executor,
+                client_id: &str,
+            ) -> Result<Option<OidcClientRecord>, StorageError> {
+                let sql = $dialect.sql("SELECT * FROM oidc_clients WHERE client_id = ?");
+                let row = sqlx::query(&sql).bind(client_id).fetch_optional(db).await?;
+                row.as_ref().map(client_from).transpose()
+            }
+
+            pub async fn clients(db: impl $executor) -> Result<Vec<OidcClientRecord>, StorageError> {
+                let rows = sqlx::query("SELECT * FROM oidc_clients ORDER BY client_id")
+                    .fetch_all(db)
+                    .await?;
+                rows.iter().map(client_from).collect()
+            }
+
+            pub async fn delete_client(db: impl $executor, client_id: &str) -> Result<bool, StorageError> {
+                let sql = $dialect.sql("DELETE FROM oidc_clients WHERE client_id = ?");
+                let done = sqlx::query(&sql).bind(client_id).execute(db).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            /// The grant behind an OpenID Connect access token.
+            pub async fn grant(db: impl $executor, token: &TokenKey) -> Result<Option<OidcGrant>, StorageError> {
+                let sql = $dialect.sql("SELECT * FROM oidc_grants WHERE token_key = ?");
+                let row = sqlx::query(&sql).bind(token.as_str()).fetch_optional(db).await?;
+                row.as_ref().map(grant_from).transpose()
+            }
+
             /// All of a dump but its token data, into the caller's open
             /// transaction. Parents may come after their children: links
             /// are set once every token is in.
@@ -434,5 +646,16 @@ mod tests {
             "UPDATE tokens SET parent = $1 WHERE token_key = $2"
         );
         assert!(Dialect::Postgres.sql(INSERT_HISTORY).contains("$16)"));
+    }
+
+    #[test]
+    fn numbered_placeholders_keep_their_numbers() {
+        assert_eq!(
+            Dialect::Postgres.sql("(?10, ?11) LIMIT ?12 OR ?1"),
+            "($10, $11) LIMIT $12 OR $1"
+        );
+        assert_eq!(Dialect::Sqlite.sql("?10 ?"), "?10 ?");
+        let pg = Dialect::Postgres.sql(HISTORY_WHERE);
+        assert!(!pg.contains('?') && pg.contains("$9"));
     }
 }

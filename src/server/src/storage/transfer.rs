@@ -14,8 +14,8 @@ use sqlx::{Database, Executor, IntoArguments};
 
 use super::cipher::{DataCipher, Sealed};
 use super::rows::{
-    entry_from, grant_from, info_from, parse_key, sealed_from, SqlRow, HISTORY_COLUMNS,
-    TOKEN_COLUMNS,
+    client_from, entry_from, grant_from, info_from, parse_key, sealed_from, SqlRow,
+    HISTORY_COLUMNS, TOKEN_COLUMNS,
 };
 use super::{token_data, StorageError};
 use crate::model::{HistoryEntry, OidcClientRecord, OidcGrant, TokenInfo};
@@ -82,12 +82,8 @@ impl Dump {
 }
 
 /// Reads every table an export holds, which both engines name and shape
-/// alike, on `conn` (a transaction, for one snapshot). `client` reads a
-/// client row, whose `public` flag the engines store differently.
-pub async fn read_dump<DB>(
-    conn: &mut DB::Connection,
-    client: fn(&DB::Row) -> Result<OidcClientRecord, StorageError>,
-) -> Result<Dump, StorageError>
+/// alike, on `conn` (a transaction, for one snapshot).
+pub async fn read_dump<DB>(conn: &mut DB::Connection) -> Result<Dump, StorageError>
 where
     DB: Database,
     DB::Row: SqlRow,
@@ -127,7 +123,7 @@ where
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(client)
+        .map(client_from)
         .collect::<Result<_, _>>()?;
     let oidc_grants = sqlx::query::<DB>("SELECT * FROM oidc_grants ORDER BY token_key")
         .fetch_all(&mut *conn)

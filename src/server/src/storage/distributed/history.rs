@@ -6,7 +6,6 @@ use sqlx::PgPool;
 
 use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
 use crate::storage::history::ChangeFeed;
-use crate::storage::rows::{entry_from, to_i64, HISTORY_COLUMNS};
 use crate::storage::sql;
 use crate::storage::{StorageError, TokenHistoryStore};
 
@@ -21,14 +20,6 @@ pub(super) async fn lock_history(db: impl sqlx::PgExecutor<'_>) -> Result<(), St
 
 /// Serializes history writes (any constant would do, if unique to them).
 const HISTORY_WRITE_LOCK: i64 = 0x706f_7274_6869_7374;
-
-/// Every filter is `($n IS NULL OR …)`, so one statement serves all
-/// combinations and every value is bound, never spliced.
-const WHERE: &str = "($1::bigint IS NULL OR event_time >= $1) AND ($2::bigint IS NULL OR event_time <= $2)
-     AND ($3::text IS NULL OR username = $3) AND ($4::text IS NULL OR actor = $4)
-     AND ($5::text IS NULL OR token_key = $5 OR parent = $5) AND ($6::text IS NULL OR token_key = $6)
-     AND ($7::text IS NULL OR token_type = $7)
-     AND ($8::bytea IS NULL OR ip_bytes BETWEEN $8 AND $9::bytea)";
 
 pub struct PgHistoryStore {
     pool: PgPool,
@@ -59,21 +50,7 @@ impl TokenHistoryStore for PgHistoryStore {
         cursor: Option<HistoryCursor>,
         limit: u32,
     ) -> Result<HistoryPage, StorageError> {
-        let backwards = cursor.is_some_and(|c| c.previous);
-        let (position, order) = match backwards {
-            false => ("(event_time, id) < ($10, $11)", "DESC"),
-            true => ("(event_time, id) > ($10, $11)", "ASC"),
-        };
-        let query = format!(
-            "SELECT id, {HISTORY_COLUMNS} FROM token_history WHERE {WHERE}
-             AND ($10::bigint IS NULL OR {position})
-             ORDER BY event_time {order}, id {order} LIMIT $12"
-        );
-        let rows = sql::bind_history_query!(sqlx::query(&query), filter, cursor, limit)
-            .fetch_all(&self.pool)
-            .await?;
-        let found = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
-        Ok(HistoryPage::from_rows(found, cursor, limit))
+        sql::postgres::history_page(&self.pool, filter, cursor, limit).await
     }
 
     async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StorageError> {
@@ -83,26 +60,12 @@ impl TokenHistoryStore for PgHistoryStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, action, token_key FROM token_history WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let (oldest, newest): (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_history")
-                .fetch_one(&mut *tx)
-                .await?;
+        let feed = sql::postgres::feed_rows(&mut tx, after, limit).await?;
         tx.commit().await?;
-        ChangeFeed::from_rows(rows, oldest, newest)
+        Ok(feed)
     }
 
     async fn delete_older_than(&self, cutoff: u64) -> Result<u64, StorageError> {
-        let done = sqlx::query("DELETE FROM token_history WHERE event_time < $1")
-            .bind(to_i64(cutoff))
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        sql::postgres::delete_history_before(&self.pool, cutoff).await
     }
 }

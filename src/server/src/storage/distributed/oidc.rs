@@ -7,14 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use redis::Script;
-use sqlx::postgres::PgRow;
-use sqlx::Row;
 
 use super::expiring::{self, Fields};
 use super::Engines;
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, OidcClientRecord, OidcGrant};
-use crate::storage::rows::{client_from, corrupt, grant_from, parse_key, words};
+use crate::storage::rows::{corrupt, parse_key, words};
 use crate::storage::sql;
 use crate::storage::{OidcStore, Redemption, StorageError};
 
@@ -50,10 +48,6 @@ impl DistributedOidcStore {
     }
 }
 
-pub(super) fn client(row: &PgRow) -> Result<OidcClientRecord, StorageError> {
-    client_from(row, row.try_get("public")?)
-}
-
 fn code_from(code_sha256: &[u8; 32], fields: &Fields) -> Result<AuthorizationCode, StorageError> {
     Ok(AuthorizationCode {
         code_sha256: *code_sha256,
@@ -75,30 +69,15 @@ impl OidcStore for DistributedOidcStore {
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
-        sqlx::query("SELECT * FROM oidc_clients WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(&self.engines.pg)
-            .await?
-            .as_ref()
-            .map(client)
-            .transpose()
+        sql::postgres::client(&self.engines.pg, client_id).await
     }
 
     async fn list_clients(&self) -> Result<Vec<OidcClientRecord>, StorageError> {
-        sqlx::query("SELECT * FROM oidc_clients ORDER BY client_id")
-            .fetch_all(&self.engines.pg)
-            .await?
-            .iter()
-            .map(client)
-            .collect()
+        sql::postgres::clients(&self.engines.pg).await
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StorageError> {
-        let done = sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(&self.engines.pg)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        sql::postgres::delete_client(&self.engines.pg, client_id).await
     }
 
     async fn add_code(&self, code: &AuthorizationCode) -> Result<(), StorageError> {
@@ -177,11 +156,7 @@ impl OidcStore for DistributedOidcStore {
     }
 
     async fn get_grant(&self, token: &TokenKey) -> Result<Option<OidcGrant>, StorageError> {
-        let row = sqlx::query("SELECT * FROM oidc_grants WHERE token_key = $1")
-            .bind(token.as_str())
-            .fetch_optional(&self.engines.pg)
-            .await?;
-        row.as_ref().map(grant_from).transpose()
+        sql::postgres::grant(&self.engines.pg, token).await
     }
 
     async fn delete_expired_codes(&self, now: u64) -> Result<u64, StorageError> {

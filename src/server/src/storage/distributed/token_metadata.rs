@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use portcullis_core::{TokenKey, TokenType};
-use sqlx::{PgPool, Row};
+use portcullis_core::TokenKey;
+use sqlx::PgPool;
 
 use crate::model::{TokenChanges, TokenInfo, TokenListing};
-use crate::storage::rows::{info_from, parse_key, scopes_column, to_i64, TOKEN_COLUMNS as COLUMNS};
+use crate::storage::rows::{info_from, TOKEN_COLUMNS as COLUMNS};
 use crate::storage::sql;
 use crate::storage::{ChildSlot, ReusableChild, StorageError, TokenMetadataStore};
 
@@ -18,13 +18,6 @@ pub struct PgTokenMetadataStore {
 impl PgTokenMetadataStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-fn duplicate_name(info: &TokenInfo) -> StorageError {
-    StorageError::DuplicateName {
-        username: info.username.clone(),
-        name: info.token_name.clone().unwrap_or_default(),
     }
 }
 
@@ -47,30 +40,7 @@ impl TokenMetadataStore for PgTokenMetadataStore {
             .bind(reuse.parent.as_str())
             .execute(&mut *tx)
             .await?;
-        let matches_service = match reuse.token_type {
-            TokenType::Internal => "AND service IS NOT DISTINCT FROM $4 AND scopes = $5",
-            _ => "",
-        };
-        let sql = format!(
-            "SELECT token_key FROM tokens WHERE parent = $1 AND token_type = $2 {matches_service}
-             AND (expires IS NULL OR expires >= $3) ORDER BY created DESC, token_key LIMIT 1"
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(reuse.parent.as_str())
-            .bind(reuse.token_type.as_str())
-            .bind(to_i64(reuse.min_expires));
-        if reuse.token_type == TokenType::Internal {
-            query = query
-                .bind(&reuse.service)
-                .bind(scopes_column(&reuse.scopes));
-        }
-        let slot = match query.fetch_optional(&mut *tx).await? {
-            Some(row) => ChildSlot::Existing(parse_key(row.try_get("token_key")?)?),
-            None => {
-                sql::postgres::insert_token(&mut *tx, info).await?;
-                ChildSlot::Added
-            }
-        };
+        let slot = sql::postgres::add_child_unless_reusable(&mut tx, info, reuse).await?;
         tx.commit().await?;
         Ok(slot)
     }
@@ -97,33 +67,9 @@ impl TokenMetadataStore for PgTokenMetadataStore {
         changes: &TokenChanges,
     ) -> Result<Option<TokenInfo>, StorageError> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tokens WHERE token_key = $1 FOR UPDATE"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let info = changes.applied_to(info_from(&row)?);
-        let done = sqlx::query(
-            "UPDATE tokens SET token_name = $1, scopes = $2, expires = $3 WHERE token_key = $4",
-        )
-        .bind(&info.token_name)
-        .bind(scopes_column(&info.scopes))
-        .bind(info.expires.map(to_i64))
-        .bind(key.as_str())
-        .execute(&mut *tx)
-        .await;
-        match done {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(duplicate_name(&info))
-            }
-            other => other?,
-        };
+        let modified = sql::postgres::modify_token(&mut tx, key, changes).await?;
         tx.commit().await?;
-        Ok(Some(info))
+        Ok(modified)
     }
 
     async fn record_use(
@@ -147,16 +93,10 @@ impl TokenMetadataStore for PgTokenMetadataStore {
         // being added commits first (and is read), or fails once its
         // parent is gone. Levels top-down, each in key order, so that two
         // revocations of one tree lock in the same order.
-        let Some(root) = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM tokens WHERE token_key = $1 FOR UPDATE"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
+        let Some(root) = sql::postgres::token_info_for_update(&mut *tx, key).await? else {
             return Ok(Vec::new());
         };
-        let mut levels = vec![vec![info_from(&root)?]];
+        let mut levels = vec![vec![root]];
         let mut seen: HashSet<TokenKey> = HashSet::from([key.clone()]);
         loop {
             let parents: Vec<&str> = levels

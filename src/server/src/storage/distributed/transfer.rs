@@ -7,7 +7,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::history::lock_history;
-use super::oidc::client;
 use super::token_data::{cache, write_durable};
 use super::Engines;
 use crate::clock::Clock;
@@ -40,7 +39,7 @@ impl TransferStore for DistributedTransferStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let dump = read_dump::<sqlx::Postgres>(&mut tx, client).await?;
+        let dump = read_dump::<sqlx::Postgres>(&mut tx).await?;
         tx.commit().await?;
         Ok(dump)
     }

@@ -1,10 +1,9 @@
 use async_trait::async_trait;
 use portcullis_core::TokenKey;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use crate::model::{AuthorizationCode, OidcClientRecord, OidcGrant};
-use crate::storage::rows::{client_from, grant_from, parse_key, to_i64, to_u64, words};
+use crate::storage::rows::{parse_key, to_i64, to_u64, words};
 use crate::storage::sql;
 use crate::storage::{OidcStore, Redemption, StorageError};
 
@@ -18,10 +17,6 @@ impl SqliteOidcStore {
     }
 }
 
-pub(super) fn client(row: &SqliteRow) -> Result<OidcClientRecord, StorageError> {
-    client_from(row, row.try_get::<i64, _>("public")? != 0)
-}
-
 #[async_trait]
 impl OidcStore for SqliteOidcStore {
     async fn add_client(&self, client: &OidcClientRecord) -> Result<(), StorageError> {
@@ -29,30 +24,15 @@ impl OidcStore for SqliteOidcStore {
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<OidcClientRecord>, StorageError> {
-        sqlx::query("SELECT * FROM oidc_clients WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(client)
-            .transpose()
+        sql::sqlite::client(&self.pool, client_id).await
     }
 
     async fn list_clients(&self) -> Result<Vec<OidcClientRecord>, StorageError> {
-        sqlx::query("SELECT * FROM oidc_clients ORDER BY client_id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(client)
-            .collect()
+        sql::sqlite::clients(&self.pool).await
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StorageError> {
-        let done = sqlx::query("DELETE FROM oidc_clients WHERE client_id = ?")
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        sql::sqlite::delete_client(&self.pool, client_id).await
     }
 
     async fn add_code(&self, code: &AuthorizationCode) -> Result<(), StorageError> {
@@ -134,11 +114,7 @@ impl OidcStore for SqliteOidcStore {
     }
 
     async fn get_grant(&self, token: &TokenKey) -> Result<Option<OidcGrant>, StorageError> {
-        let row = sqlx::query("SELECT * FROM oidc_grants WHERE token_key = ?")
-            .bind(token.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(grant_from).transpose()
+        sql::sqlite::grant(&self.pool, token).await
     }
 
     async fn delete_expired_codes(&self, now: u64) -> Result<u64, StorageError> {

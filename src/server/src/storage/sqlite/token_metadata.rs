@@ -1,9 +1,8 @@
 use async_trait::async_trait;
-use portcullis_core::{TokenKey, TokenType};
-use sqlx::{Acquire, Connection as _, Row, SqlitePool};
+use portcullis_core::TokenKey;
+use sqlx::{Connection as _, SqlitePool};
 
 use crate::model::{TokenChanges, TokenInfo, TokenListing};
-use crate::storage::rows::{info_from, parse_key, scopes_column, to_i64, TOKEN_COLUMNS as COLUMNS};
 use crate::storage::sql;
 use crate::storage::{ChildSlot, ReusableChild, StorageError, TokenMetadataStore};
 
@@ -33,33 +32,7 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         // IMMEDIATE takes the write lock before the read, so two callers
         // cannot both see no child and both add one.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let matches_service = match reuse.token_type {
-            TokenType::Internal => "AND service IS ? AND scopes = ?",
-            _ => "",
-        };
-        let sql = format!(
-            "SELECT token_key FROM tokens WHERE parent = ? AND token_type = ? {matches_service}
-             AND (expires IS NULL OR expires >= ?) ORDER BY created DESC, token_key LIMIT 1"
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(reuse.parent.as_str())
-            .bind(reuse.token_type.as_str());
-        if reuse.token_type == TokenType::Internal {
-            query = query
-                .bind(&reuse.service)
-                .bind(scopes_column(&reuse.scopes));
-        }
-        let existing = query
-            .bind(to_i64(reuse.min_expires))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let slot = match existing {
-            Some(row) => ChildSlot::Existing(parse_key(row.try_get("token_key")?)?),
-            None => {
-                sql::sqlite::insert_token(tx.acquire().await?, info).await?;
-                ChildSlot::Added
-            }
-        };
+        let slot = sql::sqlite::add_child_unless_reusable(&mut tx, info, reuse).await?;
         tx.commit().await?;
         Ok(slot)
     }
@@ -87,35 +60,9 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
     ) -> Result<Option<TokenInfo>, StorageError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let sql = format!("SELECT {COLUMNS} FROM tokens WHERE token_key = ?");
-        let Some(row) = sqlx::query(&sql)
-            .bind(key.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let info = changes.applied_to(info_from(&row)?);
-        let done = sqlx::query(
-            "UPDATE tokens SET token_name = ?, scopes = ?, expires = ? WHERE token_key = ?",
-        )
-        .bind(&info.token_name)
-        .bind(scopes_column(&info.scopes))
-        .bind(info.expires.map(to_i64))
-        .bind(key.as_str())
-        .execute(&mut *tx)
-        .await;
-        match done {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StorageError::DuplicateName {
-                    username: info.username,
-                    name: info.token_name.unwrap_or_default(),
-                })
-            }
-            other => other?,
-        };
+        let modified = sql::sqlite::modify_token(&mut tx, key, changes).await?;
         tx.commit().await?;
-        Ok(Some(info))
+        Ok(modified)
     }
 
     async fn record_use(

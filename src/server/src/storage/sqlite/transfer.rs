@@ -5,7 +5,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{Acquire as _, Connection as _, SqlitePool};
 
-use super::oidc::client;
 use super::token_data::write_sealed;
 use crate::storage::cipher::DataCipher;
 use crate::storage::sql;
@@ -29,7 +28,7 @@ impl TransferStore for SqliteTransferStore {
         let mut conn = self.pool.acquire().await?;
         // One read transaction: a consistent snapshot.
         let mut tx = conn.begin().await?;
-        let dump = read_dump::<sqlx::Sqlite>(&mut tx, client).await?;
+        let dump = read_dump::<sqlx::Sqlite>(&mut tx).await?;
         tx.commit().await?;
         Ok(dump)
     }
