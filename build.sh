@@ -5,6 +5,9 @@
 #   ./build.sh test   every test, unit and end-to-end through the real Envoy
 #   ./build.sh bench  Portcullis against its alternatives: a table, and
 #                     target/bench/report.json
+#   ./build.sh fuzz [SECONDS]  every fuzz target (fuzz/) for SECONDS each
+#                     (default 60) under libFuzzer; a table, and
+#                     target/fuzz/report.json
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -229,10 +232,59 @@ run_bench() {
   "$ROOT/target/release/portcullis-bench"
 }
 
+# Every target in fuzz/ under libFuzzer (cargo-fuzz, the nightly toolchain),
+# each for a bounded time and memory. New inputs go to target/fuzz/corpus
+# (the committed seeds in fuzz/corpus are read, never written); a crash is
+# written to target/fuzz/artifacts/<target>/ and fails the run. Without a
+# sanitizer: every target is safe Rust, so libFuzzer's coverage and the
+# oracles find the faults, and runs are several times faster; debug
+# assertions are on, so arithmetic overflow is a crash.
+run_fuzz() {
+  local seconds=${1:-60}
+  case "$seconds" in ''|*[!0-9]*) die "usage: ./build.sh fuzz [SECONDS]" ;; esac
+  rustup toolchain list | grep -q '^nightly' ||
+    die "cargo fuzz needs the nightly toolchain: rustup toolchain install nightly"
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
+  local flags=(--fuzz-dir "$ROOT/fuzz" --features libfuzzer --sanitizer none --debug-assertions)
+  cargo +nightly fuzz build "${flags[@]}"
+  local out="$ROOT/target/fuzz" target failed=() rows=()
+  mkdir -p "$out"
+  for target in $(cargo +nightly fuzz list --fuzz-dir "$ROOT/fuzz"); do
+    mkdir -p "$out/corpus/$target" "$out/artifacts/$target"
+    say "fuzzing $target for ${seconds}s"
+    if ! cargo +nightly fuzz run "${flags[@]}" "$target" \
+        "$out/corpus/$target" "$ROOT/fuzz/corpus/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=4096 \
+        -artifact_prefix="$out/artifacts/$target/" -print_final_stats=1 \
+        >"$out/$target.log" 2>&1; then
+      failed+=("$target")
+    fi
+    local execs corpus
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$target.log" | tail -1)
+    corpus=$(find "$out/corpus/$target" "$ROOT/fuzz/corpus/$target" -type f | wc -l)
+    rows+=("$target ${execs:-0} $corpus")
+  done
+  printf '\n%-20s %14s %8s\n' target executions corpus
+  local json="" row name n c
+  for row in "${rows[@]}"; do
+    read -r name n c <<<"$row"
+    printf '%-20s %14s %8s\n' "$name" "$n" "$c"
+    json+="${json:+,}{\"target\":\"$name\",\"seconds\":$seconds,\"executions\":$n,\"corpus\":$c}"
+  done
+  printf '[%s]\n' "$json" >"$out/report.json"
+  say "written to $out/report.json; logs in $out/<target>.log"
+  [ ${#failed[@]} -eq 0 ] ||
+    die "crashed: ${failed[*]} (inputs in $out/artifacts; fix, minimize with cargo fuzz tmin, add to fuzz/corpus)"
+}
+
 case "${1:-build}" in
   build) build ;;
   run) run_demo ;;
   test) run_tests ;;
   bench) run_bench ;;
-  *) die "usage: ./build.sh [build|run|test|bench]" ;;
+  fuzz) run_fuzz "${2:-}" ;;
+  *) die "usage: ./build.sh [build|run|test|bench|fuzz [SECONDS]]" ;;
 esac

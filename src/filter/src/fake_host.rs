@@ -35,7 +35,7 @@ impl FakeHost {
 
     pub fn header(&self, name: &str) -> Option<String> {
         self.request_header(name)
-            .map(|v| String::from_utf8(v).unwrap())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
 
     pub fn counted(&self, event: Event) -> u64 {

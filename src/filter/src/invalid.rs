@@ -25,7 +25,7 @@ impl ConfigError {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = plain_path(&e.path().to_string());
         let message = e.into_inner().to_string();
         // A missing field is reported at its enclosing object, named only
         // in the message; an unknown one already has its own path.
@@ -39,8 +39,60 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
             (path, Some(name)) => format!("{path}.{name}"),
             (path, None) => path.to_owned(),
         };
-        ConfigError::new(&field, strip_position(&message))
+        ConfigError::new(&field, without_values(&strip_position(&message)))
     })
+}
+
+/// A name fit to be echoed: a field name of this configuration's kind (at
+/// most 32 lower-case letters, digits and `_`). Anything else in a field's
+/// place may be a secret pasted there, and the error goes to Envoy's log.
+fn is_field_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The field path with every segment that is no plain name shown as `?`.
+fn plain_path(path: &str) -> String {
+    path.split('.')
+        .map(|segment| {
+            let name = segment.split('[').next().unwrap_or_default();
+            match name.is_empty() || is_field_name(name) {
+                true => segment.to_owned(),
+                false => format!("?{}", &segment[name.len()..]),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// serde's message without the value it quotes (`invalid type: string
+/// "…"`, `unknown variant `…``): the value may be the session key in the
+/// wrong place, and the error goes to Envoy's log. Field names stay.
+fn without_values(message: &str) -> String {
+    for (quoting, plain) in [
+        ("invalid type: string ", "invalid type: a string"),
+        ("invalid value: string ", "invalid value: a string"),
+        ("unknown variant ", "unknown variant"),
+    ] {
+        if message.starts_with(quoting) {
+            return match message.rfind(", expected") {
+                Some(at) => format!("{plain}{}", &message[at..]),
+                None => plain.to_owned(),
+            };
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        if !is_field_name(name) {
+            return match message.find(", expected") {
+                Some(at) => format!("unknown field{}", &message[at..]),
+                None => "unknown field".to_owned(),
+            };
+        }
+    }
+    message.to_owned()
 }
 
 /// The field in serde_json's "missing field `x`".
@@ -56,5 +108,45 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(at) => message[..at].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Raw {
+        timeout_ms: Option<u64>,
+        satisfy: Option<portcullis_core::Satisfy>,
+        nested: Option<Nested>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Nested {
+        key: String,
+    }
+
+    #[test]
+    fn errors_name_fields_but_never_quote_values() {
+        let secret = "cG9ydGN1bGxpcy1mdXp6LXNlc3Npb24ta2V5LTAwMDE=";
+        for json in [
+            format!(r#"{{"timeout_ms":"{secret}"}}"#),
+            format!(r#"{{"satisfy":"{secret}"}}"#),
+            format!(r#"{{"nested":"{secret}"}}"#),
+        ] {
+            let e = parse_json::<Raw>(json.as_bytes()).unwrap_err().to_string();
+            assert!(!e.contains(secret), "{e}");
+            assert!(e.contains("expected"), "{e}");
+        }
+        let e = parse_json::<Raw>(br#"{"timeout":1}"#).unwrap_err();
+        assert!(e.reason.contains("unknown field `timeout`"), "{e}");
+        // Nor a secret pasted where a field's name goes.
+        let e = parse_json::<Raw>(format!(r#"{{"{secret}":1}}"#).as_bytes()).unwrap_err();
+        assert!(!e.to_string().contains(secret), "{e}");
+        assert!(e.reason.starts_with("unknown field, expected"), "{e}");
     }
 }

@@ -6,8 +6,8 @@ pub mod browser;
 pub mod cache;
 pub mod config;
 pub mod decision;
-#[cfg(test)]
-mod fake_host;
+#[cfg(any(test, feature = "fake-host"))]
+pub mod fake_host;
 pub mod flow;
 pub mod invalid;
 pub mod path;

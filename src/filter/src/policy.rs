@@ -2,7 +2,7 @@
 //! to the upstream. Parsed and validated once, with the check callout's
 //! path computed then.
 
-use portcullis_core::check::{service_name, DelegationConflict, CHECK_PATH};
+use portcullis_core::check::{service_name, DelegationConflict, CHECK_PATH, MAX_MINIMUM_LIFETIME};
 use portcullis_core::{AuthType, CheckRequest, Delegation, Satisfy, Scope};
 use serde::Deserialize;
 
@@ -66,9 +66,11 @@ impl Policy {
 impl RawPolicy {
     /// Validates the policy found at `at` (a field path, for errors).
     pub fn validate(self, at: &str) -> Result<Policy, ConfigError> {
-        let field = |name: &str| match at {
-            "" => name.to_owned(),
-            _ => format!("{at}.{name}"),
+        let field = |name: &str| match (at, name) {
+            ("", "") => "policy".to_owned(),
+            ("", name) => name.to_owned(),
+            (at, "") => at.to_owned(),
+            (at, name) => format!("{at}.{name}"),
         };
         let error = |name: &str, reason: &str| Err(ConfigError::new(&field(name), reason));
         let service = self
@@ -96,8 +98,16 @@ impl RawPolicy {
             };
             ConfigError::new(&field(name), reason)
         })?;
-        if self.minimum_lifetime == Some(0) {
-            return error("minimum_lifetime", "must be at least 1 second");
+        // The companion's bounds: a policy it would refuse to check would
+        // turn every request on the route into a 400.
+        if self
+            .minimum_lifetime
+            .is_some_and(|s| !(1..=MAX_MINIMUM_LIFETIME).contains(&s))
+        {
+            return error(
+                "minimum_lifetime",
+                "must be at least 1 second and at most 315360000 (ten years)",
+            );
         }
         // An anonymous route checks nothing, so anything that needs a check
         // would silently do nothing: refuse it.
@@ -119,11 +129,19 @@ impl RawPolicy {
             minimum_lifetime: self.minimum_lifetime,
             use_authorization: self.use_authorization,
         };
+        let query = check.to_query();
+        // The whole class at once: whatever this policy asks, the companion
+        // must read back as the very same check.
+        match CheckRequest::from_query(&query) {
+            Ok(read) if read == check => {}
+            Ok(_) => return error("", "is read differently by the companion"),
+            Err(e) => return error("", &format!("is refused by the companion: {e}")),
+        }
         Ok(Policy {
             anonymous: self.anonymous,
             cors_preflight: self.cors_preflight,
             login_redirect: self.login_redirect,
-            check_path: format!("{CHECK_PATH}?{}", check.to_query()),
+            check_path: format!("{CHECK_PATH}?{query}"),
             check,
         })
     }
@@ -181,6 +199,11 @@ mod tests {
                 r#"{"minimum_lifetime":0}"#,
                 "minimum_lifetime",
                 "at least 1",
+            ),
+            (
+                r#"{"minimum_lifetime":315360001}"#,
+                "minimum_lifetime",
+                "at most 315360000",
             ),
             (r#"{"auth_type":"digest"}"#, "auth_type", "unknown variant"),
             (

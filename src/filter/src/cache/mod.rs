@@ -78,10 +78,10 @@ impl Cache {
         let Some(asked_at) = pending.asked_at else {
             return;
         };
-        let Some((cached, ttl_ms)) = cacheable(decision, &self.config) else {
+        let now = host.now_ms();
+        let Some((cached, ttl_ms)) = cacheable(decision, &self.config, now) else {
             return;
         };
-        let now = host.now_ms();
         // Built before `cached` is moved into this worker's tier, and only
         // when the shared tier will take it.
         let shared = self.shared_slots().filter(|_| ttl_ms > 0).map(|slots| {
@@ -129,6 +129,15 @@ impl Cache {
             Some(Cached::Allow(identity)) => Some(identity),
             _ => None,
         }
+    }
+
+    /// How many answers this worker holds (never more than `max_entries`).
+    pub fn len(&self) -> usize {
+        self.local.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.local.len() == 0
     }
 
     /// `:path` of the next poll of the change feed.
@@ -231,17 +240,24 @@ fn stale_until(decision: &Decision, config: &CacheConfig, fresh_until_ms: u64) -
     Some(token_expires.map_or(until, |e| until.min(e.saturating_mul(1000))))
 }
 
-/// What of a decision may be cached, and for how many milliseconds. An
-/// allowed answer lives no longer than the configured TTL nor what the
-/// companion said; refusals of a token (401, 403) live the short negative
-/// TTL; malformed requests and failures are never cached.
-fn cacheable(decision: &Decision, config: &CacheConfig) -> Option<(Cached, u64)> {
+/// What of a decision made at `now_ms` may be cached, and for how many
+/// milliseconds. An allowed answer lives no longer than the configured
+/// TTL, nor what the companion said, nor the token itself (the companion
+/// promises that much; the cache does not rely on it); refusals of a token
+/// (401, 403) live the short negative TTL; malformed requests and failures
+/// are never cached.
+fn cacheable(decision: &Decision, config: &CacheConfig, now_ms: u64) -> Option<(Cached, u64)> {
     match decision {
         Decision::Allow {
-            headers, cache_ttl, ..
+            headers,
+            cache_ttl,
+            token_expires,
         } => {
-            let ttl = config.ttl_seconds.min(*cache_ttl);
-            Some((Cached::Allow(headers.clone()), ttl.saturating_mul(1000)))
+            let ttl_ms = config.ttl_seconds.min(*cache_ttl).saturating_mul(1000);
+            let ttl_ms = token_expires.map_or(ttl_ms, |e| {
+                ttl_ms.min(e.saturating_mul(1000).saturating_sub(now_ms))
+            });
+            Some((Cached::Allow(headers.clone()), ttl_ms))
         }
         Decision::Refuse(refusal) if refusal.status == 401 || refusal.status == 403 => Some((
             Cached::Refuse(refusal.clone()),
@@ -291,6 +307,7 @@ mod tests {
             cache_ttl,
             token_expires: None,
         };
+        let cacheable = |decision: &Decision, config: &CacheConfig| cacheable(decision, config, 0);
         assert_eq!(
             cacheable(&allow(60), &config()).map(|c| c.1),
             Some(60_000),
@@ -311,6 +328,23 @@ mod tests {
         );
         assert!(cacheable(&refusal(400), &config()).is_none());
         assert!(cacheable(&Decision::Unavailable("x".into()), &config()).is_none());
+    }
+
+    #[test]
+    fn no_answer_is_fresh_past_its_token() {
+        let expiring = |token_expires| Decision::Allow {
+            headers: vec![],
+            cache_ttl: 60,
+            token_expires: Some(token_expires),
+        };
+        let ttl = |decision, now_ms| cacheable(&decision, &config(), now_ms).map(|c| c.1);
+        assert_eq!(ttl(expiring(100), 90_000), Some(10_000), "the token's end");
+        assert_eq!(
+            ttl(expiring(1000), 90_000),
+            Some(60_000),
+            "the answer's TTL"
+        );
+        assert_eq!(ttl(expiring(90), 90_000), Some(0), "expired: not kept");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn add_active_key(path: &Path, key: [u8; 32]) -> Result<String, ConfigError>
         text.parse()
             .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
                 path: path.to_owned(),
-                message: e.to_string(),
+                message: super::parse_message(e.message(), e.span(), &text),
             })?;
     let keys = doc["encryption"]["keys"]
         .as_table_like_mut()

@@ -47,6 +47,36 @@ pub enum ConfigError {
     Invalid { field: String, reason: String },
 }
 
+/// A TOML error as "line L, column C: what": never the parser's own
+/// rendering, which quotes the offending line, and that line may be a
+/// secret under a misspelt key (`bootstrap_tokn = "gt-…"`).
+pub(crate) fn parse_message(
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+    text: &str,
+) -> String {
+    let Some(at) = span.map(|s| s.start.min(text.len())) else {
+        return message.trim_end().to_owned();
+    };
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let start = before.rsplit('\n').next().unwrap_or_default();
+    let column = start.chars().count() + 1;
+    // The key the error is about, when the line has one that is a plain
+    // name: never the value after it.
+    let key = start
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|k| {
+            (1..=64).contains(&k.len())
+                && k.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+        })
+        .map(|k| format!(" (`{k}`)"))
+        .unwrap_or_default();
+    format!("line {line}, column {column}{key}: {}", message.trim_end())
+}
+
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
@@ -239,7 +269,7 @@ impl Config {
     pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::new(),
-            message: e.to_string(),
+            message: parse_message(e.message(), e.span(), text),
         })?;
         raw.validate(base)
     }
@@ -410,6 +440,26 @@ mod tests {
             ConfigError::Invalid { field, .. } => field,
             other => panic!("not a field error: {other}"),
         }
+    }
+
+    #[test]
+    fn parse_errors_point_at_the_place_and_never_quote_the_line() {
+        // A misspelt key: the parser's own rendering would quote the line,
+        // and with it the secret.
+        let secret = "gt-AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBA";
+        let e = parse(&minimal(&format!("bootstrap_tokn = \"{secret}\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("BBBBBBBBBB"), "{e}");
+        assert!(
+            e.contains("line 1, column 1: unknown field `bootstrap_tokn`"),
+            "{e}"
+        );
+        let e = parse(&minimal("realm = 5")).unwrap_err().to_string();
+        assert!(
+            e.contains("line 1, column 9 (`realm`): invalid type: integer `5`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -49,13 +49,19 @@ pub async fn ext_authz(
     ClientIp(ip): ClientIp,
     request_headers: HeaderMap,
 ) -> Response {
-    let query = single_header(
-        &request_headers,
+    let query = ext_authz_query(&request_headers);
+    check(&state, ip, query, &request_headers).await
+}
+
+/// The check query `ext_authz` sends in [`EXT_AUTHZ_CHECK_HEADER`] (none:
+/// the empty query, any valid token).
+pub fn ext_authz_query(request_headers: &HeaderMap) -> Result<&str, AuthError> {
+    single_header(
+        request_headers,
         EXT_AUTHZ_CHECK_HEADER,
         "X-Portcullis-Check",
     )
-    .map(Option::unwrap_or_default);
-    check(&state, ip, query, &request_headers).await
+    .map(Option::unwrap_or_default)
 }
 
 /// Checks the request's credential against the requirements in `query`.

@@ -6,9 +6,9 @@ mod changes;
 mod client_ip;
 mod error;
 mod health;
-mod ingress;
+pub mod ingress;
 mod login;
-mod openid;
+pub mod openid;
 mod page;
 mod session;
 

@@ -124,7 +124,10 @@ pub async fn authorize(
 }
 
 /// Form fields; a repeated one is an error (RFC 6749 §3.2).
-fn form_fields(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, OidcError> {
+pub fn form_fields(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<HashMap<String, String>, OidcError> {
     let form = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -147,7 +150,7 @@ fn form_fields(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, Stri
 
 /// The client's id and secret, from HTTP Basic (`client_secret_basic`) or
 /// the form (`client_secret_post`); a public client sends only its id.
-fn client_credentials(
+pub fn client_credentials(
     headers: &HeaderMap,
     fields: &mut HashMap<String, String>,
 ) -> Result<(String, Option<String>), OidcError> {

@@ -4,10 +4,10 @@
 //! RFC 7009 revocation. The access token is an opaque `oidc` child of the
 //! user's session; the ID token is an RS256 JWT.
 
-mod authorize;
+pub mod authorize;
 pub mod clients;
 pub mod provider;
-mod redeem;
+pub mod redeem;
 
 pub use clients::{Client, NewClient, OidcClients};
 pub use provider::{
