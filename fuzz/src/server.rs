@@ -302,7 +302,11 @@ pub fn companion_config(data: &[u8]) {
         return;
     };
     let message = e.to_string();
-    for secret in secrets(text) {
+    // A secret's text copied into another field is no longer only secret.
+    for secret in secrets(text)
+        .into_iter()
+        .filter(|s| text.matches(s.as_str()).count() == 1)
+    {
         assert!(
             !message.contains(&secret),
             "a configuration error showed a secret"

@@ -74,7 +74,29 @@ pub(crate) fn parse_message(
         })
         .map(|k| format!(" (`{k}`)"))
         .unwrap_or_default();
-    format!("line {line}, column {column}{key}: {}", message.trim_end())
+    format!(
+        "line {line}, column {column}{key}: {}",
+        without_value(message.trim_end())
+    )
+}
+
+/// The parser's message without the value it quotes (`unknown variant
+/// `…``, `invalid type: string "…"`): a URL with its password typed into
+/// the wrong field must not reach the terminal or the log.
+fn without_value(message: &str) -> String {
+    for (quoting, plain) in [
+        ("unknown variant ", "unknown variant"),
+        ("invalid type: string ", "invalid type: a string"),
+        ("invalid value: string ", "invalid value: a string"),
+    ] {
+        if message.starts_with(quoting) {
+            return match message.find(", expected") {
+                Some(at) => format!("{plain}{}", &message[at..]),
+                None => plain.to_owned(),
+            };
+        }
+    }
+    message.to_owned()
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -690,7 +712,8 @@ mod tests {
         let e = parse(&minimal("").replace("embedded", "etcd"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("etcd"), "{e}");
+        assert!(!e.contains("etcd"), "the value is not quoted: {e}");
+        assert!(e.contains("(`backend`): unknown variant, expected"), "{e}");
     }
 
     #[test]
