@@ -5,6 +5,7 @@ pub mod authorization;
 pub mod challenge;
 pub mod check;
 pub mod cookie;
+pub mod redact;
 pub mod scope;
 pub mod secret;
 pub mod session;

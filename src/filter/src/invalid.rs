@@ -67,22 +67,10 @@ fn plain_path(path: &str) -> String {
         .join(".")
 }
 
-/// serde's message without the value it quotes (`invalid type: string
-/// "…"`, `unknown variant `…``): the value may be the session key in the
-/// wrong place, and the error goes to Envoy's log. Field names stay.
+/// serde's message without the value it quotes, nor a field name that is
+/// no plain name (a secret pasted where a name goes): the error goes to
+/// Envoy's log.
 fn without_values(message: &str) -> String {
-    for (quoting, plain) in [
-        ("invalid type: string ", "invalid type: a string"),
-        ("invalid value: string ", "invalid value: a string"),
-        ("unknown variant ", "unknown variant"),
-    ] {
-        if message.starts_with(quoting) {
-            return match message.rfind(", expected") {
-                Some(at) => format!("{plain}{}", &message[at..]),
-                None => plain.to_owned(),
-            };
-        }
-    }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or_default();
         if !is_field_name(name) {
@@ -92,7 +80,7 @@ fn without_values(message: &str) -> String {
             };
         }
     }
-    message.to_owned()
+    portcullis_core::redact::without_quoted_value(message)
 }
 
 /// The field in serde_json's "missing field `x`".

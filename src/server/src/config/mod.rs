@@ -76,27 +76,8 @@ pub(crate) fn parse_message(
         .unwrap_or_default();
     format!(
         "line {line}, column {column}{key}: {}",
-        without_value(message.trim_end())
+        portcullis_core::redact::without_quoted_value(message.trim_end())
     )
-}
-
-/// The parser's message without the value it quotes (`unknown variant
-/// `…``, `invalid type: string "…"`): a URL with its password typed into
-/// the wrong field must not reach the terminal or the log.
-fn without_value(message: &str) -> String {
-    for (quoting, plain) in [
-        ("unknown variant ", "unknown variant"),
-        ("invalid type: string ", "invalid type: a string"),
-        ("invalid value: string ", "invalid value: a string"),
-    ] {
-        if message.starts_with(quoting) {
-            return match message.find(", expected") {
-                Some(at) => format!("{plain}{}", &message[at..]),
-                None => plain.to_owned(),
-            };
-        }
-    }
-    message.to_owned()
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
