@@ -3,6 +3,16 @@
 //! terminal, and a value in the wrong field may be a secret (a session key,
 //! a URL with its password); field names stay, values go.
 
+/// A name fit to be echoed in an error: at most 32 lower-case letters,
+/// digits and `_`, as parameter and field names are. Anything else in a
+/// name's place may be a secret pasted there.
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// `message` (serde's, as serde_json and toml word it) without the value
 /// it quotes: `unknown variant `…``, `invalid type: string "…"`,
 /// `invalid value: string "…"`. Other messages are returned as they are.

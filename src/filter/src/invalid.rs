@@ -3,6 +3,7 @@
 //! configuration (the filter's, a policy, a rule) can use it without the
 //! parts importing each other.
 
+use portcullis_core::redact::is_plain_name;
 use serde::de::DeserializeOwned;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,22 +44,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     })
 }
 
-/// A name fit to be echoed: a field name of this configuration's kind (at
-/// most 32 lower-case letters, digits and `_`). Anything else in a field's
-/// place may be a secret pasted there, and the error goes to Envoy's log.
-fn is_field_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
 /// The field path with every segment that is no plain name shown as `?`.
 fn plain_path(path: &str) -> String {
     path.split('.')
         .map(|segment| {
             let name = segment.split('[').next().unwrap_or_default();
-            match name.is_empty() || is_field_name(name) {
+            match name.is_empty() || is_plain_name(name) {
                 true => segment.to_owned(),
                 false => format!("?{}", &segment[name.len()..]),
             }
@@ -73,7 +64,7 @@ fn plain_path(path: &str) -> String {
 fn without_values(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or_default();
-        if !is_field_name(name) {
+        if !is_plain_name(name) {
             return match message.find(", expected") {
                 Some(at) => format!("unknown field{}", &message[at..]),
                 None => "unknown field".to_owned(),

@@ -102,11 +102,7 @@ pub enum CheckQueryError {
 /// ` "name"` for a parameter name of at most 32 lower-case letters, digits
 /// and `_`; nothing otherwise.
 fn shown_name(name: &str) -> String {
-    let plain = name.len() <= 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    match plain {
+    match crate::redact::is_plain_name(name) {
         true => format!(" {name:?}"),
         false => String::new(),
     }
