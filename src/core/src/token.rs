@@ -33,6 +33,12 @@ pub enum TokenParseError {
 /// The public half of a token: safe to log, store in the clear and show.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    // 16 bytes in 22 characters: the last one carries 2 bits and 4 zeros.
+    schema(value_type = String, pattern = "^[A-Za-z0-9_-]{21}[AQgw]$", example = "DGO1OnPohl0r3C7wqhzRgQ")
+)]
 pub struct TokenKey(String);
 
 impl TryFrom<String> for TokenKey {
@@ -212,6 +218,7 @@ fn decode_part(s: &str, part: &'static str) -> Result<[u8; PART_BYTES], TokenPar
 /// The kinds of token, after Gafaelfawr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TokenType {
     Session,
     User,
@@ -252,6 +259,7 @@ pub struct UnknownTokenType(pub String);
 
 /// A group the token's user belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ use crate::token::{Group, TokenType};
 /// bearer credential.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct DelegatedToken(String);
 
 impl DelegatedToken {
@@ -32,6 +33,7 @@ impl std::fmt::Debug for DelegatedToken {
 /// The companion's answer to a successful check: who the caller is, and how
 /// long the answer may be reused without asking again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckAnswer {
     pub username: String,
     pub token_type: TokenType,

@@ -13,6 +13,7 @@ pub const CHANGES_PATH: &str = "/ingress/changes";
 /// One page of that feed: keys whose cached answers must go, and where the
 /// next poll starts. `reset`: drop every cached answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Changes {
     pub cursor: i64,
     pub keys: Vec<crate::TokenKey>,

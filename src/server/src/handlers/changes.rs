@@ -5,10 +5,16 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use portcullis_core::check::Changes;
+use portcullis_core::check::{Changes, CHANGES_PATH};
 
+/// The feed of tokens whose cached answers must go. On the ingress
+/// listener.
+#[utoipa::path(get, path = CHANGES_PATH, tag = "ingress",
+    params(("since" = Option<i64>, Query, minimum = 0, description = "A cursor this feed gave; none: from now")),
+    responses((status = 200, body = Changes),
+        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn changes(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,

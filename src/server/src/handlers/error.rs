@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_core::challenge::{self, Challenge, ErrorCode};
 use portcullis_core::AuthType;
-use serde_json::json;
+use serde::Serialize;
 
 use super::page;
 use crate::services::authenticate::NOT_VALID;
@@ -170,13 +170,25 @@ fn status_of(code: ErrorCode) -> StatusCode {
     StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
+/// The body of every JSON error (RFC 6749 §5.2's shape): a stable code
+/// and a description for people.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    #[schema(example = "invalid_request")]
+    pub error: &'a str,
+    pub error_description: &'a str,
+}
+
 fn reply(
     status: StatusCode,
     challenge: Option<String>,
     error: &str,
     description: &str,
 ) -> Response {
-    let body = Json(json!({ "error": error, "error_description": description }));
+    let body = Json(ErrorBody {
+        error,
+        error_description: description,
+    });
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

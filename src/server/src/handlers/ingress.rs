@@ -6,12 +6,14 @@ use axum::http::header::{AUTHORIZATION, CACHE_CONTROL};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_core::{CheckAnswer, CheckRequest};
+use portcullis_core::check::CHECK_PATH;
+use portcullis_core::{CheckAnswer, CheckRequest, Scope};
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use super::client_ip::ClientIp;
+use super::openapi::CheckFailures;
 use super::{error, AppState};
 use crate::metrics::Outcome;
 use crate::services::AuthError;
@@ -26,6 +28,45 @@ pub const EXT_AUTHZ_PATH: &str = "/ingress/ext-authz";
 /// replaces any the client sent.
 pub use portcullis_core::check::EXT_AUTHZ_CHECK_HEADER;
 
+/// The query [`CheckRequest::from_query`] reads, as the OpenAPI document
+/// describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read by the document, never built.
+pub struct CheckParams {
+    /// A scope the route requires; repeat for several.
+    scope: Option<Vec<Scope>>,
+    /// Whether every `scope` (the default) or any one is required.
+    #[param(pattern = "^(all|any)$")]
+    satisfy: Option<String>,
+    /// The challenge a refusal carries.
+    #[param(pattern = "^(bearer|basic)$")]
+    auth_type: Option<String>,
+    /// Delegate an internal token for this service.
+    delegate_to: Option<String>,
+    /// Scopes of the delegated token, comma-separated or repeated.
+    delegate_scope: Option<Vec<String>>,
+    /// Seconds the token (and a delegated one) must still have.
+    #[param(minimum = 1, maximum = 315360000)]
+    minimum_lifetime: Option<u64>,
+    /// Delegate a notebook token with all of the caller's scopes.
+    notebook: Option<bool>,
+    /// Put the delegated token in `Authorization` for the upstream.
+    use_authorization: Option<bool>,
+}
+
+/// Checks the caller's token against the route's requirements in the
+/// query: 200 with who the caller is (and the identity headers), or the
+/// RFC 6750 refusal. On the ingress listener.
+#[utoipa::path(get, path = CHECK_PATH, tag = "ingress",
+    params(CheckParams),
+    security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = CheckAnswer, headers(
+        ("x-auth-request-user" = String),
+        ("x-auth-request-email" = String),
+        ("x-auth-request-token-scopes" = String),
+        ("x-auth-request-token" = String, description = "A delegated token, when asked for"),
+    )), CheckFailures))]
 pub async fn ingress_auth(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -44,6 +85,12 @@ pub async fn ingress_auth(
 /// `ext_authz`'s check, with any method and path below [`EXT_AUTHZ_PATH`]:
 /// the requirements come from [`EXT_AUTHZ_CHECK_HEADER`] (none: any valid
 /// token), never from the client's path or query.
+#[utoipa::path(method(get, post, put, patch, delete, head, options, trace),
+    path = "/ingress/ext-authz/{path}", tag = "ingress",
+    params(("path" = String, Path, description = "The client's path, which Envoy appends"),
+        ("x-portcullis-check" = Option<String>, Header, description = "The check query, as `/ingress/auth` takes it")),
+    security(("bearer" = []), ("basic" = [])),
+    responses((status = 200, body = CheckAnswer), CheckFailures))]
 pub async fn ext_authz(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

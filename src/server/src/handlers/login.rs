@@ -8,16 +8,18 @@ use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::client_ip::ClientIp;
+use super::error::ErrorBody;
 use super::error::{cli_login_error, login_error};
+use super::openapi::{CliLoginFailures, Pages, Redirect, SeeOther};
 use super::page::{self, escape};
 use super::session::{browser_session, from_this_site, open_cookie, LOGIN_STATE_COOKIE};
 use super::{AppState, SessionCookie};
 use crate::random;
-use crate::services::cli_login::PollOutcome;
-use crate::services::login::{LoginError, LoginService, LOGIN_STATE_LIFETIME};
+use crate::services::cli_login::{PollOutcome, StartedLogin};
+use crate::services::login::{LoginError, LoginService, CALLBACK_PATH, LOGIN_STATE_LIFETIME};
 
 fn login_parts(state: &AppState) -> Option<(&LoginService, &SessionCookie)> {
     state.login.as_deref().zip(state.session.as_deref())
@@ -31,13 +33,22 @@ fn login_not_configured() -> Response {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
+    /// Where to return after logging in: on this site or an allowed one.
     rd: Option<String>,
 }
 
 /// `GET /login?rd=…`: to the identity provider, with the login's state in
 /// a sealed cookie.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "login",
+    params(LoginQuery),
+    responses(Redirect, Pages)
+)]
 pub async fn login(
     State(state): State<AppState>,
     query: Result<Query<LoginQuery>, QueryRejection>,
@@ -71,7 +82,8 @@ pub async fn login(
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -80,6 +92,9 @@ pub struct CallbackQuery {
 }
 
 /// The identity provider's return: a session cookie and back to `rd`.
+#[utoipa::path(get, path = CALLBACK_PATH, tag = "login",
+    params(CallbackQuery),
+    responses(SeeOther, Pages))]
 pub async fn callback(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -132,6 +147,8 @@ pub async fn callback(
 }
 
 /// `POST /auth/cli/login`: a new pending login for the CLI.
+#[utoipa::path(post, path = "/auth/cli/login", tag = "login",
+    responses((status = 201, body = StartedLogin), CliLoginFailures))]
 pub async fn cli_start(State(state): State<AppState>, ClientIp(ip): ClientIp) -> Response {
     match state.cli_login.start(ip).await {
         Ok(started) => (
@@ -144,12 +161,32 @@ pub async fn cli_start(State(state): State<AppState>, ClientIp(ip): ClientIp) ->
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PollStatus {
+    Pending,
+    Issued,
+}
+
+/// A poll's answer: the token once the login is approved, shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PollReply {
+    status: PollStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PollBody {
     poll_secret: String,
 }
 
 /// `POST /auth/cli/login/{id}/poll`: 202 while pending, then the token once.
+#[utoipa::path(post, path = "/auth/cli/login/{login_id}/poll", tag = "login",
+    params(("login_id" = String, Path)),
+    request_body = PollBody,
+    responses((status = 200, body = PollReply), (status = 202, body = PollReply),
+        (status = 400, body = ErrorBody), CliLoginFailures))]
 pub async fn cli_poll(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -164,13 +201,19 @@ pub async fn cli_poll(
         Ok(PollOutcome::Pending) => (
             StatusCode::ACCEPTED,
             [(CACHE_CONTROL, "no-store")],
-            Json(serde_json::json!({ "status": "pending" })),
+            Json(PollReply {
+                status: PollStatus::Pending,
+                token: None,
+            }),
         )
             .into_response(),
         Ok(PollOutcome::Issued(token)) => (
             StatusCode::OK,
             [(CACHE_CONTROL, "no-store")],
-            Json(serde_json::json!({ "status": "issued", "token": token.expose() })),
+            Json(PollReply {
+                status: PollStatus::Issued,
+                token: Some(token.expose()),
+            }),
         )
             .into_response(),
         Err(e) => cli_login_error(e),
@@ -204,6 +247,10 @@ pub(super) fn found(location: &str) -> Response {
 }
 
 /// `GET /login/cli/{id}`: the approval page.
+#[utoipa::path(get, path = "/login/cli/{login_id}", tag = "login",
+    params(("login_id" = String, Path)),
+    security((), ("session" = [])),
+    responses(Redirect, Pages))]
 pub async fn cli_page(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -232,6 +279,10 @@ pub async fn cli_page(
 
 /// `POST /login/cli/{id}`: the approval. Cross-site posts are refused
 /// (SameSite=Lax keeps the cookie off them, and the Origin is checked).
+#[utoipa::path(post, path = "/login/cli/{login_id}", tag = "login",
+    params(("login_id" = String, Path)),
+    security((), ("session" = [])),
+    responses(Redirect, Pages))]
 pub async fn cli_approve(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,

@@ -8,6 +8,7 @@ mod error;
 mod health;
 pub mod ingress;
 mod login;
+pub mod openapi;
 pub mod openid;
 mod page;
 mod session;
@@ -73,6 +74,7 @@ pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
         .route(USERINFO_PATH, get(openid::userinfo).post(openid::userinfo))
         .route(INTROSPECT_PATH, post(openid::introspect))
         .route(REVOKE_PATH, post(openid::revoke))
+        .route(openapi::DOCUMENT_PATH, get(openapi::document))
         .nest(api::PREFIX, api::router());
     served(routes, state, request_timeout)
 }

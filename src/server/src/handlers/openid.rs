@@ -18,10 +18,15 @@ use base64::Engine as _;
 use portcullis_core::authorization::presented_token;
 
 use super::client_ip::ClientIp;
-use super::error::{oidc_error, ApiError};
+use super::error::{oidc_error, ApiError, ErrorBody};
 use super::login::{found, login_first};
+use super::openapi::{OidcFailures, Pages, Redirect};
 use super::session::browser_session;
 use super::{ingress, page, AppState};
+use crate::services::oidc::provider::{
+    Introspection, TokenResponse, AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, REVOKE_PATH,
+    TOKEN_PATH, USERINFO_PATH,
+};
 use crate::services::oidc::{AuthorizeOutcome, AuthorizeRequest, Client, OidcError, TokenRequest};
 use crate::services::OidcProvider;
 
@@ -41,15 +46,25 @@ impl FromRequestParts<AppState> for Provider {
     }
 }
 
+/// OpenID Connect Discovery 1.0 metadata.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "openid",
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn discovery(Provider(provider): Provider) -> Response {
     Json(provider.discovery()).into_response()
 }
 
+/// The keys ID tokens are signed with (RFC 7517).
+#[utoipa::path(get, path = JWKS_PATH, tag = "openid",
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn jwks(Provider(provider): Provider) -> Response {
     Json(provider.jwks()).into_response()
 }
 
 /// `/auth/openid/login`: needs a session, else to `/login` and back.
+#[utoipa::path(get, path = AUTHORIZE_PATH, tag = "openid",
+    params(AuthorizeRequest),
+    security((), ("session" = [])),
+    responses(Redirect, Pages))]
 pub async fn authorize(
     State(state): State<AppState>,
     Provider(provider): Provider,
@@ -121,6 +136,30 @@ pub async fn authorize(
             login_first(&state, uri.path_and_query().map_or("/", |p| p.as_str()))
         }
     }
+}
+
+/// The token endpoint's form, as [`token`] reads it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read by the document, never built.
+pub struct TokenForm {
+    #[schema(example = "authorization_code")]
+    grant_type: String,
+    code: String,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    /// With `client_secret_post`, or alone for a public client.
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The form of introspection and revocation, as [`client_and_token`]
+/// reads it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Read by the document, never built.
+pub struct TokenQuestion {
+    token: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
 }
 
 /// Form fields; a repeated one is an error (RFC 6749 §3.2).
@@ -228,6 +267,11 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// Redeems an authorization code (RFC 6749 §4.1.3).
+#[utoipa::path(post, path = TOKEN_PATH, operation_id = "redeem_code", tag = "openid",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("basic" = []), ()),
+    responses((status = 200, body = TokenResponse), OidcFailures))]
 pub async fn token(
     State(state): State<AppState>,
     Provider(provider): Provider,
@@ -252,6 +296,10 @@ pub async fn token(
     }
 }
 
+/// The claims of the access token's user (OpenID Connect Core §5.3).
+#[utoipa::path(method(get, post), path = USERINFO_PATH, tag = "openid",
+    security(("bearer" = [])),
+    responses((status = 200, body = Object), OidcFailures))]
 pub async fn userinfo(
     State(state): State<AppState>,
     Provider(provider): Provider,
@@ -273,6 +321,11 @@ pub async fn userinfo(
     }
 }
 
+/// Whether a token is active, and what it is (RFC 7662).
+#[utoipa::path(post, path = INTROSPECT_PATH, tag = "openid",
+    request_body(content = TokenQuestion, content_type = "application/x-www-form-urlencoded"),
+    security(("basic" = []), ()),
+    responses((status = 200, body = Introspection), OidcFailures))]
 pub async fn introspect(
     State(state): State<AppState>,
     Provider(provider): Provider,
@@ -289,6 +342,11 @@ pub async fn introspect(
     }
 }
 
+/// Revokes a token the client was given (RFC 7009).
+#[utoipa::path(post, path = REVOKE_PATH, operation_id = "revoke_oidc_token", tag = "openid",
+    request_body(content = TokenQuestion, content_type = "application/x-www-form-urlencoded"),
+    security(("basic" = []), ()),
+    responses((status = 200, description = "Revoked, or not a token of this client's"), OidcFailures))]
 pub async fn revoke(
     State(state): State<AppState>,
     Provider(provider): Provider,

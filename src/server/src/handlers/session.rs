@@ -14,7 +14,8 @@ use crate::model::TokenData;
 use crate::services::login::StateSeal;
 
 use super::client_ip::ClientIp;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::SeeOther;
 use super::page;
 use super::AppState;
 
@@ -112,6 +113,12 @@ pub fn from_this_site(state: &AppState, headers: &HeaderMap) -> bool {
 /// session it still clears the cookie: logging out twice is no error. A
 /// request another site made the browser send is refused, so no page can
 /// log a user out.
+#[utoipa::path(get, path = "/logout", tag = "login",
+    security((), ("session" = [])),
+    responses(SeeOther,
+        (status = 403, body = String, content_type = "text/html; charset=utf-8", description = "Not from this site"),
+        (status = 404, body = ErrorBody, description = "No session cookie is configured"),
+        (status = 503, body = ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TokenInfo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenChange {
     Create,
@@ -38,7 +38,7 @@ impl TokenChange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub token: TokenKey,
     pub username: String,
@@ -54,6 +54,7 @@ pub struct HistoryEntry {
     pub old_token_name: Option<String>,
     pub old_scopes: Option<Vec<Scope>>,
     pub old_expires: Option<u64>,
+    #[schema(value_type = Option<String>, example = "192.0.2.1")]
     pub ip_address: Option<IpAddr>,
     pub event_time: u64,
 }

@@ -28,7 +28,7 @@ pub struct TokenData {
 }
 
 /// What is known of a token without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub token: TokenKey,
     pub username: String,

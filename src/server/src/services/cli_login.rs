@@ -57,9 +57,10 @@ impl From<StorageError> for CliLoginError {
 }
 
 /// What the CLI gets when it starts.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct StartedLogin {
     pub login_id: String,
+    #[schema(value_type = String)]
     pub poll_secret: Secret,
     pub user_code: String,
     pub browser_url: String,

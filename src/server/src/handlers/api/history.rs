@@ -9,10 +9,12 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ipnet::IpNet;
+use portcullis_core::{TokenKey, TokenType};
 
 use super::{path_key, ApiError, Caller};
+use crate::handlers::openapi::ApiFailures;
 use crate::handlers::AppState;
-use crate::model::{HistoryCursor, HistoryFilter, HistoryPage};
+use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
 use crate::services::Actor;
 
 /// A parsed history query: what to match and which page.
@@ -21,6 +23,31 @@ pub struct HistoryQuery {
     pub filter: HistoryFilter,
     pub cursor: Option<HistoryCursor>,
     pub limit: Option<u32>,
+}
+
+/// The query [`parse_query`] reads, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read by the document, never built.
+pub struct HistoryParams {
+    /// Changes at or after, Unix seconds.
+    since: Option<u64>,
+    /// Changes at or before, Unix seconds.
+    until: Option<u64>,
+    /// The token's owner (not with a path that names one).
+    username: Option<String>,
+    /// Who made the change.
+    actor: Option<String>,
+    /// The token's key (not with a path that names one).
+    key: Option<TokenKey>,
+    token_type: Option<TokenType>,
+    /// An address, or a CIDR block holding it.
+    #[param(example = "192.0.2.0/24")]
+    ip_address: Option<String>,
+    /// From a `Link` header of an earlier page.
+    cursor: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
 }
 
 /// Parses `since`, `until` (Unix seconds), `username`, `actor`, `key`,
@@ -35,20 +62,8 @@ pub fn parse_query(query: &str) -> Result<HistoryQuery, ApiError> {
         }
         let f = &mut parsed.filter;
         match name.as_ref() {
-            "since" => {
-                f.since = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad(&name, "must be Unix seconds"))?,
-                )
-            }
-            "until" => {
-                f.until = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad(&name, "must be Unix seconds"))?,
-                )
-            }
+            "since" => f.since = Some(unix_seconds(&name, &value)?),
+            "until" => f.until = Some(unix_seconds(&name, &value)?),
             "username" => f.username = Some(value.to_string()),
             "actor" => f.actor = Some(value.to_string()),
             "key" => {
@@ -88,6 +103,16 @@ pub fn parse_query(query: &str) -> Result<HistoryQuery, ApiError> {
         seen.push(name);
     }
     Ok(parsed)
+}
+
+/// A time in Unix seconds, as the stores keep it: past `i64::MAX` it is no
+/// time, and would be taken as the end of time.
+fn unix_seconds(name: &str, value: &str) -> Result<u64, ApiError> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|s| i64::try_from(*s).is_ok())
+        .ok_or_else(|| bad(name, "must be Unix seconds"))
 }
 
 fn bad(name: &str, reason: &str) -> ApiError {
@@ -142,6 +167,13 @@ async fn history(
     Ok(page_response(page, uri))
 }
 
+/// Everyone's token changes, newest first (administrators).
+#[utoipa::path(get, path = "/history/token-changes", operation_id = "history_of_everyone", tag = "history",
+    params(HistoryParams),
+    security(("bearer" = [])),
+        responses((status = 200, body = [HistoryEntry],
+            headers(("link" = String, description = "RFC 8288 links to the `next` and `prev` pages"))),
+            ApiFailures))]
 pub async fn of_everyone(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -158,6 +190,13 @@ pub async fn of_everyone(
     history(&state, &actor, query, &uri).await
 }
 
+/// One user's token changes, newest first.
+#[utoipa::path(get, path = "/users/{username}/token-change-history", operation_id = "history_of_user", tag = "history",
+    params(("username" = String, Path), HistoryParams),
+    security(("bearer" = [])),
+        responses((status = 200, body = [HistoryEntry],
+            headers(("link" = String, description = "RFC 8288 links to the `next` and `prev` pages"))),
+            ApiFailures))]
 pub async fn of_user(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -173,6 +212,13 @@ pub async fn of_user(
     history(&state, &actor, query, &uri).await
 }
 
+/// One token's changes, newest first.
+#[utoipa::path(get, path = "/users/{username}/tokens/{key}/change-history", operation_id = "history_of_token", tag = "history",
+    params(("username" = String, Path), ("key" = TokenKey, Path), HistoryParams),
+    security(("bearer" = [])),
+        responses((status = 200, body = [HistoryEntry],
+            headers(("link" = String, description = "RFC 8288 links to the `next` and `prev` pages"))),
+            ApiFailures))]
 pub async fn of_token(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -218,6 +264,11 @@ mod tests {
     fn bad_parameters_are_named() {
         for (query, says) in [
             ("since=yesterday", "\"since\" must be Unix seconds"),
+            (
+                "until=9223372036854775808",
+                "\"until\" must be Unix seconds",
+            ),
+            ("since=-1", "\"since\" must be Unix seconds"),
             ("token_type=admin", "\"token_type\" is not a token type"),
             (
                 "ip_address=10.0.0.300",

@@ -19,6 +19,27 @@ use crate::services::Actor;
 
 pub const PREFIX: &str = "/auth/api/v1";
 
+/// The routes of [`router`], for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    user::user_info,
+    user::token_info,
+    tokens::list,
+    tokens::create,
+    tokens::show,
+    tokens::revoke,
+    tokens::modify,
+    history::of_token,
+    history::of_user,
+    history::of_everyone,
+    tokens::admin_create,
+    oidc_clients::list,
+    oidc_clients::create,
+    oidc_clients::show,
+    oidc_clients::delete,
+))]
+pub struct TokenApi;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/user-info", get(user::user_info))

@@ -5,17 +5,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, Caller};
 use crate::handlers::error::{oidc_error, ApiError};
+use crate::handlers::openapi::{Conflict, OidcApiFailures};
 use crate::handlers::openid::Provider;
 use crate::handlers::AppState;
 use crate::model::OidcClientRecord;
 use crate::services::oidc::NewClient;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRequest {
     client_id: String,
@@ -25,17 +25,36 @@ pub struct ClientRequest {
     name: Option<String>,
 }
 
-/// A client as the API shows it: never its secret or the secret's hash.
-fn view(client: &OidcClientRecord) -> Value {
-    json!({
-        "client_id": client.client_id,
-        "redirect_uris": client.redirect_uris,
-        "public": client.public,
-        "name": client.name,
-        "created": client.created,
-    })
+/// A client as the API shows it: never the secret's hash, and the secret
+/// itself only in the answer to its registration (`null` for a public
+/// client), since it is not stored.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClientView<'a> {
+    client_id: &'a str,
+    redirect_uris: &'a [String],
+    public: bool,
+    name: Option<&'a str>,
+    created: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    client_secret: Option<Option<&'a str>>,
 }
 
+fn view(client: &OidcClientRecord) -> ClientView<'_> {
+    ClientView {
+        client_id: &client.client_id,
+        redirect_uris: &client.redirect_uris,
+        public: client.public,
+        name: client.name.as_deref(),
+        created: client.created,
+        client_secret: None,
+    }
+}
+
+/// Every registered client.
+#[utoipa::path(get, path = "/oidc-clients", operation_id = "list_oidc_clients", tag = "oidc-clients",
+    security(("bearer" = [])),
+    responses((status = 200, body = [ClientView]), OidcApiFailures))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -47,6 +66,11 @@ pub async fn list(
     }
 }
 
+/// Registers a client; a confidential one's secret is in this answer only.
+#[utoipa::path(post, path = "/oidc-clients", operation_id = "register_oidc_client", tag = "oidc-clients",
+    request_body = ClientRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = ClientView), Conflict, OidcApiFailures))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -62,14 +86,21 @@ pub async fn create(
     };
     match provider.clients().register(&actor, new).await {
         Ok((client, secret)) => {
-            let mut body = view(&client);
-            body["client_secret"] = json!(secret);
+            let body = ClientView {
+                client_secret: Some(secret.as_deref()),
+                ..view(&client)
+            };
             (StatusCode::CREATED, Json(body)).into_response()
         }
         Err(e) => oidc_error(e, &state.realm),
     }
 }
 
+/// One registered client.
+#[utoipa::path(get, path = "/oidc-clients/{client_id}", operation_id = "get_oidc_client", tag = "oidc-clients",
+    params(("client_id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ClientView), OidcApiFailures))]
 pub async fn show(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -83,6 +114,11 @@ pub async fn show(
     }
 }
 
+/// Removes a client.
+#[utoipa::path(delete, path = "/oidc-clients/{client_id}", operation_id = "delete_oidc_client", tag = "oidc-clients",
+    params(("client_id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Removed"), OidcApiFailures))]
 pub async fn delete(
     State(state): State<AppState>,
     Caller(actor): Caller,

@@ -6,17 +6,17 @@ use axum::http::header::LOCATION;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use portcullis_core::{Group, Scope, Token, TokenType};
-use serde::{Deserialize, Deserializer};
-use serde_json::json;
+use portcullis_core::{Group, Scope, Token, TokenKey, TokenType};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{path_key, ApiError, ApiJson, Caller, PREFIX};
 use crate::handlers::client_ip::ClientIp;
+use crate::handlers::openapi::{ApiFailures, Conflict};
 use crate::handlers::AppState;
 use crate::model::{TokenChanges, TokenInfo};
 use crate::services::{AdminTokenRequest, UserInfo};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserToken {
     token_name: String,
@@ -26,13 +26,14 @@ pub struct NewUserToken {
     expires: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenPatch {
     token_name: Option<String>,
     scopes: Option<Vec<Scope>>,
     /// Absent: unchanged. `null`: never expires. A number: the new expiry.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
     expires: Option<Option<u64>>,
 }
 
@@ -41,7 +42,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Er
     Option::<u64>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAdminToken {
     username: String,
@@ -58,17 +59,27 @@ pub struct NewAdminToken {
     groups: Vec<Group>,
 }
 
+/// A token just made: the only time its secret is shown.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    #[schema(example = "gt-DGO1OnPohl0r3C7wqhzRgQ.lCEZ0XWzWo9ZGNa6qLD9Kg")]
+    token: String,
+}
+
 /// 201 with the new token, which is shown this once, and where it lives.
 fn created(username: &str, token: &Token) -> Response {
     let location = format!("{PREFIX}/users/{username}/tokens/{}", token.key());
-    (
-        StatusCode::CREATED,
-        [(LOCATION, location)],
-        Json(json!({ "token": token.expose() })),
-    )
-        .into_response()
+    let body = CreatedToken {
+        token: token.expose(),
+    };
+    (StatusCode::CREATED, [(LOCATION, location)], Json(body)).into_response()
 }
 
+/// A user's tokens.
+#[utoipa::path(get, path = "/users/{username}/tokens", operation_id = "list_tokens", tag = "tokens",
+    params(("username" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = [TokenInfo]), ApiFailures))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -79,6 +90,15 @@ pub async fn list(
     ))
 }
 
+/// Makes a user token for `username`, who must be the caller (or the
+/// caller an administrator), with scopes the caller holds.
+#[utoipa::path(post, path = "/users/{username}/tokens", operation_id = "create_user_token", tag = "tokens",
+    params(("username" = String, Path)),
+    request_body = NewUserToken,
+    security(("bearer" = [])),
+    responses((status = 201, body = CreatedToken,
+        headers(("location" = String, description = "The new token's URL"))),
+        Conflict, ApiFailures))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -100,6 +120,11 @@ pub async fn create(
     Ok(created(&username, &token))
 }
 
+/// One of a user's tokens.
+#[utoipa::path(get, path = "/users/{username}/tokens/{key}", operation_id = "get_token", tag = "tokens",
+    params(("username" = String, Path), ("key" = TokenKey, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = TokenInfo), ApiFailures))]
 pub async fn show(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -110,6 +135,11 @@ pub async fn show(
     info.map(Json).ok_or(ApiError::NotFound)
 }
 
+/// Revokes a token, and every token delegated from it.
+#[utoipa::path(delete, path = "/users/{username}/tokens/{key}", operation_id = "revoke_token", tag = "tokens",
+    params(("username" = String, Path), ("key" = TokenKey, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Revoked"), ApiFailures))]
 pub async fn revoke(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -127,6 +157,12 @@ pub async fn revoke(
     }
 }
 
+/// Renames a user token, or changes its scopes or expiry.
+#[utoipa::path(patch, path = "/users/{username}/tokens/{key}", operation_id = "modify_token", tag = "tokens",
+    params(("username" = String, Path), ("key" = TokenKey, Path)),
+    request_body = TokenPatch,
+    security(("bearer" = [])),
+    responses((status = 200, body = TokenInfo), Conflict, ApiFailures))]
 pub async fn modify(
     State(state): State<AppState>,
     Caller(actor): Caller,
@@ -148,6 +184,13 @@ pub async fn modify(
     ))
 }
 
+/// Makes a token of any user and type (scope `admin:token`).
+#[utoipa::path(post, path = "/tokens", operation_id = "create_token", tag = "tokens",
+    request_body = NewAdminToken,
+    security(("bearer" = [])),
+    responses((status = 201, body = CreatedToken,
+        headers(("location" = String, description = "The new token's URL"))),
+        Conflict, ApiFailures))]
 pub async fn admin_create(
     State(state): State<AppState>,
     Caller(actor): Caller,

@@ -6,11 +6,12 @@ use portcullis_core::Group;
 use serde::Serialize;
 
 use super::{ApiError, Caller};
+use crate::handlers::openapi::ApiFailures;
 use crate::handlers::AppState;
 use crate::model::{TokenData, TokenInfo};
 use crate::services::{Actor, TokenError};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserInfoBody {
     username: String,
     name: Option<String>,
@@ -29,6 +30,10 @@ fn token_data(actor: Actor) -> Result<Box<TokenData>, ApiError> {
     }
 }
 
+/// Who the caller's token belongs to.
+#[utoipa::path(get, path = "/user-info", tag = "tokens",
+    security(("bearer" = [])),
+    responses((status = 200, body = UserInfoBody), ApiFailures))]
 pub async fn user_info(Caller(actor): Caller) -> Result<Json<UserInfoBody>, ApiError> {
     let data = token_data(actor)?;
     Ok(Json(UserInfoBody {
@@ -41,6 +46,10 @@ pub async fn user_info(Caller(actor): Caller) -> Result<Json<UserInfoBody>, ApiE
     }))
 }
 
+/// The caller's token itself.
+#[utoipa::path(get, path = "/token-info", tag = "tokens",
+    security(("bearer" = [])),
+    responses((status = 200, body = TokenInfo), ApiFailures))]
 pub async fn token_info(
     State(state): State<AppState>,
     Caller(actor): Caller,

@@ -30,7 +30,8 @@ pub const REVOKE_PATH: &str = "/auth/openid/revoke";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// An authorization request's parameters, as sent.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuthorizeRequest {
     pub response_type: Option<String>,
     pub client_id: Option<String>,
@@ -74,20 +75,25 @@ pub struct TokenRequest {
     pub code_verifier: Option<Secret>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
+    #[schema(value_type = String)]
     pub access_token: Secret,
+    #[schema(example = "Bearer")]
     pub token_type: &'static str,
     pub expires_in: u64,
+    #[schema(value_type = String)]
     pub id_token: Secret,
     pub scope: String,
 }
 
 /// RFC 7662's answer; inactive answers carry nothing else.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Introspection {
     pub active: bool,
+    /// For an active token, RFC 7662's other members.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub details: Option<Map<String, Value>>,
 }
 
