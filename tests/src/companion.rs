@@ -258,6 +258,8 @@ impl Companion {
         std::fs::read_to_string(self.dir.join("companion.log")).unwrap_or_default()
     }
 
+    /// Ends the companion with SIGKILL (what `Child::kill` sends): no
+    /// graceful shutdown, no flush, as a crash would end it.
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.stop();

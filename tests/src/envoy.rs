@@ -64,6 +64,12 @@ impl Envoy {
         self.process.log()
     }
 
+    /// SIGKILL, as a crash or the OOM killer would end it: no drain, no
+    /// clean-up, its shared data gone with it.
+    pub fn kill(&mut self) {
+        self.process.stop();
+    }
+
     /// Envoy's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()

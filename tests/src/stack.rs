@@ -219,6 +219,23 @@ impl Stack {
         format!("http://127.0.0.1:{}{path}", self.ports.proxy)
     }
 
+    /// Envoy killed with SIGKILL, then started again on the same ports and
+    /// configuration: every cache it had is gone.
+    pub async fn crash_envoy_and_restart(&mut self) {
+        self.envoy.kill();
+        let artifacts = Artifacts::get();
+        let config = std::fs::read_to_string(self._dir.path().join("envoy.yaml"))
+            .expect("the running configuration");
+        self.envoy = Envoy::start(
+            &artifacts.envoy,
+            &config,
+            self.ports.admin,
+            self._dir.path(),
+        )
+        .await
+        .unwrap_or_else(|log| panic!("Envoy did not start again:\n{log}"));
+    }
+
     /// GET through Envoy with the given headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.get(self.url(path));

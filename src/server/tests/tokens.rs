@@ -1388,7 +1388,7 @@ async fn delete_all_tokens_invalidates_every_token(backend: Backend) {
         .admin_token(admin_request("carol", TokenType::User, Some("stray")))
         .await
         .unwrap();
-    f.metadata.delete(stray.key()).await.unwrap();
+    f.metadata.delete(stray.key(), None).await.unwrap();
     let cursor = f.service.token_changes(None).await.unwrap().cursor;
     f.service.delete_all_tokens().await.unwrap();
     assert!(!f.valid(&a).await && !f.valid(&b).await);
@@ -1426,7 +1426,7 @@ async fn audit_finds_planted_inconsistencies_and_fix_repairs_what_it_can(backend
         .admin_token(admin_request("carol", TokenType::User, Some("stray")))
         .await
         .unwrap();
-    f.metadata.delete(stray.key()).await.unwrap();
+    f.metadata.delete(stray.key(), None).await.unwrap();
     // 2. Metadata without data.
     let ghost = f
         .admin_token(admin_request("dave", TokenType::User, Some("ghost")))
@@ -1438,13 +1438,19 @@ async fn audit_finds_planted_inconsistencies_and_fix_repairs_what_it_can(backend
         scopes: Some(scopes(&["write:all"])),
         ..Default::default()
     };
-    f.metadata.modify(healthy.key(), &skewed).await.unwrap();
+    f.metadata
+        .modify(healthy.key(), &skewed, &|_| None)
+        .await
+        .unwrap();
     // 4. A child outliving its parent, in both stores.
     let forever = TokenChanges {
         expires: Some(None),
         ..Default::default()
     };
-    f.metadata.modify(child.key(), &forever).await.unwrap();
+    f.metadata
+        .modify(child.key(), &forever, &|_| None)
+        .await
+        .unwrap();
     let child_data = f.data_of(&child).await;
     f.data
         .store(&TokenData {
@@ -1464,14 +1470,17 @@ async fn audit_finds_planted_inconsistencies_and_fix_repairs_what_it_can(backend
         .get_internal_token(&orphan_data, "tap", vec![], None, None)
         .await
         .unwrap();
-    f.metadata.delete(orphan_parent.key()).await.unwrap();
+    f.metadata.delete(orphan_parent.key(), None).await.unwrap();
     f.data.delete(orphan_parent.key()).await.unwrap();
     // 6. An unknown scope (not fixable: the audit cannot guess intent).
     let launch = TokenChanges {
         scopes: Some(scopes(&["launch:missiles"])),
         ..Default::default()
     };
-    f.metadata.modify(session.key(), &launch).await.unwrap();
+    f.metadata
+        .modify(session.key(), &launch, &|_| None)
+        .await
+        .unwrap();
     f.data
         .store(&TokenData {
             scopes: scopes(&["launch:missiles"]),
@@ -1479,6 +1488,16 @@ async fn audit_finds_planted_inconsistencies_and_fix_repairs_what_it_can(backend
         })
         .await
         .unwrap();
+    // Data without metadata this young may be a creation under way: left
+    // alone. The planted stray is older.
+    f.clock.advance(std::time::Duration::from_secs(
+        portcullis::services::tokens::CREATION_GRACE_SECONDS + 1,
+    ));
+    let under_way = f
+        .admin_token(admin_request("carol", TokenType::User, Some("under-way")))
+        .await
+        .unwrap();
+    f.metadata.delete(under_way.key(), None).await.unwrap();
 
     let report = f.service.audit(false).await.unwrap();
     let mentions = |what: &Token, text: &str| {
@@ -1488,6 +1507,7 @@ async fn audit_finds_planted_inconsistencies_and_fix_repairs_what_it_can(backend
             .any(|p| p.contains(what.key().as_str()) && p.contains(text))
     };
     assert!(mentions(&stray, "data without metadata"), "{report:?}");
+    assert!(!mentions(&under_way, "data"), "{report:?}");
     assert!(mentions(&ghost, "metadata without data"), "{report:?}");
     assert!(mentions(&healthy, "differ"), "{report:?}");
     assert!(mentions(&child, "outlives its parent"), "{report:?}");
@@ -1630,7 +1650,7 @@ async fn metadata_store_lists_children_deepest_first_and_finds_orphans(backend: 
     let order: Vec<_> = children.iter().map(|c| c.token.clone()).collect();
     assert_eq!(order, [grandchild.key().clone(), notebook.key().clone()]);
     assert!(f.metadata.list_orphaned().await.unwrap().is_empty());
-    f.metadata.delete(notebook.key()).await.unwrap();
+    f.metadata.delete(notebook.key(), None).await.unwrap();
     let orphans = f.metadata.list_orphaned().await.unwrap();
     assert_eq!(orphans.len(), 1);
     assert_eq!(&orphans[0].token, grandchild.key());

@@ -20,7 +20,7 @@ pub use maintenance_lock::{LocalMaintenanceLock, MaintenanceGuard, MaintenanceLo
 pub use oidc::{OidcStore, Redemption};
 pub use pending_login::PendingLoginStore;
 pub use token_data::TokenDataStore;
-pub use token_metadata::{ChildSlot, ReusableChild, TokenMetadataStore};
+pub use token_metadata::{ChildSlot, Record, ReusableChild, TokenMetadataStore};
 pub use transfer::{Dump, SealedRecord, TransferStore};
 
 #[derive(Debug, thiserror::Error)]

@@ -132,4 +132,10 @@ pub trait TokenDataStore: Send + Sync {
     async fn list_unrestored(&self, _now: u64) -> Result<Vec<TokenKey>, StorageError> {
         Ok(Vec::new())
     }
+    /// The data under `key` as [`get`](Self::get) reads it, but writing
+    /// nothing: a store with two copies does not restore the fast one. The
+    /// audit's read.
+    async fn peek(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
+        self.get(key).await
+    }
 }

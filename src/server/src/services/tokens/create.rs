@@ -250,9 +250,15 @@ impl TokenService {
             // Data before metadata: whoever finds the child's key in the
             // metadata must find its data too.
             self.data.store(&minted.data).await?;
+            let created = self.history_entry(
+                &minted.info,
+                TokenChange::Create,
+                Some(&parent.username),
+                ip,
+            );
             let slot = match self
                 .metadata
-                .add_child_unless_reusable(&minted.info, &reuse)
+                .add_child_unless_reusable(&minted.info, &reuse, &created)
                 .await
             {
                 Ok(slot) => slot,
@@ -262,16 +268,7 @@ impl TokenService {
                 }
             };
             let existing = match slot {
-                ChildSlot::Added => {
-                    self.record(
-                        &minted.info,
-                        TokenChange::Create,
-                        Some(&parent.username),
-                        ip,
-                    )
-                    .await?;
-                    return Ok(minted.token);
-                }
+                ChildSlot::Added => return Ok(minted.token),
                 ChildSlot::Existing(key) => key,
             };
             self.data.delete(minted.token.key()).await?;
@@ -280,7 +277,7 @@ impl TokenService {
             }
             // Metadata without data is a dead token: clear it and try again.
             tracing::warn!(key = %existing, "reusable child has no data; replacing it");
-            self.metadata.delete(&existing).await?;
+            self.metadata.delete(&existing, None).await?;
         }
         Err(TokenError::Storage(crate::storage::StorageError::Corrupt {
             key: parent.token.key().to_string(),

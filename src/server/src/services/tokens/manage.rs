@@ -103,41 +103,36 @@ impl TokenService {
         if let Some(expires) = changes.expires {
             self.validate_expires(expires)?;
         }
+        let record = |new: &TokenInfo| Some(self.edit_entry(&old, new, &changes, actor, ip));
         let new = self
             .metadata
-            .modify(key, &changes)
+            .modify(key, &changes, &record)
             .await?
             .ok_or(TokenError::NotFound)?;
-        // Revoked meanwhile: the revocation stands and nothing is written.
+        // Revoked meanwhile: the revocation stands (the edit's record only
+        // evicts cached answers once more).
         if !self.follow_metadata(&new).await? {
             return Err(TokenError::NotFound);
         }
-        self.record_edit(&old, &new, &changes, actor, ip).await?;
         self.narrow_descendants(&new, actor, ip).await?;
         Ok(new)
     }
 
     /// An `edit` history entry for `old` becoming `new`, holding the old
     /// values of what `changes` changed.
-    async fn record_edit(
+    fn edit_entry(
         &self,
         old: &TokenInfo,
         new: &TokenInfo,
         changes: &TokenChanges,
         actor: &Actor,
         ip: Option<IpAddr>,
-    ) -> Result<(), TokenError> {
-        let mut entry = HistoryEntry::new(
-            new,
-            TokenChange::Edit,
-            Some(&actor.history_name()),
-            ip,
-            self.clock.now(),
-        );
+    ) -> HistoryEntry {
+        let mut entry = self.history_entry(new, TokenChange::Edit, Some(&actor.history_name()), ip);
         entry.old_token_name = changes.token_name.as_ref().and(old.token_name.clone());
         entry.old_scopes = changes.scopes.as_ref().map(|_| old.scopes.clone());
         entry.old_expires = changes.expires.and(old.expires);
-        Ok(self.history.add(&entry).await?)
+        entry
     }
 
     /// A child never holds more than its parent nor outlives it: after an
@@ -168,11 +163,15 @@ impl TokenService {
             if changes.scopes.is_none() && changes.expires.is_none() {
                 continue;
             }
-            let Some(new) = self.metadata.modify(&child.token, &changes).await? else {
+            let record = |new: &TokenInfo| Some(self.edit_entry(&child, new, &changes, actor, ip));
+            let Some(new) = self
+                .metadata
+                .modify(&child.token, &changes, &record)
+                .await?
+            else {
                 continue;
             };
             self.follow_metadata(&new).await?;
-            self.record_edit(&child, &new, &changes, actor, ip).await?;
         }
         Ok(())
     }

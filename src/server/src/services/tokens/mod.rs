@@ -12,7 +12,7 @@ use std::sync::Arc;
 use portcullis_core::{Group, Scope, Token, TokenKey, TokenType};
 
 pub use create::AdminTokenRequest;
-pub use upkeep::{AuditReport, StateMetrics};
+pub use upkeep::{AuditReport, StateMetrics, CREATION_GRACE_SECONDS};
 
 use super::Clock;
 use crate::config::TokenPolicy;
@@ -253,18 +253,34 @@ impl TokenService {
         actor: &str,
         ip: Option<IpAddr>,
     ) -> Result<Token, TokenError> {
+        // Data before metadata: whoever finds the key in the metadata must
+        // find its data too. A crash between the two leaves data nobody
+        // holds the secret of, which authenticates no one (`live` needs the
+        // metadata) and which the audit removes.
         self.data.store(&minted.data).await?;
-        if let Err(e) = self.metadata.add(&minted.info).await {
+        let created = self.history_entry(&minted.info, TokenChange::Create, Some(actor), ip);
+        if let Err(e) = self.metadata.add(&minted.info, &created).await {
             self.data.delete(minted.token.key()).await?;
             return Err(e.into());
         }
-        self.record(&minted.info, TokenChange::Create, Some(actor), ip)
-            .await?;
         tracing::info!(key = %minted.token.key(), username = %minted.info.username,
             token_type = minted.info.token_type.as_str(), "created token");
         Ok(minted.token)
     }
 
+    /// The record of `action` on `info`, now.
+    fn history_entry(
+        &self,
+        info: &TokenInfo,
+        action: TokenChange,
+        actor: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> HistoryEntry {
+        HistoryEntry::new(info, action, actor, ip, self.clock.now())
+    }
+
+    /// Records `action` on its own, for a change no metadata write carries
+    /// (a repair of data the audit found).
     async fn record(
         &self,
         info: &TokenInfo,
@@ -273,13 +289,7 @@ impl TokenService {
         ip: Option<IpAddr>,
     ) -> Result<(), StorageError> {
         self.history
-            .add(&HistoryEntry::new(
-                info,
-                action,
-                actor,
-                ip,
-                self.clock.now(),
-            ))
+            .add(&self.history_entry(info, action, actor, ip))
             .await
     }
 
@@ -307,7 +317,8 @@ impl TokenService {
         actor: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<bool, StorageError> {
-        let doomed = self.metadata.delete_tree(&info.token).await?;
+        let record = |doomed: &TokenInfo| Some(self.history_entry(doomed, action, actor, ip));
+        let doomed = self.metadata.delete_tree(&info.token, &record).await?;
         if doomed.is_empty() {
             // Revoked by someone else meanwhile, who records it; any data
             // left of it goes all the same.
@@ -316,7 +327,6 @@ impl TokenService {
         }
         for token in &doomed {
             self.data.delete(&token.token).await?;
-            self.record(token, action, actor, ip).await?;
             tracing::info!(key = %token.token, action = action.as_str(), "removed token");
         }
         Ok(true)

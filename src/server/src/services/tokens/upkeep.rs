@@ -7,7 +7,7 @@ use portcullis_core::check::Changes;
 use portcullis_core::TokenKey;
 
 use super::{TokenError, TokenService};
-use crate::model::{TokenChange, TokenChanges, TokenInfo, TokenListing};
+use crate::model::{TokenChange, TokenChanges, TokenData, TokenInfo, TokenListing};
 use crate::storage::StorageError;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -38,6 +38,10 @@ pub struct StateMetrics {
     pub user_tokens: u64,
 }
 
+/// How long after its creation data without metadata may be a creation
+/// under way, which the audit leaves alone.
+pub const CREATION_GRACE_SECONDS: u64 = 60;
+
 impl TokenService {
     /// Removes every expired token from both stores with an `expire`
     /// history entry; how many there were.
@@ -45,8 +49,8 @@ impl TokenService {
         let expired = self.metadata.list_expired(self.clock.now()).await?;
         for info in &expired {
             self.data.delete(&info.token).await?;
-            self.metadata.delete(&info.token).await?;
-            self.record(info, TokenChange::Expire, None, None).await?;
+            let expired = self.history_entry(info, TokenChange::Expire, None, None);
+            self.metadata.delete(&info.token, Some(&expired)).await?;
         }
         Ok(expired.len())
     }
@@ -107,7 +111,8 @@ impl TokenService {
             .iter()
             .filter(|k| !known.contains(k))
         {
-            unlisted.extend(self.info_from_data(key).await?);
+            let data = self.readable(key).await?;
+            unlisted.extend(data.map(|d| TokenInfo::of_new(&d, None, None)));
         }
         self.data.delete_all().await?;
         for info in infos.iter().chain(&unlisted) {
@@ -118,9 +123,9 @@ impl TokenService {
 
     /// What the history needs of a token that has data but no metadata;
     /// `None` if its data cannot be read (then no check can pass with it).
-    async fn info_from_data(&self, key: &TokenKey) -> Result<Option<TokenInfo>, TokenError> {
-        match self.data.get(key).await {
-            Ok(data) => Ok(data.map(|d| TokenInfo::of_new(&d, None, None))),
+    async fn readable(&self, key: &TokenKey) -> Result<Option<TokenData>, TokenError> {
+        match self.data.peek(key).await {
+            Ok(data) => Ok(data),
             Err(StorageError::Sealed { .. } | StorageError::Corrupt { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -147,7 +152,22 @@ impl TokenService {
     /// where the two disagree.
     pub async fn audit(&self, fix: bool) -> Result<AuditReport, TokenError> {
         let mut report = AuditReport::default();
-        let unrestored = self.data.list_unrestored(self.clock.now()).await?;
+        let infos: BTreeMap<TokenKey, TokenInfo> = self
+            .metadata
+            .list_tokens(&TokenListing::default())
+            .await?
+            .into_iter()
+            .map(|i| (i.token.clone(), i))
+            .collect();
+        // Of tokens: durable data without metadata is data without
+        // metadata, reported below.
+        let unrestored: Vec<TokenKey> = self
+            .data
+            .list_unrestored(self.clock.now())
+            .await?
+            .into_iter()
+            .filter(|k| infos.contains_key(k))
+            .collect();
         for key in &unrestored {
             report.found(
                 fix,
@@ -160,18 +180,23 @@ impl TokenService {
             }
         }
         let data_keys: BTreeSet<TokenKey> = self.data.list().await?.into_iter().collect();
-        let infos: BTreeMap<TokenKey, TokenInfo> = self
-            .metadata
-            .list_tokens(&TokenListing::default())
-            .await?
-            .into_iter()
-            .map(|i| (i.token.clone(), i))
-            .collect();
 
         for key in data_keys.iter().filter(|k| !infos.contains_key(*k)) {
+            let data = self.readable(key).await?;
+            // A creation writes its data first and its metadata a moment
+            // later: data this young may be one under way (removing it
+            // would break the token), or one a crash cut short, whose
+            // secret nobody was given. Either way it authenticates no one.
+            let now = self.clock.now();
+            if data
+                .as_ref()
+                .is_some_and(|d| d.created.saturating_add(CREATION_GRACE_SECONDS) > now)
+            {
+                continue;
+            }
             report.found(fix, true, format!("token {key}: data without metadata"));
             if fix {
-                let info = self.info_from_data(key).await?;
+                let info = data.map(|d| TokenInfo::of_new(&d, None, None));
                 self.data.delete(key).await?;
                 // Checks read the data alone: an edge may have this cached.
                 if let Some(info) = info {
@@ -182,8 +207,8 @@ impl TokenService {
         for (key, info) in infos.iter().filter(|(k, _)| !data_keys.contains(*k)) {
             report.found(fix, true, format!("token {key}: metadata without data"));
             if fix {
-                self.metadata.delete(key).await?;
-                self.record(info, TokenChange::Revoke, None, None).await?;
+                let revoked = self.history_entry(info, TokenChange::Revoke, None, None);
+                self.metadata.delete(key, Some(&revoked)).await?;
             }
         }
         for (key, info) in infos.iter().filter(|(k, _)| data_keys.contains(*k)) {
@@ -264,7 +289,7 @@ impl TokenService {
                 format!("token {key}: metadata scopes or expiry differ from its data"),
             );
             if fix {
-                self.metadata.modify(key, &changes).await?;
+                self.metadata.modify(key, &changes, &|_| None).await?;
             }
         }
         Ok(())
@@ -297,11 +322,13 @@ impl TokenService {
                     expires: Some(Some(limit)),
                     ..TokenChanges::default()
                 };
-                if let Some(new) = self.metadata.modify(key, &changes).await? {
+                // Cached answers may outlive the new expiry: the edit
+                // evicts them.
+                let record =
+                    |_: &TokenInfo| Some(self.history_entry(child, TokenChange::Edit, None, None));
+                if let Some(new) = self.metadata.modify(key, &changes, &record).await? {
                     self.follow_metadata(&new).await?;
                 }
-                // Cached answers may outlive the new expiry: evict them.
-                self.record(child, TokenChange::Edit, None, None).await?;
             }
         }
         Ok(())

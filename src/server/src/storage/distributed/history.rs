@@ -18,6 +18,24 @@ pub(super) async fn lock_history(db: impl sqlx::PgExecutor<'_>) -> Result<(), St
     Ok(())
 }
 
+/// Records `entries` in the transaction `tx`, under the history lock, which
+/// is held to its commit. Taken last in every transaction that writes
+/// tokens too, after their rows' locks, so that no two lock in opposite
+/// orders.
+pub(super) async fn record_in(
+    tx: &mut sqlx::PgConnection,
+    entries: &[HistoryEntry],
+) -> Result<(), StorageError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    lock_history(&mut *tx).await?;
+    for entry in entries {
+        sql::postgres::insert_entry(&mut *tx, entry).await?;
+    }
+    Ok(())
+}
+
 /// Serializes history writes (any constant would do, if unique to them).
 const HISTORY_WRITE_LOCK: i64 = 0x706f_7274_6869_7374;
 
@@ -38,8 +56,7 @@ impl TokenHistoryStore for PgHistoryStore {
         // A sequence hands out ids in the order inserts start, not the
         // order they commit: without this lock, a feed reader could see id
         // 8 committed, move its cursor past it, and never see id 7.
-        lock_history(&mut *tx).await?;
-        sql::postgres::insert_entry(&mut *tx, e).await?;
+        record_in(&mut tx, std::slice::from_ref(e)).await?;
         tx.commit().await?;
         Ok(())
     }

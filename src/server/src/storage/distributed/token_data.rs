@@ -300,6 +300,21 @@ impl TokenDataStore for DistributedTokenDataStore {
         Ok(())
     }
 
+    async fn peek(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
+        let mut redis = self.engines.redis.clone();
+        let cached: Option<Vec<u8>> = redis.get(self.engines.keys.token(key)).await?;
+        if let Some(bytes) = cached {
+            return token_data::open(&self.cipher, key, &decode(key, &bytes)?).map(Some);
+        }
+        let row =
+            sqlx::query("SELECT key_id, nonce, ciphertext FROM token_data WHERE token_key = $1")
+                .bind(key.as_str())
+                .fetch_optional(&self.engines.pg)
+                .await?;
+        row.map(|row| token_data::open(&self.cipher, key, &sealed_from(&row)?))
+            .transpose()
+    }
+
     async fn list_unrestored(&self, now: u64) -> Result<Vec<TokenKey>, StorageError> {
         let live: Vec<String> = sqlx::query_scalar(
             "SELECT token_key FROM token_data WHERE expires IS NULL OR expires > $1

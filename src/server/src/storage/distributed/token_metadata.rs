@@ -6,10 +6,12 @@ use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use sqlx::PgPool;
 
-use crate::model::{TokenChanges, TokenInfo, TokenListing};
+use crate::model::{HistoryEntry, TokenChanges, TokenInfo, TokenListing};
 use crate::storage::rows::{info_from, TOKEN_COLUMNS as COLUMNS};
 use crate::storage::sql;
-use crate::storage::{ChildSlot, ReusableChild, StorageError, TokenMetadataStore};
+use crate::storage::{ChildSlot, Record, ReusableChild, StorageError, TokenMetadataStore};
+
+use super::history::record_in;
 
 pub struct PgTokenMetadataStore {
     pool: PgPool,
@@ -23,15 +25,19 @@ impl PgTokenMetadataStore {
 
 #[async_trait]
 impl TokenMetadataStore for PgTokenMetadataStore {
-    async fn add(&self, info: &TokenInfo) -> Result<(), StorageError> {
-        let mut conn = self.pool.acquire().await?;
-        sql::postgres::insert_token(&mut *conn, info).await
+    async fn add(&self, info: &TokenInfo, created: &HistoryEntry) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        sql::postgres::insert_token(&mut *tx, info).await?;
+        record_in(&mut tx, std::slice::from_ref(created)).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn add_child_unless_reusable(
         &self,
         info: &TokenInfo,
         reuse: &ReusableChild,
+        created: &HistoryEntry,
     ) -> Result<ChildSlot, StorageError> {
         let mut tx = self.pool.begin().await?;
         // Callers for one parent queue on this lock, whichever replica
@@ -41,6 +47,9 @@ impl TokenMetadataStore for PgTokenMetadataStore {
             .execute(&mut *tx)
             .await?;
         let slot = sql::postgres::add_child_unless_reusable(&mut tx, info, reuse).await?;
+        if slot == ChildSlot::Added {
+            record_in(&mut tx, std::slice::from_ref(created)).await?;
+        }
         tx.commit().await?;
         Ok(slot)
     }
@@ -65,9 +74,12 @@ impl TokenMetadataStore for PgTokenMetadataStore {
         &self,
         key: &TokenKey,
         changes: &TokenChanges,
+        record: Record<'_>,
     ) -> Result<Option<TokenInfo>, StorageError> {
         let mut tx = self.pool.begin().await?;
         let modified = sql::postgres::modify_token(&mut tx, key, changes).await?;
+        let entries: Vec<HistoryEntry> = modified.iter().filter_map(record).collect();
+        record_in(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(modified)
     }
@@ -81,11 +93,25 @@ impl TokenMetadataStore for PgTokenMetadataStore {
         sql::postgres::record_use(&self.pool, key, now, interval).await
     }
 
-    async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError> {
-        sql::postgres::delete_token(&self.pool, key).await
+    async fn delete(
+        &self,
+        key: &TokenKey,
+        removed: Option<&HistoryEntry>,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sql::postgres::delete_token(&mut *tx, key).await?;
+        if let Some(entry) = removed.filter(|_| deleted) {
+            record_in(&mut tx, std::slice::from_ref(entry)).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
-    async fn delete_tree(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
+    async fn delete_tree(
+        &self,
+        key: &TokenKey,
+        record: Record<'_>,
+    ) -> Result<Vec<TokenInfo>, StorageError> {
         let mut tx = self.pool.begin().await?;
         // `FOR UPDATE` conflicts with the key-share lock a child's insert
         // takes on its parent through the foreign key. Locking a level
@@ -129,6 +155,8 @@ impl TokenMetadataStore for PgTokenMetadataStore {
             .bind(&keys)
             .execute(&mut *tx)
             .await?;
+        let entries: Vec<HistoryEntry> = doomed.iter().filter_map(record).collect();
+        record_in(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(doomed)
     }

@@ -2,9 +2,9 @@ use async_trait::async_trait;
 use portcullis_core::TokenKey;
 use sqlx::{Connection as _, SqlitePool};
 
-use crate::model::{TokenChanges, TokenInfo, TokenListing};
+use crate::model::{HistoryEntry, TokenChanges, TokenInfo, TokenListing};
 use crate::storage::sql;
-use crate::storage::{ChildSlot, ReusableChild, StorageError, TokenMetadataStore};
+use crate::storage::{ChildSlot, Record, ReusableChild, StorageError, TokenMetadataStore};
 
 pub struct SqliteTokenMetadataStore {
     pool: SqlitePool,
@@ -18,21 +18,29 @@ impl SqliteTokenMetadataStore {
 
 #[async_trait]
 impl TokenMetadataStore for SqliteTokenMetadataStore {
-    async fn add(&self, info: &TokenInfo) -> Result<(), StorageError> {
+    async fn add(&self, info: &TokenInfo, created: &HistoryEntry) -> Result<(), StorageError> {
         let mut conn = self.pool.acquire().await?;
-        sql::sqlite::insert_token(&mut *conn, info).await
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        sql::sqlite::insert_token(&mut *tx, info).await?;
+        sql::sqlite::insert_entry(&mut *tx, created).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn add_child_unless_reusable(
         &self,
         info: &TokenInfo,
         reuse: &ReusableChild,
+        created: &HistoryEntry,
     ) -> Result<ChildSlot, StorageError> {
         let mut conn = self.pool.acquire().await?;
         // IMMEDIATE takes the write lock before the read, so two callers
         // cannot both see no child and both add one.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let slot = sql::sqlite::add_child_unless_reusable(&mut tx, info, reuse).await?;
+        if slot == ChildSlot::Added {
+            sql::sqlite::insert_entry(&mut *tx, created).await?;
+        }
         tx.commit().await?;
         Ok(slot)
     }
@@ -57,10 +65,14 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         &self,
         key: &TokenKey,
         changes: &TokenChanges,
+        record: Record<'_>,
     ) -> Result<Option<TokenInfo>, StorageError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let modified = sql::sqlite::modify_token(&mut tx, key, changes).await?;
+        if let Some(entry) = modified.as_ref().and_then(record) {
+            sql::sqlite::insert_entry(&mut *tx, &entry).await?;
+        }
         tx.commit().await?;
         Ok(modified)
     }
@@ -74,11 +86,26 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         sql::sqlite::record_use(&self.pool, key, now, interval).await
     }
 
-    async fn delete(&self, key: &TokenKey) -> Result<bool, StorageError> {
-        sql::sqlite::delete_token(&self.pool, key).await
+    async fn delete(
+        &self,
+        key: &TokenKey,
+        removed: Option<&HistoryEntry>,
+    ) -> Result<bool, StorageError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let deleted = sql::sqlite::delete_token(&mut *tx, key).await?;
+        if let Some(entry) = removed.filter(|_| deleted) {
+            sql::sqlite::insert_entry(&mut *tx, entry).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
-    async fn delete_tree(&self, key: &TokenKey) -> Result<Vec<TokenInfo>, StorageError> {
+    async fn delete_tree(
+        &self,
+        key: &TokenKey,
+        record: Record<'_>,
+    ) -> Result<Vec<TokenInfo>, StorageError> {
         let mut conn = self.pool.acquire().await?;
         // The write lock, held from the first read to the commit, is the
         // lock of every token here: no child is added in between.
@@ -90,6 +117,9 @@ impl TokenMetadataStore for SqliteTokenMetadataStore {
         doomed.push(root);
         for info in &doomed {
             sql::sqlite::delete_token(&mut *tx, &info.token).await?;
+            if let Some(entry) = record(info) {
+                sql::sqlite::insert_entry(&mut *tx, &entry).await?;
+            }
         }
         tx.commit().await?;
         Ok(doomed)
