@@ -8,6 +8,9 @@
 #   ./build.sh fuzz [SECONDS]  every fuzz target (fuzz/) for SECONDS each
 #                     (default 60) under libFuzzer; a table, and
 #                     target/fuzz/report.json
+#   ./build.sh soak [MINUTES]  the whole product under mixed load with
+#                     faults for MINUTES (default 10); a summary, and
+#                     target/soak/report.json
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -293,11 +296,22 @@ run_fuzz() {
     die "crashed: ${failed[*]} (inputs in $out/artifacts; fix, minimize with cargo fuzz tmin, add to fuzz/corpus)"
 }
 
+# Envoy, the filter's cache and the companion on the distributed store
+# under a mixed load while the companion restarts and its engines are cut:
+# see tests/src/bin/soak.rs. Needs PostgreSQL and Redis.
+run_soak() {
+  local minutes=${1:-10}
+  case "$minutes" in ''|*[!0-9]*) die "usage: ./build.sh soak [MINUTES]" ;; esac
+  build
+  "$ROOT/target/release/portcullis-soak" "$minutes"
+}
+
 case "${1:-build}" in
   build) build ;;
   run) run_demo ;;
   test) run_tests ;;
   bench) run_bench ;;
   fuzz) run_fuzz "${2:-}" ;;
-  *) die "usage: ./build.sh [build|run|test|bench|fuzz [SECONDS]]" ;;
+  soak) run_soak "${2:-}" ;;
+  *) die "usage: ./build.sh [build|run|test|bench|fuzz [SECONDS]|soak [MINUTES]]" ;;
 esac

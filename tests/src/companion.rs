@@ -258,6 +258,11 @@ impl Companion {
         std::fs::read_to_string(self.dir.join("companion.log")).unwrap_or_default()
     }
 
+    /// The serving process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(Process::pid)
+    }
+
     /// Ends the companion with SIGKILL (what `Child::kill` sends): no
     /// graceful shutdown, no flush, as a crash would end it.
     pub fn stop(&mut self) {
