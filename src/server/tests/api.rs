@@ -244,6 +244,48 @@ async fn a_user_creates_lists_shows_and_revokes_their_own_tokens(backend: Backen
 
 #[apply(backends)]
 #[tokio::test]
+async fn a_path_segment_that_is_not_utf8_is_refused_in_the_api_shape_unechoed(backend: Backend) {
+    let Some(api) = api(backend).await else {
+        return;
+    };
+    let key = "AAAAAAAAAAAAAAAAAAAAAA";
+    for (method, uri) in [
+        (Method::GET, "/auth/api/v1/users/%FFgt-x/tokens".to_owned()),
+        (Method::POST, "/auth/api/v1/users/%FFgt-x/tokens".to_owned()),
+        (Method::GET, format!("/auth/api/v1/users/a%FE/tokens/{key}")),
+        (
+            Method::DELETE,
+            format!("/auth/api/v1/users/a/tokens/{key}%C0"),
+        ),
+        (
+            Method::PATCH,
+            format!("/auth/api/v1/users/a%FF/tokens/{key}"),
+        ),
+        (
+            Method::GET,
+            format!("/auth/api/v1/users/a%FF/tokens/{key}/change-history"),
+        ),
+        (
+            Method::GET,
+            "/auth/api/v1/users/%FF/token-change-history".to_owned(),
+        ),
+        (Method::GET, "/auth/api/v1/oidc-clients/%FF".to_owned()),
+        (Method::DELETE, "/auth/api/v1/oidc-clients/%FF".to_owned()),
+        (Method::POST, "/auth/cli/login/%FF/poll".to_owned()),
+    ] {
+        let body = matches!(method, Method::POST | Method::PATCH).then(|| json!({}));
+        let reply = api.call(method.clone(), &uri, Some(&api.admin), body).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+        let said = reply.body["error_description"].as_str().unwrap();
+        assert!(
+            !said.contains("gt-") && !said.contains('\u{fffd}'),
+            "{method} {uri}: {said}"
+        );
+    }
+}
+
+#[apply(backends)]
+#[tokio::test]
 async fn a_user_cannot_see_or_touch_another_users_tokens(backend: Backend) {
     let Some(api) = api(backend).await else {
         return;

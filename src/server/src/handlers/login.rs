@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::api::ApiPath;
 use super::client_ip::ClientIp;
 use super::error::ErrorBody;
 use super::error::{cli_login_error, login_error};
@@ -190,7 +191,7 @@ pub struct PollBody {
 pub async fn cli_poll(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Path(login_id): Path<String>,
+    ApiPath(login_id): ApiPath<String>,
     body: super::api::ApiJson<PollBody>,
 ) -> Response {
     match state

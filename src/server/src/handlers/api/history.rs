@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::header::LINK;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,7 @@ use axum::Json;
 use ipnet::IpNet;
 use portcullis_core::{TokenKey, TokenType};
 
-use super::{path_key, ApiError, Caller};
+use super::{path_key, ApiError, ApiPath, Caller};
 use crate::handlers::openapi::ApiFailures;
 use crate::handlers::AppState;
 use crate::model::{HistoryCursor, HistoryEntry, HistoryFilter, HistoryPage};
@@ -201,7 +201,7 @@ pub async fn of_user(
     State(state): State<AppState>,
     Caller(actor): Caller,
     uri: OriginalUri,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let mut query = parse_query(query.as_deref().unwrap_or(""))?;
@@ -223,7 +223,7 @@ pub async fn of_token(
     State(state): State<AppState>,
     Caller(actor): Caller,
     uri: OriginalUri,
-    Path((username, key)): Path<(String, String)>,
+    ApiPath((username, key)): ApiPath<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let mut query = parse_query(query.as_deref().unwrap_or(""))?;

@@ -5,7 +5,7 @@ mod oidc_clients;
 mod tokens;
 mod user;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -103,6 +103,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(ApiError::InvalidRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// Path parameters whose rejection uses the API's error shape. A segment
+/// that is not UTF-8 once decoded is refused without being echoed: it may
+/// be a credential pasted in the wrong place.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(_) => Err(ApiError::InvalidRequest(
+                "a path segment is not UTF-8 text".into(),
+            )),
         }
     }
 }

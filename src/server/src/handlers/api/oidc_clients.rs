@@ -1,13 +1,13 @@
 //! `/oidc-clients`: registering OpenID Connect clients (scope `admin:oidc`
 //! or the bootstrap token).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiJson, Caller};
+use super::{ApiJson, ApiPath, Caller};
 use crate::handlers::error::{oidc_error, ApiError};
 use crate::handlers::openapi::{Conflict, OidcApiFailures};
 use crate::handlers::openid::Provider;
@@ -105,7 +105,7 @@ pub async fn show(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Provider(provider): Provider,
-    Path(client_id): Path<String>,
+    ApiPath(client_id): ApiPath<String>,
 ) -> Response {
     match provider.clients().get(&actor, &client_id).await {
         Ok(Some(client)) => Json(view(&client)).into_response(),
@@ -123,7 +123,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Provider(provider): Provider,
-    Path(client_id): Path<String>,
+    ApiPath(client_id): ApiPath<String>,
 ) -> Response {
     match provider.clients().delete(&actor, &client_id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),

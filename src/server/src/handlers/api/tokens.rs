@@ -1,7 +1,7 @@
 //! A user's tokens: list, create, show, change, revoke; and tokens for
 //! anyone, made by an administrator.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,7 +9,7 @@ use axum::Json;
 use portcullis_core::{Group, Scope, Token, TokenKey, TokenType};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{path_key, ApiError, ApiJson, Caller, PREFIX};
+use super::{path_key, ApiError, ApiJson, ApiPath, Caller, PREFIX};
 use crate::handlers::client_ip::ClientIp;
 use crate::handlers::openapi::{ApiFailures, Conflict};
 use crate::handlers::AppState;
@@ -83,7 +83,7 @@ fn created(username: &str, token: &Token) -> Response {
 pub async fn list(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     Ok(Json(
         state.tokens.list_tokens(&actor, Some(&username)).await?,
@@ -103,7 +103,7 @@ pub async fn create(
     State(state): State<AppState>,
     Caller(actor): Caller,
     ClientIp(ip): ClientIp,
-    Path(username): Path<String>,
+    ApiPath(username): ApiPath<String>,
     ApiJson(body): ApiJson<NewUserToken>,
 ) -> Result<Response, ApiError> {
     let token = state
@@ -128,7 +128,7 @@ pub async fn create(
 pub async fn show(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    Path((username, key)): Path<(String, String)>,
+    ApiPath((username, key)): ApiPath<(String, String)>,
 ) -> Result<Json<TokenInfo>, ApiError> {
     let key = path_key(&key)?;
     let info = state.tokens.get_token_info(&key, &actor, &username).await?;
@@ -144,7 +144,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Caller(actor): Caller,
     ClientIp(ip): ClientIp,
-    Path((username, key)): Path<(String, String)>,
+    ApiPath((username, key)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let key = path_key(&key)?;
     match state
@@ -167,7 +167,7 @@ pub async fn modify(
     State(state): State<AppState>,
     Caller(actor): Caller,
     ClientIp(ip): ClientIp,
-    Path((username, key)): Path<(String, String)>,
+    ApiPath((username, key)): ApiPath<(String, String)>,
     ApiJson(patch): ApiJson<TokenPatch>,
 ) -> Result<Json<TokenInfo>, ApiError> {
     let key = path_key(&key)?;
