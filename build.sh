@@ -11,6 +11,9 @@
 #   ./build.sh soak [MINUTES]  the whole product under mixed load with
 #                     faults for MINUTES (default 10); a summary, and
 #                     target/soak/report.json
+#   ./build.sh dist   the release artefacts in dist/: the .wasm, the static
+#                     companion, and both as OCI images (the filter's in the
+#                     layout Istio pulls)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,8 +23,13 @@ ENVOY_VERSION=1.40.0
 SCHEMATHESIS_VERSION=4.32.5
 VENV="$ROOT/.venv"
 WASM="$ROOT/target/wasm32-wasip1/wasm/portcullis_filter.wasm"
-COMPANION="$ROOT/target/release/portcullis"
-ECHO="$ROOT/target/release/echo-upstream"
+# Every native binary is built static, against musl: the companion the
+# tests run is the one in the release image, which has no libc to link
+# against (and musl's resolver needs no NSS modules for DNS).
+NATIVE="$(uname -m)-unknown-linux-musl"
+BIN="$ROOT/target/$NATIVE/release"
+COMPANION="$BIN/portcullis"
+ECHO="$BIN/echo-upstream"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "build.sh: $*"; exit 1; }
@@ -69,12 +77,32 @@ install_node_packages() {
   fi
 }
 
-build() {
-  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
-    rustup target add wasm32-wasip1
+# A Debian package, installed when missing if we can (root with apt, as
+# on CI); otherwise the caller says what to do.
+apt_install() { # package
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+  if [ -z "${APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null && APT_UPDATED=1
   fi
+  say "installing Debian's $1"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+}
+
+need() { # program package
+  command -v "$1" >/dev/null || apt_install "$2" || die "$1 is missing: install Debian's package $2"
+}
+
+build() {
+  local target
+  for target in wasm32-wasip1 "$NATIVE"; do
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+      rustup target add "$target"
+    fi
+  done
+  # The C in the dependencies (SQLite, aws-lc) compiled for musl.
+  need musl-gcc musl-tools
   install_envoy
-  cargo build --release --workspace --bins
+  cargo build --release --workspace --bins --target "$NATIVE"
   cargo build --profile wasm --target wasm32-wasip1 -p portcullis-filter
   export PORTCULLIS_BIN="$COMPANION" PORTCULLIS_ECHO="$ECHO" PORTCULLIS_WASM="$WASM"
   say "built $WASM ($(wc -c <"$WASM") bytes) and $COMPANION"
@@ -234,7 +262,27 @@ run_tests() {
   lint
   install_node_packages
   install_schemathesis
-  cargo test --release --workspace
+  dist
+  # What the artefact tests drive.
+  need skopeo skopeo
+  need umoci umoci
+  need docker-registry docker-registry
+  cargo test --release --workspace --target "$NATIVE"
+}
+
+# dist/: the release .wasm and static companion with their SHA-256, and
+# both as OCI image layouts (src/dist), tagged with the workspace's version
+# and dated by the last commit, so that a rebuild is byte for byte the same.
+dist() {
+  local version epoch
+  version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -1)
+  epoch=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)
+  rm -rf "$ROOT/dist"
+  local ca=()
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && ca=(--ca-certificates /etc/ssl/certs/ca-certificates.crt)
+  SOURCE_DATE_EPOCH=$epoch "$BIN/portcullis-dist" --wasm "$WASM" --companion "$COMPANION" \
+    --out "$ROOT/dist" --version "$version" "${ca[@]}"
+  export PORTCULLIS_DIST="$ROOT/dist"
 }
 
 # Envoy and the companion on one core, the load generator on the other:
@@ -244,8 +292,8 @@ run_bench() {
   [ "$(nproc)" -ge 2 ] || die "the bench needs two cores: one for Envoy, one for the load"
   # The do-nothing filter, built like the real one, and the token seeder.
   cargo build --profile wasm --target wasm32-wasip1 -p portcullis-bench-noop
-  cargo build --release -p portcullis --example seed_tokens
-  "$ROOT/target/release/portcullis-bench"
+  cargo build --release --target "$NATIVE" -p portcullis --example seed_tokens
+  "$BIN/portcullis-bench"
 }
 
 # Every target in fuzz/ under libFuzzer (cargo-fuzz, the nightly toolchain),
@@ -303,7 +351,7 @@ run_soak() {
   local minutes=${1:-10}
   case "$minutes" in ''|*[!0-9]*) die "usage: ./build.sh soak [MINUTES]" ;; esac
   build
-  "$ROOT/target/release/portcullis-soak" "$minutes"
+  "$BIN/portcullis-soak" "$minutes"
 }
 
 case "${1:-build}" in
@@ -313,5 +361,6 @@ case "${1:-build}" in
   bench) run_bench ;;
   fuzz) run_fuzz "${2:-}" ;;
   soak) run_soak "${2:-}" ;;
-  *) die "usage: ./build.sh [build|run|test|bench|fuzz [SECONDS]|soak [MINUTES]]" ;;
+  dist) build && dist ;;
+  *) die "usage: ./build.sh [build|run|test|bench|dist|fuzz [SECONDS]|soak [MINUTES]]" ;;
 esac

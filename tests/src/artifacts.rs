@@ -15,6 +15,14 @@ pub struct Artifacts {
     pub root: PathBuf,
 }
 
+/// Where `./build.sh` puts the native binaries: built static against musl
+/// for this machine's architecture (the release image's binary).
+pub fn native_release_dir(root: &Path) -> PathBuf {
+    root.join("target")
+        .join(format!("{}-unknown-linux-musl", std::env::consts::ARCH))
+        .join("release")
+}
+
 impl Artifacts {
     pub fn get() -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,6 +30,7 @@ impl Artifacts {
             .expect("tests/ sits in the workspace")
             .to_owned();
         let target = root.join("target");
+        let native = native_release_dir(&root);
         let pick = |var: &str, default: PathBuf| {
             let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
             assert!(
@@ -33,8 +42,8 @@ impl Artifacts {
             path
         };
         Self {
-            companion: pick("PORTCULLIS_BIN", target.join("release/portcullis")),
-            echo: pick("PORTCULLIS_ECHO", target.join("release/echo-upstream")),
+            companion: pick("PORTCULLIS_BIN", native.join("portcullis")),
+            echo: pick("PORTCULLIS_ECHO", native.join("echo-upstream")),
             wasm: pick(
                 "PORTCULLIS_WASM",
                 target.join("wasm32-wasip1/wasm/portcullis_filter.wasm"),

@@ -12,6 +12,8 @@ use std::time::Duration;
 use redis::AsyncCommands as _;
 use sqlx::{Connection as _, PgConnection};
 
+use crate::tools::required;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub struct ScratchEngines {
@@ -31,11 +33,6 @@ fn server_url() -> String {
 
 fn redis_url() -> String {
     std::env::var("PORTCULLIS_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// Whether the engines must be there (CI) rather than skipped without them.
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 impl ScratchEngines {

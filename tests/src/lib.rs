@@ -12,6 +12,7 @@ pub mod process;
 pub mod raw;
 pub mod severable;
 pub mod stack;
+pub mod tools;
 
 pub use artifacts::Artifacts;
 pub use companion::Companion;

@@ -465,10 +465,17 @@ impl Bench {
                 1,
             )
         });
-        let seeder = built(
-            &self.artifacts.root,
-            "PORTCULLIS_SEEDER",
-            "target/release/examples/seed_tokens",
+        let seeder = std::env::var_os("PORTCULLIS_SEEDER").map_or_else(
+            || {
+                portcullis_e2e::artifacts::native_release_dir(&self.artifacts.root)
+                    .join("examples/seed_tokens")
+            },
+            PathBuf::from,
+        );
+        assert!(
+            seeder.is_file(),
+            "{} is missing (PORTCULLIS_SEEDER): run ./build.sh bench, which builds it",
+            seeder.display()
         );
         let tokens_file = companion.dir.join("tokens.txt");
         let status = std::process::Command::new(seeder)
