@@ -287,3 +287,76 @@ pub async fn upstream_headers(response: reqwest::Response) -> serde_json::Map<St
         .cloned()
         .expect("echo answer has headers")
 }
+
+/// The type of the filter's configuration as extension config discovery
+/// (ECDS) carries it.
+pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// `config` with the Wasm filter's inline configuration replaced by an
+/// ECDS subscription to the file `path`, as Istio's agent delivers a
+/// `WasmPlugin`: the listener warms (serves nothing) until the first
+/// configuration arrives, and Envoy reloads the file when a new one is
+/// moved into its directory.
+pub fn with_filter_from_discovery(config: &str, path: &std::path::Path) -> String {
+    let (head, rest) = config
+        .split_once("          - name: envoy.filters.http.wasm\n")
+        .expect("the demo's Wasm filter");
+    let (_, tail) = rest
+        .split_once("          - name: envoy.filters.http.router\n")
+        .expect("the router after it");
+    let directory = path.parent().expect("a file in a directory");
+    // A subscription needs the node to name itself, as Istio's agent
+    // names each proxy.
+    format!(
+        "node: {{ id: edge-1, cluster: edge }}\n{head}          - name: portcullis\n            config_discovery:\n              \
+         config_source:\n                path_config_source:\n                  path: {}\n                  \
+         watched_directory: {{ path: {} }}\n              type_urls: [\"{WASM_TYPE_URL}\"]\n          \
+         - name: envoy.filters.http.router\n{tail}",
+        path.display(),
+        directory.display()
+    )
+}
+
+/// The ECDS resource file for the filter with `filter_json` as its
+/// configuration (a DiscoveryResponse, as a path config source reads it).
+pub fn filter_discovery_resource(artifacts: &Artifacts, filter_json: &str) -> String {
+    serde_json::json!({
+        "version_info": format!("{:x}", fnv(filter_json)),
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": "portcullis",
+            "typed_config": {
+                "@type": WASM_TYPE_URL,
+                "config": {
+                    "name": "portcullis",
+                    "root_id": "portcullis",
+                    "configuration": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": filter_json,
+                    },
+                    "vm_config": {
+                        "vm_id": "portcullis",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": {"local": {"filename": artifacts.wasm.display().to_string()}},
+                    },
+                },
+            },
+        }],
+    })
+    .to_string()
+}
+
+/// A version string that changes with the content.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Writes `contents` to `path` as Envoy's file watch wants it: whole,
+/// by a rename within the watched directory.
+pub fn replace_file(path: &std::path::Path, contents: &str) {
+    let staging = path.with_extension("staging");
+    std::fs::write(&staging, contents).expect("write the new file");
+    std::fs::rename(&staging, path).expect("move it into place");
+}
