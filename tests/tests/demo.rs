@@ -246,6 +246,54 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
         .expect("run curl line");
     assert!(String::from_utf8_lossy(&pasted.stdout).contains(r#""x-auth-request-user":["demo"]"#));
 
+    // The demo runs with the cache: the demo token is answered from it,
+    // and a revocation through the API is refused at the edge within 2 s.
+    let admin_port: u16 = env["PORTCULLIS_ENVOY_ADMIN_URL"]
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the admin port");
+    let demo_token = env["PORTCULLIS_DEMO_TOKEN"].clone();
+    let hello = format!("{proxy}/hello");
+    let cached = |name: &'static str| portcullis_e2e::envoy::counter(admin_port, name);
+    let start = Instant::now();
+    while cached("portcullis.cache_hits_local").await + cached("portcullis.cache_hits_shared").await
+        == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the demo's filter answers nothing from its cache"
+        );
+        assert_eq!(
+            fetch(&hello, Some(&demo_token)).await.status(),
+            StatusCode::OK
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let revoked = reqwest::Client::new()
+        .delete(format!(
+            "{}/auth/api/v1/users/demo/tokens/{}",
+            env["PORTCULLIS_SERVER_URL"],
+            &demo_token[3..25]
+        ))
+        .bearer_auth(&env["PORTCULLIS_BOOTSTRAP_TOKEN"])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let revoked_at = Instant::now();
+    while fetch(&hello, Some(&demo_token)).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(2),
+            "a revoked token still served after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "revocation refused at the edge after {:?}",
+        revoked_at.elapsed()
+    );
+
     interrupt();
     let start = Instant::now();
     let status = loop {
