@@ -271,8 +271,9 @@ impl Companion {
         }
     }
 
-    /// Starts serving (again) on the same port and store.
-    pub async fn resume(&mut self) {
+    /// Starts the serving process without waiting for it (for an ingress
+    /// listener that plain HTTP cannot check, say).
+    pub fn spawn(&mut self) {
         let mut command = Command::new(&self.binary);
         command.arg("--config").arg(self.config_path()).arg("serve");
         self.process = Some(Process::spawn(
@@ -280,6 +281,11 @@ impl Companion {
             command,
             &self.dir.join("companion.log"),
         ));
+    }
+
+    /// Starts serving (again) on the same port and store.
+    pub async fn resume(&mut self) {
+        self.spawn();
         for health in [self.url("/health"), self.ingress_url("/health")] {
             wait_for("the companion's /health", Duration::from_secs(20), || {
                 answers_ok(&health)

@@ -3,7 +3,8 @@
 //! limit (hyper enforces `header_read_timeout` only with a timer, which
 //! `axum::serve` does not give it), a request is answered within another
 //! (handlers::answer_within), and at most so many connections are served
-//! at once; past that, new ones wait in the kernel's backlog.
+//! at once; past that, new ones wait in the kernel's backlog. A listener
+//! with TLS must finish its handshake within the header time limit too.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,15 +37,17 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets open
-/// connections finish for a while. Each request carries its peer's address
-/// as `ConnectInfo<SocketAddr>`.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// completes, then lets open connections finish for a while. Each request
+/// carries its peer's address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
@@ -81,11 +84,32 @@ pub async fn serve(
                         .insert(ConnectInfo::<SocketAddr>(peer));
                     request
                 });
-        let connection = graceful
-            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
+        let service = TowerToHyperService::new(service);
         tokio::spawn(async move {
             // A client that hangs up, or is cut off by a limit, ends here.
-            let _ = connection.await;
+            match tls {
+                None => {
+                    let _ = watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await;
+                }
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let _ = watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await;
+                        }
+                        // No certificate, a wrong one, or too slow: the
+                        // client learns it from the TLS alert, if at all.
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake refused"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake too slow"),
+                    }
+                }
+            }
             drop(permit);
         });
     }

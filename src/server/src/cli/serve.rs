@@ -24,6 +24,11 @@ pub(super) async fn serve(config_path: &Path) -> CliResult {
     tracing::info!(
         listen = %config.listen,
         ingress_listen = %config.ingress_listen,
+        ingress_tls = match &config.ingress_tls {
+            None => "off",
+            Some(tls) if tls.client_auth => "mutual",
+            Some(_) => "on",
+        },
         "portcullis companion serving"
     );
     let limits = crate::serve::Limits {
@@ -43,8 +48,14 @@ pub(super) async fn serve(config_path: &Path) -> CliResult {
         }
     };
     tokio::join!(
-        crate::serve::serve(public, app.router(), limits, stopped()),
-        crate::serve::serve(ingress, app.ingress_router(), limits, stopped()),
+        crate::serve::serve(public, app.router(), limits, None, stopped()),
+        crate::serve::serve(
+            ingress,
+            app.ingress_router(),
+            limits,
+            config.ingress_tls.as_ref().map(|t| t.server.clone()),
+            stopped(),
+        ),
     );
     tracing::info!("portcullis companion stopped");
     Ok(())

@@ -18,12 +18,14 @@ mod keys;
 mod openid;
 mod session;
 mod storage;
+mod tls;
 
 pub use encryption::{EncryptionConfig, KeyMaterial};
 pub use init::{initial_toml, InitialSecrets, InitialStorage};
 pub use keys::add_active_key;
 pub use session::SessionConfig;
 pub use storage::{without_password, DistributedConfig, StorageConfig};
+pub use tls::IngressTls;
 
 pub use openid::{
     generate_signing_key, ConfiguredClient, LoginConfig, ProviderConfig, Secret, SigningKey,
@@ -99,6 +101,9 @@ struct RawConfig {
     /// whoever can, can ask for delegated tokens. Default: 127.0.0.1:8303.
     #[serde(default = "default_ingress_listen")]
     ingress_listen: SocketAddr,
+    /// TLS (and optionally mutual TLS) on the ingress listener. Default:
+    /// none (plain HTTP, for a proxy on the same host or network).
+    ingress_tls: Option<tls::RawIngressTls>,
     /// Longest time a client may take to send a request's headers, on
     /// either listener, in seconds. Default: 10.
     #[serde(default = "default_header_read_timeout")]
@@ -232,6 +237,7 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub listen: SocketAddr,
     pub ingress_listen: SocketAddr,
+    pub ingress_tls: Option<IngressTls>,
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
     pub max_connections: usize,
@@ -390,6 +396,7 @@ impl RawConfig {
             source: None,
             listen: self.listen,
             ingress_listen: self.ingress_listen,
+            ingress_tls: self.ingress_tls.map(|t| t.validate(base)).transpose()?,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
             request_timeout: Duration::from_secs(self.request_timeout_seconds),
             max_connections: self.max_connections,
@@ -443,6 +450,48 @@ mod tests {
             ConfigError::Invalid { field, .. } => field,
             other => panic!("not a field error: {other}"),
         }
+    }
+
+    #[test]
+    fn ingress_tls_files_that_cannot_serve_are_refused_by_field_and_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::write(at("empty.pem"), "no certificate here\n").unwrap();
+        let secret = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETSECRET";
+        std::fs::write(
+            at("garbage.key"),
+            format!("-----BEGIN PRIVATE KEY-----\n{secret}\n-----END PRIVATE KEY-----\n"),
+        )
+        .unwrap();
+        let tls = |certificate: &str, key: &str| {
+            minimal(&format!(
+                "[ingress_tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+                at(certificate),
+                at(key)
+            ))
+        };
+        for (text, field) in [
+            (tls("missing.pem", "garbage.key"), "ingress_tls.certificate"),
+            (tls("empty.pem", "garbage.key"), "ingress_tls.certificate"),
+        ] {
+            assert_eq!(field_of(parse(&text).unwrap_err()), field);
+        }
+        // No TLS section: plain HTTP, as before.
+        assert!(parse(&minimal("")).unwrap().ingress_tls.is_none());
+        // An unknown field in the section is named.
+        let e = parse(&minimal("[ingress_tls]\ncertificat = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `certificat`"), "{e}");
+        // A key that does not parse: named, and its bytes never shown.
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
+        std::fs::write(at("cert.pem"), cert).unwrap();
+        let e = parse(&tls("cert.pem", "garbage.key")).unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(
+            ["ingress_tls.certificate", "ingress_tls.private_key"].contains(&field_of(e).as_str())
+        );
     }
 
     #[test]
