@@ -274,8 +274,14 @@ impl Companion {
     /// Starts the serving process without waiting for it (for an ingress
     /// listener that plain HTTP cannot check, say).
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+    }
+
+    /// The same with these environment variables set.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
         let mut command = Command::new(&self.binary);
         command.arg("--config").arg(self.config_path()).arg("serve");
+        command.envs(env.iter().copied());
         self.process = Some(Process::spawn(
             "companion",
             command,

@@ -181,3 +181,127 @@ async fn metrics_count_checks_by_outcome_and_tokens_by_kind() {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
+
+/// `portcullis token list | head -1`: the reader gone, the CLI ends at its
+/// next write as other tools do: by SIGPIPE, without a panic, and without
+/// hanging, debug logging on or off.
+#[tokio::test]
+async fn the_cli_ends_quietly_when_its_reader_goes_away() {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    let (companion, _dir) = started().await;
+    for _ in 0..3 {
+        companion.create_token("alice", &["read:all"]);
+    }
+    for log in ["info", "debug"] {
+        // The read end closed before the first line is written.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let mut child = std::process::Command::new(companion_binary())
+            .arg("--config")
+            .arg(companion.config_path())
+            .args(["token", "list", "--user", "alice"])
+            .env("PORTCULLIS_LOG", log)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("token list");
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "token list hung on a closed pipe (PORTCULLIS_LOG={log})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}: {stderr}");
+    }
+}
+
+fn companion_binary() -> std::path::PathBuf {
+    portcullis_e2e::Artifacts::get().companion
+}
+
+/// A configuration file any user of the host can read holds the keys: the
+/// companion says so (and `config init` writes 0600, so it never does).
+#[tokio::test]
+async fn a_world_readable_configuration_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let (companion, _dir) = started().await;
+    let quiet = companion.run(&["token", "list"]);
+    assert!(quiet.status.success());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("can read it"));
+    std::fs::set_permissions(
+        companion.config_path(),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let warned = companion.run(&["token", "list"]);
+    assert!(warned.status.success());
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(
+        stderr.contains("every user of this host can read it"),
+        "{stderr}"
+    );
+}
+
+/// `PORTCULLIS_LOG_FORMAT=json`: every line a JSON object, and one per check
+/// decision with the user, the token's public key, the requirement, the
+/// outcome and the time taken, never the secret.
+#[tokio::test]
+async fn json_logs_have_one_line_per_check_decision_and_no_secret() {
+    let artifacts = portcullis_e2e::Artifacts::get();
+    let dir = tempfile::tempdir().unwrap();
+    let mut companion = Companion::embedded(&artifacts, dir.path());
+    companion.spawn_with_env(&[("PORTCULLIS_LOG_FORMAT", "json")]);
+    let health = companion.ingress_url("/health");
+    portcullis_e2e::process::wait_for("the companion", std::time::Duration::from_secs(20), || {
+        portcullis_e2e::process::answers_ok(&health)
+    })
+    .await;
+    let token = companion.create_token("alice", &["read:all"]);
+    let check = |scope: &'static str, token: Option<String>| {
+        let url = companion.ingress_url(&format!("/ingress/auth?scope={scope}"));
+        async move {
+            let mut request = reqwest::Client::new().get(url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send().await.unwrap().status()
+        }
+    };
+    assert_eq!(check("read:all", Some(token.clone())).await, StatusCode::OK);
+    assert_eq!(
+        check("write:all", Some(token.clone())).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(check("read:all", None).await, StatusCode::UNAUTHORIZED);
+    let log = companion.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let checks: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "portcullis::check")
+        .collect();
+    assert_eq!(checks.len(), 3, "{log}");
+    let key = &token[3..25];
+    assert_eq!(checks[0]["outcome"], "allowed");
+    assert_eq!(checks[0]["user"], "alice");
+    assert_eq!(checks[0]["token"], key);
+    assert_eq!(checks[0]["required"], "read:all");
+    assert!(checks[0]["latency_us"].is_u64());
+    assert_eq!(checks[1]["outcome"], "insufficient_scope");
+    assert_eq!(checks[1]["required"], "write:all");
+    assert!(checks[1]["reason"].is_string());
+    assert_eq!(checks[2]["outcome"], "no_token");
+    assert!(!log.contains(&token[26..]), "the secret in the log");
+}

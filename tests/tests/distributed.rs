@@ -302,21 +302,36 @@ async fn tokens_exported_from_the_embedded_store_work_at_the_edge_after_import()
     let export = dir.path().join("export.json");
     embedded.cli(&["export", "--output", export.to_str().unwrap()]);
 
-    // The same configuration (so the same keys), on the distributed store.
+    // A new configuration for the distributed store that carries the old
+    // one's keys (`config init --from`), with no hand edits.
     let moved = dir.path().join("distributed");
     std::fs::create_dir_all(&moved).unwrap();
-    let config = std::fs::read_to_string(embedded.config_path()).unwrap();
-    let storage = format!(
-        "[storage]\nbackend = \"distributed\"\ndatabase_url = {:?}\nredis_url = {:?}\nkey_prefix = {:?}\nmigrate_on_start = true\n",
-        engines.database_url, engines.redis_url, engines.prefix
+    let init = std::process::Command::new(&artifacts.companion)
+        .arg("--config")
+        .arg(moved.join("portcullis.toml"))
+        .args([
+            "config",
+            "init",
+            "--from",
+            embedded.config_path().to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", embedded.port),
+            "--ingress-listen",
+            &format!("127.0.0.1:{}", embedded.ingress_port),
+            "--database-url",
+            &engines.database_url,
+            "--redis-url",
+            &engines.redis_url,
+            "--key-prefix",
+            &engines.prefix,
+        ])
+        .output()
+        .expect("config init --from");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
     );
-    let start = config.find("[storage]").unwrap();
-    let end = start + config[start..].find("\n\n").unwrap();
-    std::fs::write(
-        moved.join("portcullis.toml"),
-        format!("{}{storage}{}", &config[..start], &config[end..]),
-    )
-    .unwrap();
     let companion = embedded.moved_to(&moved);
     companion.cli(&["migrate"]);
     companion.cli(&["import", "--input", export.to_str().unwrap()]);

@@ -1,7 +1,8 @@
 //! Reading the presented token out of an `Authorization` header value:
 //! `Bearer <token>`, or Basic auth with the token as the username or the
-//! password (the other being empty or `x-oauth-basic`, GitHub's convention
-//! that Gafaelfawr follows).
+//! password. The other field is not checked (the token alone names the
+//! caller): empty, `x-oauth-basic` (GitHub's convention, which Gafaelfawr
+//! follows), or the username a client such as git sends.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -24,17 +24,24 @@ pub enum Outcome {
     Error,
 }
 
-impl EncodeLabelValue for Outcome {
-    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        use std::fmt::Write as _;
-        encoder.write_str(match self {
+impl Outcome {
+    /// The name in metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
             Outcome::Allowed => "allowed",
             Outcome::NoToken => "no_token",
             Outcome::InvalidToken => "invalid_token",
             Outcome::InsufficientScope => "insufficient_scope",
             Outcome::InvalidRequest => "invalid_request",
             Outcome::Error => "error",
-        })
+        }
+    }
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(self.label())
     }
 }
 

@@ -519,9 +519,42 @@ async fn health_is_ok_when_the_store_answers(backend: Backend) {
     let Some(f) = fixture(backend).await else {
         return;
     };
-    let reply = get(&f, "/health", &[]).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body["status"], "ok");
+    for path in ["/health", "/ready"] {
+        let reply = get(&f, path, &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(reply.body["status"], "ok", "{path}");
+    }
+}
+
+/// A distributed store whose schema falls behind (another version's
+/// migration rolled back, or none run): not ready, yet alive, so that a
+/// probe stops sending it checks without restarting it.
+#[tokio::test]
+async fn a_schema_behind_this_build_is_alive_but_not_ready() {
+    let clock = Arc::new(ManualClock::at(START));
+    let Some((app, _bootstrap, store)) = common::app(Backend::Distributed, clock).await else {
+        return;
+    };
+    let engines = store.engines.as_ref().expect("the distributed store");
+    let mut pg = <sqlx::PgConnection as sqlx::Connection>::connect(&engines.database_url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    let f = Fixture {
+        app,
+        clock: Arc::new(ManualClock::at(START)),
+        bootstrap: _bootstrap,
+        _store: store,
+    };
+    let ready = get(&f, "/ready", &[]).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body["status"], "unavailable");
+    assert_eq!(get(&f, "/health", &[]).await.status, StatusCode::OK);
 }
 
 #[apply(backends)]

@@ -30,7 +30,7 @@ async fn served(router: axum::Router, limits: Limits) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, router, limits, async move {
+    tokio::spawn(serve(listener, router, limits, None, async move {
         let _ = stopped.await;
     }));
     Served {

@@ -45,6 +45,12 @@ pub(super) enum ConfigCommand {
             default_value = "portcullis:"
         )]
         key_prefix: String,
+        /// Carry the encryption keys, the session key, the OpenID Connect
+        /// signing keys and the bootstrap token over from this
+        /// configuration, so that a store exported under it imports under
+        /// the new one.
+        #[arg(long)]
+        from: Option<PathBuf>,
     },
 }
 
@@ -54,6 +60,7 @@ pub(super) fn init_config(
     ingress_listen: SocketAddr,
     trusted_proxies: &[ipnet::IpNet],
     storage: &config::InitialStorage,
+    from: Option<&Path>,
 ) -> CliResult {
     let (data_key, session_key) = (random::bytes()?, random::bytes()?);
     let (token_key, token_secret) = (random::bytes()?, random::bytes()?);
@@ -63,7 +70,13 @@ pub(super) fn init_config(
         bootstrap: Token::from_random(token_key, token_secret),
         signing_key: config::generate_signing_key()?,
     };
-    let text = config::initial_toml(listen, ingress_listen, trusted_proxies, storage, &secrets);
+    let mut text = config::initial_toml(listen, ingress_listen, trusted_proxies, storage, &secrets);
+    if let Some(old) = from {
+        let old_text = std::fs::read_to_string(old)
+            .map_err(|e| format!("cannot read {}: {e}", old.display()))?;
+        text = config::carry_secrets(&old_text, old.parent().unwrap_or(Path::new(".")), &text)
+            .map_err(|e| format!("{}: {e}", old.display()))?;
+    }
     // create_new: never overwrite a key someone depends on. 0600: the file
     // holds the key and the bootstrap token.
     let mut file = OpenOptions::new()

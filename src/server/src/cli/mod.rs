@@ -103,15 +103,33 @@ enum Command {
 
 pub(super) type CliResult = Result<(), Box<dyn std::error::Error>>;
 
+/// `portcullis token list | head -1`: once the reader has gone, the next
+/// write ends the process, as it ends `ls` or `grep`. Rust ignores SIGPIPE,
+/// so that write would fail instead and `println!` would panic. Not for
+/// `serve`, whose writes to a client that hung up must fail, not kill it.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: restoring a signal's default disposition, before any thread
+    // that could be writing has started, has no memory effects.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    if !matches!(cli.command, Command::Serve) {
+        end_quietly_on_a_closed_pipe();
+    }
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    // One JSON object per line for a log pipeline; text for a person.
+    match std::env::var("PORTCULLIS_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().flatten_event(true).init(),
+        _ => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let result = match cli.command {
         Command::Serve => serve::serve(&cli.config).await,
         Command::Token { command } => tokens::token_command(&cli.config, command).await,
@@ -125,6 +143,7 @@ pub async fn run() -> ExitCode {
                     database_url,
                     redis_url,
                     key_prefix,
+                    from,
                 },
         } => {
             let storage = match (&database_url, &redis_url) {
@@ -141,6 +160,7 @@ pub async fn run() -> ExitCode {
                 ingress_listen,
                 &trusted_proxies,
                 &storage,
+                from.as_deref(),
             )
         }
         Command::Migrate => store::migrate(&cli.config).await,

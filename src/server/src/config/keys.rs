@@ -44,3 +44,32 @@ pub fn add_active_key(path: &Path, key: [u8; 32]) -> Result<String, ConfigError>
     })?;
     Ok(id)
 }
+
+/// The secrets a store's data depends on, carried from `old` (a
+/// configuration file's text) into `new`: `[encryption]` (the keys that open
+/// the token data), the session key (the cookies users hold), the OpenID
+/// Connect signing keys (the ID tokens relying parties hold) and the
+/// bootstrap token. `config init --from` uses it so that export, migrate and
+/// import to another store need no hand edits. `old` must load.
+pub fn carry_secrets(old: &str, old_base: &Path, new: &str) -> Result<String, ConfigError> {
+    let old_config = Config::from_toml(old, old_base)?;
+    let parse = |text: &str| {
+        text.parse::<toml_edit::DocumentMut>()
+            .map_err(|e| ConfigError::Parse {
+                path: std::path::PathBuf::new(),
+                message: super::parse_message(e.message(), e.span(), text),
+            })
+    };
+    let (from, mut into) = (parse(old)?, parse(new)?);
+    into["encryption"] = from["encryption"].clone();
+    if let Some(session) = from.get("session") {
+        into["session"] = session.clone();
+    }
+    if let Some(provider) = from.get("oidc_server") {
+        into["oidc_server"] = provider.clone();
+    }
+    if old_config.bootstrap_token.is_some() {
+        into["bootstrap_token"] = from["bootstrap_token"].clone();
+    }
+    Ok(into.to_string())
+}

@@ -22,7 +22,7 @@ mod tls;
 
 pub use encryption::{EncryptionConfig, KeyMaterial};
 pub use init::{initial_toml, InitialSecrets, InitialStorage};
-pub use keys::add_active_key;
+pub use keys::{add_active_key, carry_secrets};
 pub use session::SessionConfig;
 pub use storage::{without_password, DistributedConfig, StorageConfig};
 pub use tls::IngressTls;
@@ -271,6 +271,7 @@ impl Config {
             other => other,
         })?;
         config.source = Some(path.to_owned());
+        warn_if_world_readable(path);
         Ok(config)
     }
 
@@ -281,6 +282,23 @@ impl Config {
             message: parse_message(e.message(), e.span(), text),
         })?;
         raw.validate(base)
+    }
+}
+
+/// The file holds the encryption keys (and usually the session key and the
+/// bootstrap token): say so when any user of the host can read it.
+fn warn_if_world_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o004 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "the configuration file holds keys and every user of this host can read it; \
+                 chmod 600 it"
+            );
+        }
     }
 }
 
@@ -492,6 +510,38 @@ mod tests {
         assert!(
             ["ingress_tls.certificate", "ingress_tls.private_key"].contains(&field_of(e).as_str())
         );
+    }
+
+    #[test]
+    fn carried_secrets_are_the_old_files_and_the_rest_is_the_new_ones() {
+        let old_key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let old = format!(
+            "listen = \"127.0.0.1:1\"\nbootstrap_token = \"gt-AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBA\"\n\
+             [session]\nkey = \"{old_key}\"\n\
+             [storage]\nbackend = \"embedded\"\npath = \"db.sqlite\"\n\
+             [encryption]\nactive_key = \"k2\"\n[encryption.keys]\nk1 = \"{KEY}\"\nk2 = \"{old_key}\"\n"
+        );
+        let new = format!(
+            "listen = \"127.0.0.1:2\"\n[session]\nkey = \"{KEY}\"\n\
+             [storage]\nbackend = \"distributed\"\ndatabase_url = \"postgres://h/d\"\nredis_url = \"redis://h\"\n\
+             [encryption]\nactive_key = \"k1\"\n[encryption.keys]\nk1 = \"{KEY}\"\n"
+        );
+        let carried = carry_secrets(&old, Path::new("/etc"), &new).unwrap();
+        let config = parse(&carried).unwrap();
+        assert_eq!(config.listen.port(), 2, "the new file's own settings");
+        assert!(matches!(config.storage, StorageConfig::Distributed(_)));
+        assert!(
+            carried.contains(&format!("k2 = \"{old_key}\"")),
+            "{carried}"
+        );
+        assert!(carried.contains("active_key = \"k2\""), "{carried}");
+        assert!(
+            carried.contains(&format!("[session]\nkey = \"{old_key}\"")),
+            "{carried}"
+        );
+        assert!(config.bootstrap_token.is_some());
+        // An old file that would not load is refused, not half carried.
+        assert!(carry_secrets("realm = 5", Path::new("/etc"), &new).is_err());
     }
 
     #[test]

@@ -19,12 +19,26 @@ pub struct Health {
     status: HealthStatus,
 }
 
-/// 200 when the token store answers, else 503: a load balancer should not
-/// send checks to a companion that cannot read tokens.
+/// Liveness: 200 whenever the process answers HTTP, whatever its stores
+/// do. A probe that restarted the companion when PostgreSQL went away
+/// would only add restarts to the outage.
 #[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
+}
+
+/// Readiness: 200 when the companion can answer checks (its stores answer,
+/// their schema is the one this build needs, the keys loaded at start-up
+/// open its data), else 503: a load balancer or a Kubernetes Service
+/// should send it nothing until then. The reason goes to the log, not the
+/// reply.
+#[utoipa::path(get, path = "/ready", tag = "health",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    match state.tokens.ping().await {
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    match state.tokens.ready().await {
         Ok(()) => (
             StatusCode::OK,
             Json(Health {
@@ -32,7 +46,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             }),
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "health check failed");
+            tracing::warn!(error = %e, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(Health {

@@ -16,7 +16,7 @@ use super::client_ip::ClientIp;
 use super::openapi::CheckFailures;
 use super::{error, AppState};
 use crate::metrics::Outcome;
-use crate::services::AuthError;
+use crate::services::{AuthError, CheckError};
 
 /// Where Envoy's `ext_authz` (HTTP service) sends its checks: it appends
 /// the client's own path and query, so neither can carry what the route
@@ -132,12 +132,54 @@ async fn check(
         }
         Err(e) => (CheckRequest::default(), Err(e.into())),
     };
-    state
-        .metrics
-        .record_check(Outcome::of(&result), start.elapsed());
+    let (outcome, elapsed) = (Outcome::of(&result), start.elapsed());
+    state.metrics.record_check(outcome, elapsed);
+    log_decision(&request, request_headers, &result, outcome, elapsed);
     match result {
         Ok(answer) => granted(answer, request.use_authorization),
         Err(e) => error::check_error(e, &state.realm, request.auth_type),
+    }
+}
+
+/// One line per decision, for an operator reading why a request was let in
+/// or refused: the user, the token's public key, what the route required,
+/// the outcome (and the refusal's reason), the time taken. Never a secret:
+/// the key is the public half, and refusals say what any client is told.
+/// `PORTCULLIS_LOG=info,portcullis::check=warn` turns them off.
+fn log_decision(
+    request: &CheckRequest,
+    request_headers: &HeaderMap,
+    result: &Result<CheckAnswer, CheckError>,
+    outcome: Outcome,
+    elapsed: std::time::Duration,
+) {
+    let key = authorization(request_headers)
+        .ok()
+        .flatten()
+        .and_then(|header| portcullis_core::authorization::presented_token(header).ok())
+        .and_then(|text| text.parse::<portcullis_core::Token>().ok())
+        .map(|token| token.key().to_string());
+    let required: Vec<String> = request.scopes.iter().map(ToString::to_string).collect();
+    let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    match result {
+        Ok(answer) => tracing::info!(
+            target: "portcullis::check",
+            outcome = outcome.label(),
+            user = %answer.username,
+            token = key.as_deref().unwrap_or("-"),
+            required = %required.join(" "),
+            latency_us,
+            "check"
+        ),
+        Err(e) => tracing::info!(
+            target: "portcullis::check",
+            outcome = outcome.label(),
+            reason = %e,
+            token = key.as_deref().unwrap_or("-"),
+            required = %required.join(" "),
+            latency_us,
+            "check"
+        ),
     }
 }
 

@@ -58,6 +58,7 @@ pub struct AppState {
 pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
     let routes = Router::new()
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route("/logout", get(session::logout))
         .route("/login", get(login::login))
         .route(CALLBACK_PATH, get(login::callback))
@@ -84,6 +85,7 @@ pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
 pub fn ingress_router(state: AppState, request_timeout: Duration) -> Router {
     let routes = Router::new()
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route(CHECK_PATH, get(ingress::ingress_auth))
         // ext_authz appends the client's path, `/` at the least; a wildcard

@@ -20,7 +20,7 @@ use super::{api, changes, health, ingress, login, openid, session};
 pub const DOCUMENT_PATH: &str = "/auth/openapi.json";
 
 /// Operations tagged so are served on the ingress listener, the others on
-/// the public one (`/health` on both).
+/// the public one (`/health` and `/ready` on both).
 pub const INGRESS_TAG: &str = "ingress";
 
 #[derive(OpenApi)]
@@ -33,6 +33,7 @@ pub const INGRESS_TAG: &str = "ingress";
     ),
     paths(
         health::health,
+        health::ready,
         health::metrics,
         ingress::ingress_auth,
         ingress::ext_authz,
@@ -63,7 +64,7 @@ pub const INGRESS_TAG: &str = "ingress";
         (name = "openid", description = "The OpenID Connect provider"),
         (name = "login", description = "Logging in: browsers and the CLI"),
         (name = "ingress", description = "The checks and the change feed, on the ingress listener"),
-        (name = "health", description = "Liveness, and this document"),
+        (name = "health", description = "Liveness, readiness, and this document"),
     )
 )]
 pub struct ApiDoc;

@@ -127,6 +127,12 @@ pub trait TokenDataStore: Send + Sync {
     async fn reseal_all(&self) -> Result<u64, StorageError>;
     /// Succeeds when the store can be reached.
     async fn ping(&self) -> Result<(), StorageError>;
+    /// Succeeds when the store can be reached and its schema is the one
+    /// this build needs. The embedded store migrates when it opens, so
+    /// reaching it is enough.
+    async fn ready(&self) -> Result<(), StorageError> {
+        self.ping().await
+    }
     /// Keys of tokens unexpired at `now` whose durable copy is missing from
     /// the fast copy that checks read; none for a store with one copy.
     async fn list_unrestored(&self, _now: u64) -> Result<Vec<TokenKey>, StorageError> {

@@ -187,6 +187,13 @@ impl LoginService {
         scopes.sort();
         scopes.dedup();
         if scopes.is_empty() {
+            // The person sees only "no access"; the operator needs to know
+            // which groups the provider sent.
+            tracing::info!(
+                user = %username,
+                groups = ?groups,
+                "login refused: none of the user's groups grants a scope"
+            );
             return Err(LoginError::NoScopes);
         }
         let text = |claim: &str| claims.get(claim).and_then(Value::as_str).map(str::to_owned);

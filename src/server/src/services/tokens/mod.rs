@@ -220,6 +220,13 @@ impl TokenService {
         self.data.ping().await
     }
 
+    /// Whether checks can be answered: the stores answer, with the schema
+    /// this build needs. (The keys cannot be missing: a companion whose
+    /// keys do not load never starts.)
+    pub async fn ready(&self) -> Result<(), StorageError> {
+        self.data.ready().await
+    }
+
     fn mint(&self, user: &UserInfo, spec: Spec) -> Result<Minted, TokenError> {
         validate_user(user, spec.token_type)?;
         let token = Token::from_random(random::bytes()?, random::bytes()?);

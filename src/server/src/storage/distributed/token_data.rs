@@ -300,6 +300,13 @@ impl TokenDataStore for DistributedTokenDataStore {
         Ok(())
     }
 
+    async fn ready(&self) -> Result<(), StorageError> {
+        self.ping().await?;
+        // Another version's `portcullis migrate` may have run since this
+        // one started; or none has, behind `migrate_on_start = false`.
+        super::require_schema(&self.engines.pg).await
+    }
+
     async fn peek(&self, key: &TokenKey) -> Result<Option<TokenData>, StorageError> {
         let mut redis = self.engines.redis.clone();
         let cached: Option<Vec<u8>> = redis.get(self.engines.keys.token(key)).await?;
