@@ -14,6 +14,8 @@
 #   ./build.sh dist   the release artefacts in dist/: the .wasm, the static
 #                     companion, and both as OCI images (the filter's in the
 #                     layout Istio pulls)
+#   ./build.sh install [PREFIX]  the companion, `portcullis`, into PREFIX/bin
+#                     (default ~/.local)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -92,15 +94,19 @@ need() { # program package
   command -v "$1" >/dev/null || apt_install "$2" || die "$1 is missing: install Debian's package $2"
 }
 
-build() {
+add_targets() { # target...
   local target
-  for target in wasm32-wasip1 "$NATIVE"; do
+  for target in "$@"; do
     if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
       rustup target add "$target"
     fi
   done
   # The C in the dependencies (SQLite, aws-lc) compiled for musl.
   need musl-gcc musl-tools
+}
+
+build() {
+  add_targets wasm32-wasip1 "$NATIVE"
   install_envoy
   cargo build --release --workspace --bins --target "$NATIVE"
   cargo build --profile wasm --target wasm32-wasip1 -p portcullis-filter
@@ -189,7 +195,8 @@ run_demo() {
   "$ECHO" "$upstream_port" >"$DEMO_DIR/upstream.log" 2>&1 &
   PIDS+=($!)
   "$PORTCULLIS_ENVOY" --config-path "$DEMO_DIR/envoy.yaml" --concurrency 2 \
-    --disable-hot-restart --log-level info >"$DEMO_DIR/envoy.log" 2>&1 &
+    --disable-hot-restart --log-level info --file-flush-interval-msec 1000 \
+    >"$DEMO_DIR/envoy.log" 2>&1 &
   PIDS+=($!)
   wait_until_ok "http://127.0.0.1:$companion_port/health" "the companion"
   wait_until_ok "http://127.0.0.1:$ingress_port/health" "the companion's ingress listener"
@@ -354,6 +361,23 @@ run_soak() {
   "$BIN/portcullis-soak" "$minutes"
 }
 
+# The static companion on the PATH (or `cargo install --path src/server`
+# for one linked against the system's libc).
+install_companion() {
+  local prefix=${1:-$HOME/.local}
+  if [ "${PORTCULLIS_NO_BUILD:-}" != 1 ]; then
+    add_targets "$NATIVE"
+    cargo build --release --target "$NATIVE" -p portcullis --bin portcullis
+  fi
+  install -d "$prefix/bin"
+  install -m 0755 "$COMPANION" "$prefix/bin/portcullis"
+  say "installed $prefix/bin/portcullis ($("$prefix/bin/portcullis" --version))"
+  case ":$PATH:" in
+    *":$prefix/bin:"*) ;;
+    *) say "$prefix/bin is not on your PATH: add it, e.g. export PATH=\"$prefix/bin:\$PATH\"" ;;
+  esac
+}
+
 case "${1:-build}" in
   build) build ;;
   run) run_demo ;;
@@ -362,5 +386,6 @@ case "${1:-build}" in
   fuzz) run_fuzz "${2:-}" ;;
   soak) run_soak "${2:-}" ;;
   dist) build && dist ;;
-  *) die "usage: ./build.sh [build|run|test|bench|dist|fuzz [SECONDS]|soak [MINUTES]]" ;;
+  install) install_companion "${2:-}" ;;
+  *) die "usage: ./build.sh [build|run|test|bench|dist|install [PREFIX]|fuzz [SECONDS]|soak [MINUTES]]" ;;
 esac

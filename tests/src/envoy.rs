@@ -38,7 +38,9 @@ impl Envoy {
             .arg(&config_path)
             .arg("--concurrency")
             .arg(workers.to_string())
-            .args(["--disable-hot-restart", "--log-level", "info"]);
+            .args(["--disable-hot-restart", "--log-level", "info"])
+            // Access logs within a quarter second, for the tests that read them.
+            .args(["--file-flush-interval-msec", "250"]);
         let mut process = Process::spawn("envoy", command, &dir.join("envoy.log"));
         let ready = format!("http://127.0.0.1:{admin_port}/ready");
         let start = Instant::now();

@@ -8,6 +8,7 @@ pub mod companion;
 pub mod engines;
 pub mod envoy;
 pub mod node;
+pub mod pki;
 pub mod process;
 pub mod raw;
 pub mod severable;

@@ -22,8 +22,19 @@ pub struct Ports {
 pub const ANY_SESSION_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 /// `envoy/demo.yaml` with its placeholders filled. `session_key` is the
-/// companion's `session.key`.
+/// companion's `session.key`. Without the access log: the tests and the
+/// soak send millions of requests, and `tests/tests/demo.rs` reads the
+/// demo's own log.
 pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports, session_key: &str) -> String {
+    without_access_log(&render_shipped_demo_config(artifacts, ports, session_key))
+}
+
+/// `envoy/demo.yaml` with its placeholders filled and nothing else changed.
+pub fn render_shipped_demo_config(
+    artifacts: &Artifacts,
+    ports: &Ports,
+    session_key: &str,
+) -> String {
     let template = std::fs::read_to_string(artifacts.root.join("envoy/demo.yaml"))
         .expect("read envoy/demo.yaml");
     template
@@ -33,6 +44,17 @@ pub fn render_demo_config(artifacts: &Artifacts, ports: &Ports, session_key: &st
         .replace("{{INGRESS_PORT}}", &ports.ingress.to_string())
         .replace("{{WASM_PATH}}", &artifacts.wasm.display().to_string())
         .replace("{{SESSION_KEY}}", session_key)
+}
+
+/// `config` without its `access_log:` block (up to `route_config:`).
+fn without_access_log(config: &str) -> String {
+    let (head, rest) = config
+        .split_once("          access_log:\n")
+        .expect("the demo's access log");
+    let (_, tail) = rest
+        .split_once("          route_config:\n")
+        .expect("route_config after it");
+    format!("{head}          route_config:\n{tail}")
 }
 
 /// `config` with the companion's cluster holding these ports too, so that

@@ -293,6 +293,31 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
         "revocation refused at the edge after {:?}",
         revoked_at.elapsed()
     );
+    // The demo's Envoy logs each request as JSON, with the user the filter
+    // found and never the token (the demo has Envoy write its log every second).
+    let envoy_log = dir.path().join("demo/envoy.log");
+    let logged = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&envoy_log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let seen = lines
+            .iter()
+            .any(|l| l["user"] == "demo" && l["status"] == 200 && l["path"] == "/hello")
+            && lines.iter().any(|l| l["status"] == 401);
+        if seen {
+            assert!(!log.contains(&demo_token[3..]), "a token in the access log");
+            break;
+        }
+        assert!(
+            logged.elapsed() < Duration::from_secs(15),
+            "no JSON access-log lines for the demo's requests:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     interrupt();
     let start = Instant::now();
@@ -318,4 +343,33 @@ async fn build_sh_run_serves_the_demo_and_stops_everything_on_ctrl_c(#[case] dis
     ] {
         assert!(!port_open(&env[url]), "{url} still answers after Ctrl-C");
     }
+}
+
+/// `./build.sh install PREFIX` puts the companion on a PATH.
+#[test]
+fn build_sh_install_puts_portcullis_in_prefix_bin() {
+    let artifacts = Artifacts::get();
+    let prefix = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(artifacts.root.join("build.sh"))
+        .arg("install")
+        .arg(prefix.path())
+        .env("PORTCULLIS_NO_BUILD", "1") // built by ./build.sh test already
+        .output()
+        .expect("./build.sh install");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed = prefix.path().join("bin/portcullis");
+    let version = Command::new(&installed)
+        .arg("--version")
+        .output()
+        .expect("the installed portcullis");
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("portcullis "));
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(&artifacts.companion).unwrap(),
+        "the binary the tests ran"
+    );
 }

@@ -8,127 +8,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use portcullis_e2e::pki::Ca;
 use portcullis_e2e::process::{free_ports, Process};
-use portcullis_e2e::stack::{render_demo_config, Ports, ANY_SESSION_KEY};
+use portcullis_e2e::stack::{render_shipped_demo_config, Ports, ANY_SESSION_KEY};
 use portcullis_e2e::{Artifacts, Companion, Envoy};
 use reqwest::StatusCode;
 
 /// The companion's name as the Envoy configuration knows it (SNI and SAN).
 const COMPANION_NAME: &str = "portcullis.portcullis.svc.cluster.local";
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, and certificates it signs, in `dir`: `{name}.crt`, `{name}.key`.
-struct Pki<'a> {
-    dir: &'a Path,
-}
-
-impl<'a> Pki<'a> {
-    fn ca(dir: &'a Path, name: &str) -> Self {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.crt"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={name}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        Self { dir }
-    }
-
-    fn issue(&self, ca: &str, name: &str, extensions: &str) {
-        let ext = format!("{name}.ext");
-        std::fs::write(self.dir.join(&ext), extensions).expect("extensions");
-        openssl(
-            self.dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            self.dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                &format!("{ca}.crt"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &format!("{name}.crt"),
-                "-extfile",
-                &ext,
-            ],
-        );
-    }
-}
-
 /// Makes the certificates: the companion's (server), Envoy's (client) and
 /// a stranger's (a client certificate from another CA).
 fn make_certificates(dir: &Path) {
-    let pki = Pki::ca(dir, "ca");
-    pki.issue(
-        "ca",
-        "companion",
-        &format!(
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n\
-             subjectAltName=DNS:{COMPANION_NAME},IP:127.0.0.1\n"
-        ),
-    );
-    pki.issue(
-        "ca",
-        "envoy",
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:edge\n",
-    );
-    let other = Pki::ca(dir, "other-ca");
-    other.issue(
-        "other-ca",
-        "stranger",
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:stranger\n",
-    );
+    let ca = Ca::new(dir, "ca");
+    ca.issue_server("companion", COMPANION_NAME);
+    ca.issue_client("envoy");
+    Ca::new(dir, "other-ca").issue_client("stranger");
 }
 
 struct Rendered {
@@ -391,7 +286,7 @@ async fn the_production_configuration_runs_end_to_end_over_mutual_tls() {
 
     // One JSON access-log line per request, with the user the filter
     // found, and never the token.
-    // (Envoy flushes its log files every 10 s by default.)
+    // (The harness has Envoy flush its log files every 250 ms.)
     let read_log = || {
         let log = std::fs::read_to_string(envoy_dir.join("envoy.log")).unwrap();
         let lines: Vec<serde_json::Value> = log
@@ -452,7 +347,7 @@ async fn every_shipped_envoy_configuration_passes_validate_mode() {
     for (name, config) in [
         (
             "demo.yaml",
-            render_demo_config(
+            render_shipped_demo_config(
                 &artifacts,
                 &Ports {
                     proxy: a,

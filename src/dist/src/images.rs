@@ -75,16 +75,33 @@ pub fn filter(dir: &Path, wasm: &[u8], release: &Release<'_>) -> Result<Descript
         }],
         release.epoch,
     )?;
-    let layer_descriptor = layout.put_blob(MediaType::ImageLayerGzip, &layer.compressed)?;
     let labels = release.labels(
         "portcullis-filter",
         "Portcullis token authentication, the proxy-wasm filter for Envoy and Istio",
     );
+    let run = ConfigBuilder::default().labels(labels.clone()).build()?;
+    let platform = (Arch::Wasm, Os::Other("wasip1".to_owned()));
+    let variant = (WASM_VARIANT.to_owned(), "compat".to_owned());
+    finish(layout, layer, platform, run, labels, Some(variant), release)
+}
+
+/// Stores `layer`, the image configuration (`platform`, `run`) and the
+/// manifest (`labels` and `extra` as its annotations), and tags it.
+fn finish(
+    layout: Layout,
+    layer: layer::Layer,
+    platform: (Arch, Os),
+    run: oci_spec::image::Config,
+    labels: HashMap<String, String>,
+    extra: Option<(String, String)>,
+    release: &Release<'_>,
+) -> Result<Descriptor, DistError> {
+    let layer_descriptor = layout.put_blob(MediaType::ImageLayerGzip, &layer.compressed)?;
     let config = ImageConfigurationBuilder::default()
         .created(release.created())
-        .architecture(Arch::Wasm)
-        .os(Os::Other("wasip1".to_owned()))
-        .config(ConfigBuilder::default().labels(labels.clone()).build()?)
+        .architecture(platform.0)
+        .os(platform.1)
+        .config(run)
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
@@ -94,7 +111,7 @@ pub fn filter(dir: &Path, wasm: &[u8], release: &Release<'_>) -> Result<Descript
         .build()?;
     let config_descriptor = layout.put_blob(MediaType::ImageConfig, &canonical_json(&config)?)?;
     let mut annotations = labels;
-    annotations.insert(WASM_VARIANT.to_owned(), "compat".to_owned());
+    annotations.extend(extra);
     annotations.insert(
         "org.opencontainers.image.created".to_owned(),
         release.created(),
@@ -210,7 +227,6 @@ pub fn companion(
         );
     }
     let layer = layer::build(&entries, release.epoch)?;
-    let layer_descriptor = layout.put_blob(MediaType::ImageLayerGzip, &layer.compressed)?;
     let labels = release.labels(
         "portcullis",
         "Portcullis companion: token storage, the checks, the token API and login",
@@ -232,32 +248,25 @@ pub fn companion(
         .labels(labels.clone())
         .stop_signal("SIGTERM")
         .build()?;
-    let config = ImageConfigurationBuilder::default()
-        .created(release.created())
-        .architecture(Arch::Amd64)
-        .os(Os::Linux)
-        .config(run)
-        .rootfs(
-            RootFsBuilder::default()
-                .typ("layers")
-                .diff_ids(vec![layer.diff_id])
-                .build()?,
-        )
-        .build()?;
-    let config_descriptor = layout.put_blob(MediaType::ImageConfig, &canonical_json(&config)?)?;
-    let mut annotations = labels;
-    annotations.insert(
-        "org.opencontainers.image.created".to_owned(),
-        release.created(),
-    );
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(config_descriptor)
-        .layers(vec![layer_descriptor])
-        .annotations(annotations)
-        .build()?;
-    layout.finish(&manifest, release.version)
+    finish(
+        layout,
+        layer,
+        (native_arch(), Os::Linux),
+        run,
+        labels,
+        None,
+        release,
+    )
+}
+
+/// The architecture the companion was built for (this machine's, as
+/// `./build.sh` builds it), in the OCI's (Go's) names.
+fn native_arch() -> Arch {
+    match std::env::consts::ARCH {
+        "x86_64" => Arch::Amd64,
+        "aarch64" => Arch::ARM64,
+        other => Arch::from(other),
+    }
 }
 
 /// `epoch` as an RFC 3339 UTC time.

@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail by panicking
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use portcullis::config::{generate_signing_key, Config};
+use portcullis_e2e::pki::Ca;
 use serde_json::Value;
 
 const ANY_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -62,45 +62,6 @@ fn one<'a>(docs: &'a [(String, Value)], kind: &str) -> &'a Value {
     found[0]
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A self-signed certificate and key at `dir/{name}.crt`, `.key`.
-fn certificate(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=portcullis.portcullis.svc.cluster.local",
-            "-addext",
-            "subjectAltName=DNS:portcullis.portcullis.svc.cluster.local",
-        ],
-    );
-}
-
 #[test]
 fn the_kubernetes_manifests_agree_with_the_companions_configuration() {
     let docs = documents("kubernetes");
@@ -126,8 +87,10 @@ fn the_kubernetes_manifests_agree_with_the_companions_configuration() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tls")).unwrap();
     std::fs::create_dir_all(dir.path().join("gateway-ca")).unwrap();
-    certificate(&dir.path().join("tls"), "tls");
-    certificate(&dir.path().join("gateway-ca"), "ca");
+    let tls_dir = dir.path().join("tls");
+    let ca = Ca::new(&tls_dir, "ca");
+    ca.issue_server("tls", "portcullis.portcullis.svc.cluster.local");
+    Ca::new(&dir.path().join("gateway-ca"), "ca");
     let filled = toml
         .replace(
             "{{BOOTSTRAP_TOKEN}}",

@@ -101,7 +101,7 @@ fn documented(
                 .iter()
                 .any(|t| t == INGRESS_TAG)
         });
-        if on_ingress || path == "/health" {
+        if on_ingress || path == "/health" || path == "/ready" {
             ingress.insert(path.clone(), methods.clone());
         }
         if !on_ingress {
