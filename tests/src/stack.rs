@@ -18,6 +18,19 @@ pub struct Ports {
     pub ingress: u16,
 }
 
+impl Ports {
+    /// Four free ports, for a configuration with nothing behind it yet.
+    pub fn free() -> Self {
+        let [proxy, admin, upstream, ingress] = free_ports();
+        Self {
+            proxy,
+            admin,
+            upstream,
+            ingress,
+        }
+    }
+}
+
 /// A well-formed session key, for configurations no companion serves.
 pub const ANY_SESSION_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
@@ -122,13 +135,7 @@ pub fn without_lines(config: &str, lines: &[&str]) -> String {
 pub async fn envoy_refuses_filter_config(json: &str) -> String {
     let artifacts = Artifacts::get();
     let dir = tempfile::tempdir().expect("temp dir");
-    let [proxy, admin, upstream, ingress] = free_ports();
-    let ports = Ports {
-        proxy,
-        admin,
-        upstream,
-        ingress,
-    };
+    let ports = Ports::free();
     let config = with_filter_config(
         &render_demo_config(&artifacts, &ports, ANY_SESSION_KEY),
         json,

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_e2e::process::free_ports;
 use portcullis_e2e::stack::{
     filter_discovery_resource, render_demo_config, replace_file, with_filter_from_discovery, Ports,
     ANY_SESSION_KEY,
@@ -241,13 +240,13 @@ async fn remote_code_with_a_wrong_sha256_is_refused_and_nothing_is_served_unauth
     let wrong = hex::encode(Sha256::digest(b"not the filter"));
     let port = serve_wasm(wasm).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let [proxy, admin, upstream, ingress] = free_ports();
-    let ports = Ports {
+    let ports = Ports::free();
+    let Ports {
         proxy,
         admin,
         upstream,
-        ingress,
-    };
+        ..
+    } = ports;
     // An upstream that answers anything: if a request reached it, the
     // filter was not there.
     let echo = portcullis_e2e::process::Process::spawn(

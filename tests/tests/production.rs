@@ -135,7 +135,34 @@ fn with_ingress_tls(pki: &Path) -> impl FnOnce(String) -> String {
         file("companion.key"),
         file("ca.crt")
     );
-    move |text| text + &section
+    // A short handshake limit, for the slow-client check below.
+    move |text| text.replacen("realm = ", "header_read_timeout_seconds = 2\nrealm = ", 1) + &section
+}
+
+/// A client that opens a TLS connection and then stalls (silent, or half
+/// a ClientHello) is cut off at the header time limit, not held forever.
+async fn slow_handshakes_are_cut_off(port: u16) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    for opening in [&b""[..], &b"\x16\x03\x01\x02\x00\x01"[..]] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to the ingress listener");
+        stream.write_all(opening).await.unwrap();
+        let mut buffer = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(6), async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "a stalled handshake ({opening:?}) was not cut off"
+        );
+    }
 }
 
 #[tokio::test]
@@ -161,6 +188,7 @@ async fn the_production_configuration_runs_end_to_end_over_mutual_tls() {
     // Only a client with a certificate from the configured CA gets in.
     assert!(curl_ingress(&pki, companion.ingress_port, None).is_err());
     assert!(curl_ingress(&pki, companion.ingress_port, Some("stranger")).is_err());
+    slow_handshakes_are_cut_off(companion.ingress_port).await;
     // Plain HTTP on the TLS port gets no answer.
     assert!(reqwest::get(companion.ingress_url("/health"))
         .await

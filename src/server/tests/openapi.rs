@@ -101,7 +101,7 @@ fn documented(
                 .iter()
                 .any(|t| t == INGRESS_TAG)
         });
-        if on_ingress || path == "/health" || path == "/ready" {
+        if on_ingress || BOTH_LISTENERS.contains(&path.as_str()) {
             ingress.insert(path.clone(), methods.clone());
         }
         if !on_ingress {
@@ -110,6 +110,10 @@ fn documented(
     }
     (public, ingress)
 }
+
+/// The routes both listeners serve: the probes' (the document lists them
+/// once, under the public listener's tags).
+const BOTH_LISTENERS: [&str; 2] = ["/health", "/ready"];
 
 /// `path` with each parameter filled in with something routable.
 fn concrete(path: &str) -> String {

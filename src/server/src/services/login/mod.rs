@@ -189,9 +189,12 @@ impl LoginService {
         if scopes.is_empty() {
             // The person sees only "no access"; the operator needs to know
             // which groups the provider sent.
+            // At most a few groups: a provider may send hundreds.
+            let shown: Vec<&String> = groups.iter().take(20).collect();
             tracing::info!(
                 user = %username,
-                groups = ?groups,
+                groups = ?shown,
+                group_count = groups.len(),
                 "login refused: none of the user's groups grants a scope"
             );
             return Err(LoginError::NoScopes);
