@@ -7,6 +7,7 @@ use axum::Router;
 use ipnet::IpNet;
 
 use crate::config::{Config, StorageConfig};
+use crate::handlers::csrf::CsrfKey;
 use crate::handlers::{self, AppState, SessionCookie};
 use crate::metrics::Metrics;
 use crate::services::cli_login::{CliLoginError, CliLoginService};
@@ -233,6 +234,7 @@ impl App {
                     logout_url: s.logout_url.clone(),
                     lifetime: config.policy.session_lifetime,
                     state_seal: StateSeal::new(&s.key.0),
+                    csrf: CsrfKey::new(&s.key.0),
                 })
             }),
             login,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode};
 use portcullis::app::App;
+use portcullis::services::authenticate::Credential;
 use portcullis::services::{
     Actor, AdminTokenRequest, AuthError, CheckError, ManualClock, TokenError, UserInfo,
 };
@@ -55,7 +56,7 @@ impl Fixture {
     ) -> Result<CheckAnswer, CheckError> {
         self.app
             .check
-            .check(Some(&bearer(token)), request, None)
+            .check(Credential::Header(Some(&bearer(token))), request, None)
             .await
     }
 }
@@ -146,13 +147,21 @@ async fn scopes_are_checked_with_satisfy_all_and_any(backend: Backend) {
     assert!(f
         .app
         .check
-        .check(Some(&auth), &requiring(&both, Satisfy::Any), None)
+        .check(
+            Credential::Header(Some(&auth)),
+            &requiring(&both, Satisfy::Any),
+            None
+        )
         .await
         .is_ok());
     match f
         .app
         .check
-        .check(Some(&auth), &requiring(&both, Satisfy::All), None)
+        .check(
+            Credential::Header(Some(&auth)),
+            &requiring(&both, Satisfy::All),
+            None,
+        )
         .await
     {
         Err(CheckError::InsufficientScope(scopes)) => assert_eq!(scopes.len(), 2),

@@ -104,6 +104,10 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("not found")]
     NotFound,
+    /// A write authenticated by the session cookie without the session's
+    /// CSRF token.
+    #[error("X-CSRF-Token is missing or does not match the session")]
+    InvalidCsrf,
 }
 
 impl IntoResponse for ApiError {
@@ -111,6 +115,7 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::InvalidCsrf => (StatusCode::FORBIDDEN, "invalid_csrf"),
             // Every variant named: a new one must be given its status.
             ApiError::Token(e) => match e {
                 TokenError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),

@@ -14,9 +14,16 @@ use std::time::Instant;
 
 use super::client_ip::ClientIp;
 use super::openapi::CheckFailures;
+use super::session::{take_session, TakenSession};
 use super::{error, AppState};
 use crate::metrics::Outcome;
+use crate::services::authenticate::Credential;
 use crate::services::{AuthError, CheckError};
+
+/// The header that tells Envoy's `ext_authz` which of the request's
+/// headers to remove before the upstream: with no cookie left once the
+/// session cookie is out, `Cookie` itself.
+const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 
 /// Where Envoy's `ext_authz` (HTTP service) sends its checks: it appends
 /// the client's own path and query, so neither can carry what the route
@@ -60,7 +67,7 @@ pub struct CheckParams {
 /// RFC 6750 refusal. On the ingress listener.
 #[utoipa::path(get, path = CHECK_PATH, tag = "ingress",
     params(CheckParams),
-    security(("bearer" = []), ("basic" = [])),
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = CheckAnswer, headers(
         ("x-auth-request-user" = String),
         ("x-auth-request-email" = String),
@@ -89,7 +96,7 @@ pub async fn ingress_auth(
     path = "/ingress/ext-authz/{path}", tag = "ingress",
     params(("path" = String, Path, description = "The client's path, which Envoy appends"),
         ("x-portcullis-check" = Option<String>, Header, description = "The check query, as `/ingress/auth` takes it")),
-    security(("bearer" = []), ("basic" = [])),
+    security(("session" = []), ("bearer" = []), ("basic" = [])),
     responses((status = 200, body = CheckAnswer), CheckFailures))]
 pub async fn ext_authz(
     State(state): State<AppState>,
@@ -122,10 +129,21 @@ async fn check(
     let request = query.and_then(|query| {
         CheckRequest::from_query(query).map_err(|e| AuthError::InvalidRequest(e.to_string()))
     });
+    // Gafaelfawr's order: the session cookie first, then `Authorization`.
+    let mut cookies = take_session(state, request_headers);
+    let session = cookies.as_mut().and_then(|c| c.token.take());
+    let cookie_key = session
+        .as_ref()
+        .filter(|_| decisions_logged())
+        .map(|t| t.key().to_string());
     let (request, result) = match request {
         Ok(request) => {
-            let result = match authorization(request_headers) {
-                Ok(header) => state.check.check(header, &request, ip).await,
+            let credential = match session {
+                Some(token) => Ok(Credential::Cookie(token)),
+                None => authorization(request_headers).map(Credential::Header),
+            };
+            let result = match credential {
+                Ok(credential) => state.check.check(credential, &request, ip).await,
                 Err(e) => Err(e.into()),
             };
             (request, result)
@@ -134,10 +152,43 @@ async fn check(
     };
     let (outcome, elapsed) = (Outcome::of(&result), start.elapsed());
     state.metrics.record_check(outcome, elapsed);
-    log_decision(&request, request_headers, &result, outcome, elapsed);
+    log_decision(
+        &request,
+        request_headers,
+        cookie_key,
+        &result,
+        outcome,
+        elapsed,
+    );
     match result {
-        Ok(answer) => granted(answer, request.use_authorization),
+        Ok(answer) => {
+            let mut response = granted(answer, request.use_authorization);
+            if let Some(cookies) = cookies {
+                pass_other_cookies(&mut response, cookies);
+            }
+            response
+        }
         Err(e) => error::check_error(e, &state.realm, request.auth_type),
+    }
+}
+
+/// The request's `Cookie` without the session cookie, for the proxy to
+/// send upstream in place of the one that came (nginx's `auth_request_set`
+/// from `$upstream_http_cookie`; `ext_authz` with `cookie` among its
+/// allowed upstream headers); with no cookie left, `ext_authz` is told to
+/// remove the header. The session cookie is a credential: no upstream
+/// sees it.
+fn pass_other_cookies(response: &mut Response, cookies: TakenSession) {
+    let out = response.headers_mut();
+    match cookies.rest.map(|rest| HeaderValue::from_bytes(&rest)) {
+        Some(Ok(rest)) => {
+            out.insert(axum::http::header::COOKIE, rest);
+        }
+        // Bytes no header can hold came in a header: cannot happen, but if
+        // it did, the cookies are dropped rather than passed whole.
+        Some(Err(_)) | None => {
+            out.insert(HEADERS_TO_REMOVE, HeaderValue::from_static("cookie"));
+        }
     }
 }
 
@@ -149,21 +200,24 @@ async fn check(
 fn log_decision(
     request: &CheckRequest,
     request_headers: &HeaderMap,
+    cookie_key: Option<String>,
     result: &Result<CheckAnswer, CheckError>,
     outcome: Outcome,
     elapsed: std::time::Duration,
 ) {
     // The key is read from the header again (the check keeps it to
     // itself): only when the line will be written.
-    if !tracing::enabled!(target: "portcullis::check", tracing::Level::INFO) {
+    if !decisions_logged() {
         return;
     }
-    let key = authorization(request_headers)
-        .ok()
-        .flatten()
-        .and_then(|header| portcullis_core::authorization::presented_token(header).ok())
-        .and_then(|text| text.parse::<portcullis_core::Token>().ok())
-        .map(|token| token.key().to_string());
+    let key = cookie_key.or_else(|| {
+        authorization(request_headers)
+            .ok()
+            .flatten()
+            .and_then(|header| portcullis_core::authorization::presented_token(header).ok())
+            .and_then(|text| text.parse::<portcullis_core::Token>().ok())
+            .map(|token| token.key().to_string())
+    });
     let required: Vec<String> = request.scopes.iter().map(ToString::to_string).collect();
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     match result {
@@ -186,6 +240,10 @@ fn log_decision(
             "check"
         ),
     }
+}
+
+fn decisions_logged() -> bool {
+    tracing::enabled!(target: "portcullis::check", tracing::Level::INFO)
 }
 
 /// The one `Authorization` value, if any. Two of them are ambiguous, and

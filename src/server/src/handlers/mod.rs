@@ -4,6 +4,7 @@
 mod api;
 mod changes;
 mod client_ip;
+pub mod csrf;
 mod error;
 mod health;
 pub mod ingress;

@@ -8,12 +8,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_core::cookie;
 use portcullis_core::session::SessionSeal;
-use portcullis_core::TokenType;
+use portcullis_core::{Token, TokenType};
 
 use crate::model::TokenData;
 use crate::services::login::StateSeal;
 
 use super::client_ip::ClientIp;
+use super::csrf::CsrfKey;
 use super::error::{ApiError, ErrorBody};
 use super::openapi::SeeOther;
 use super::page;
@@ -31,6 +32,8 @@ pub struct SessionCookie {
     /// Seals the login-state cookie, with the same key bound to another
     /// purpose.
     pub state_seal: StateSeal,
+    /// Signs the session's CSRF token, with a key derived from the same.
+    pub csrf: CsrfKey,
 }
 
 /// The cookie that carries a login's state from `/login` to the callback.
@@ -76,6 +79,40 @@ pub fn open_cookie<T>(
         .into_iter()
         .filter_map(|v| std::str::from_utf8(v).ok())
         .find_map(open)
+}
+
+/// A request's cookies with the session cookie taken out.
+pub struct TakenSession {
+    /// The token of the first copy that opened with the companion's key.
+    pub token: Option<Token>,
+    /// The other cookies as one `Cookie` value, byte for byte; `None` when
+    /// no other cookie is left.
+    pub rest: Option<Vec<u8>>,
+}
+
+/// The session cookie split from the request's other cookies, when the
+/// request sent any cookie and a session cookie is configured. Every copy
+/// is taken out, whether or not it opens, as the filter does.
+pub fn take_session(state: &AppState, headers: &HeaderMap) -> Option<TakenSession> {
+    let session = state.session.as_deref()?;
+    let cookies: Vec<&[u8]> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if cookies.is_empty() {
+        return None;
+    }
+    let taken = cookie::take(&cookies, &session.name);
+    let token = taken
+        .values
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(|v| session.seal.open(v));
+    Some(TakenSession {
+        token,
+        rest: taken.rest,
+    })
 }
 
 /// The browser's valid session, if its cookie holds one. A storage
@@ -164,6 +201,7 @@ mod tests {
             logout_url: "/".into(),
             lifetime: 60,
             state_seal: StateSeal::new(&[1; 32]),
+            csrf: CsrfKey::new(&[1; 32]),
         }
     }
 

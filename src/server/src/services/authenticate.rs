@@ -1,5 +1,6 @@
-//! Turning an `Authorization` header into who is asking: the one place
-//! that parses presented tokens, for the ingress and the API alike.
+//! Turning a presented credential (an `Authorization` header, or the token a
+//! session cookie held) into who is asking: the one place that parses
+//! presented tokens, for the ingress and the API alike.
 
 use std::sync::Arc;
 
@@ -28,6 +29,15 @@ impl From<AuthorizationError> for AuthError {
     }
 }
 
+/// What a request presented.
+pub enum Credential<'a> {
+    /// The one `Authorization` header value, if any, as it came.
+    Header(Option<&'a str>),
+    /// The token in a session cookie that opened with the companion's key:
+    /// no one else can have sealed it.
+    Cookie(Token),
+}
+
 /// Unknown, wrong secret, expired and (at the ingress) bootstrap all read
 /// alike: no oracle for which keys exist.
 pub const NOT_VALID: &str = "Token is not valid";
@@ -43,8 +53,8 @@ impl Authenticator {
     }
 
     /// The caller of the token API: the bootstrap token is an administrator.
-    pub async fn api_actor(&self, authorization: Option<&str>) -> Result<Actor, AuthError> {
-        let token = presented(authorization)?;
+    pub async fn api_actor(&self, credential: Credential<'_>) -> Result<Actor, AuthError> {
+        let token = presented(credential)?;
         if self.is_bootstrap(&token) {
             return Ok(Actor::Bootstrap);
         }
@@ -60,8 +70,8 @@ impl Authenticator {
     }
 
     /// The caller at the ingress: only stored tokens, never the bootstrap.
-    pub async fn ingress_data(&self, authorization: Option<&str>) -> Result<TokenData, AuthError> {
-        let token = presented(authorization)?;
+    pub async fn ingress_data(&self, credential: Credential<'_>) -> Result<TokenData, AuthError> {
+        let token = presented(credential)?;
         if self.is_bootstrap(&token) {
             return Err(AuthError::InvalidToken(NOT_VALID));
         }
@@ -82,8 +92,12 @@ impl Authenticator {
     }
 }
 
-fn presented(authorization: Option<&str>) -> Result<Token, AuthError> {
-    let text = authorization::presented_token(authorization.ok_or(AuthError::NoCredential)?)?;
+fn presented(credential: Credential<'_>) -> Result<Token, AuthError> {
+    let authorization = match credential {
+        Credential::Cookie(token) => return Ok(token),
+        Credential::Header(header) => header.ok_or(AuthError::NoCredential)?,
+    };
+    let text = authorization::presented_token(authorization)?;
     text.parse()
         .map_err(|_| AuthError::InvalidToken("Token is malformed"))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use portcullis_core::{CheckAnswer, CheckRequest, DelegatedToken, Delegation, Scope};
 
-use super::authenticate::{AuthError, Authenticator};
+use super::authenticate::{AuthError, Authenticator, Credential};
 use super::{Clock, TokenError, TokenService};
 use crate::model::TokenData;
 
@@ -50,11 +50,11 @@ impl CheckService {
     /// Checks an `Authorization` header value against what a route requires.
     pub async fn check(
         &self,
-        authorization: Option<&str>,
+        credential: Credential<'_>,
         request: &CheckRequest,
         ip: Option<IpAddr>,
     ) -> Result<CheckAnswer, CheckError> {
-        let data = self.auth.ingress_data(authorization).await?;
+        let data = self.auth.ingress_data(credential).await?;
         let now = self.clock.now();
         let minimum = request.minimum_lifetime.unwrap_or(0);
         // Saturating: a bound past the end of time is one no token meets.

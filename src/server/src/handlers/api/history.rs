@@ -170,7 +170,7 @@ async fn history(
 /// Everyone's token changes, newest first (administrators).
 #[utoipa::path(get, path = "/history/token-changes", operation_id = "history_of_everyone", tag = "history",
     params(HistoryParams),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
         responses((status = 200, body = [HistoryEntry],
             headers(("link" = String, description = "RFC 8288 links to the `next` and `prev` pages"))),
             ApiFailures))]
@@ -193,7 +193,7 @@ pub async fn of_everyone(
 /// One user's token changes, newest first.
 #[utoipa::path(get, path = "/users/{username}/token-change-history", operation_id = "history_of_user", tag = "history",
     params(("username" = String, Path), HistoryParams),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
         responses((status = 200, body = [HistoryEntry],
             headers(("link" = String, description = "RFC 8288 links to the `next` and `prev` pages"))),
             ApiFailures))]
@@ -215,7 +215,7 @@ pub async fn of_user(
 /// One token's changes, newest first.
 #[utoipa::path(get, path = "/users/{username}/tokens/{key}/change-history", operation_id = "history_of_token", tag = "history",
     params(("username" = String, Path), ("key" = TokenKey, Path), HistoryParams),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
         responses((status = 200, body = [HistoryEntry],
             headers(("link" = String, description = "RFC 8288 links to the `next` and `prev` pages"))),
             ApiFailures))]

@@ -1,4 +1,6 @@
-//! The token REST API under `/auth/api/v1`, authenticated by bearer token.
+//! The token REST API under `/auth/api/v1`, authenticated by bearer token
+//! or by the browser's session cookie (whose writes need the session's
+//! CSRF token).
 
 mod history;
 mod oidc_clients;
@@ -7,15 +9,19 @@ mod user;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portcullis_core::{AuthType, TokenKey};
+use portcullis_core::{AuthType, Token, TokenKey};
 use serde::de::DeserializeOwned;
 
+use super::csrf::CSRF_HEADER;
 use super::error::{auth_error, ApiError};
+use super::session::take_session;
 use super::{ingress, AppState};
-use crate::services::Actor;
+use crate::services::authenticate::Credential;
+use crate::services::{Actor, AuthError};
 
 pub const PREFIX: &str = "/auth/api/v1";
 
@@ -24,6 +30,7 @@ pub const PREFIX: &str = "/auth/api/v1";
 #[openapi(paths(
     user::user_info,
     user::token_info,
+    user::login_info,
     tokens::list,
     tokens::create,
     tokens::show,
@@ -42,6 +49,7 @@ pub struct TokenApi;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/login", get(user::login_info))
         .route("/user-info", get(user::user_info))
         .route("/token-info", get(user::token_info))
         .route(
@@ -76,20 +84,51 @@ pub fn router() -> Router<AppState> {
 
 /// The authenticated caller; a failed authentication is answered with the
 /// same RFC 6750 challenge as at the ingress.
+///
+/// An `Authorization` header is used when sent: a client that names its
+/// credential means that one. Otherwise the session cookie is, and since a
+/// browser sends it with any request, another site's included, a request
+/// that may change something must carry the session's CSRF token too.
 pub struct Caller(pub Actor);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let header = ingress::authorization(&parts.headers)
-            .map_err(|e| auth_error(&e, &state.realm, AuthType::Bearer))?;
+        let refused = |e: AuthError| auth_error(&e, &state.realm, AuthType::Bearer);
+        let header = ingress::authorization(&parts.headers).map_err(refused)?;
+        let session = match header {
+            Some(_) => None,
+            None => take_session(state, &parts.headers).and_then(|c| c.token),
+        };
+        let credential = match session {
+            Some(token) => {
+                if !parts.method.is_safe() && !csrf_matches(state, &parts.headers, &token) {
+                    return Err(ApiError::InvalidCsrf.into_response());
+                }
+                Credential::Cookie(token)
+            }
+            None => Credential::Header(header),
+        };
         state
             .auth
-            .api_actor(header)
+            .api_actor(credential)
             .await
             .map(Caller)
-            .map_err(|e| auth_error(&e, &state.realm, AuthType::Bearer))
+            .map_err(refused)
+    }
+}
+
+/// Whether the request carries the CSRF token of the session `token`: one
+/// `X-CSRF-Token`, matching.
+fn csrf_matches(state: &AppState, headers: &HeaderMap, token: &Token) -> bool {
+    let Some(session) = state.session.as_deref() else {
+        return false;
+    };
+    let mut values = headers.get_all(CSRF_HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => session.csrf.verify(token.key(), value.as_bytes()),
+        _ => false,
     }
 }
 

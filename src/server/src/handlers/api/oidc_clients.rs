@@ -53,7 +53,7 @@ fn view(client: &OidcClientRecord) -> ClientView<'_> {
 
 /// Every registered client.
 #[utoipa::path(get, path = "/oidc-clients", operation_id = "list_oidc_clients", tag = "oidc-clients",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = [ClientView]), OidcApiFailures))]
 pub async fn list(
     State(state): State<AppState>,
@@ -69,7 +69,7 @@ pub async fn list(
 /// Registers a client; a confidential one's secret is in this answer only.
 #[utoipa::path(post, path = "/oidc-clients", operation_id = "register_oidc_client", tag = "oidc-clients",
     request_body = ClientRequest,
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 201, body = ClientView), Conflict, OidcApiFailures))]
 pub async fn create(
     State(state): State<AppState>,
@@ -99,7 +99,7 @@ pub async fn create(
 /// One registered client.
 #[utoipa::path(get, path = "/oidc-clients/{client_id}", operation_id = "get_oidc_client", tag = "oidc-clients",
     params(("client_id" = String, Path)),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = ClientView), OidcApiFailures))]
 pub async fn show(
     State(state): State<AppState>,
@@ -117,7 +117,7 @@ pub async fn show(
 /// Removes a client.
 #[utoipa::path(delete, path = "/oidc-clients/{client_id}", operation_id = "delete_oidc_client", tag = "oidc-clients",
     params(("client_id" = String, Path)),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 204, description = "Removed"), OidcApiFailures))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -78,7 +78,7 @@ fn created(username: &str, token: &Token) -> Response {
 /// A user's tokens.
 #[utoipa::path(get, path = "/users/{username}/tokens", operation_id = "list_tokens", tag = "tokens",
     params(("username" = String, Path)),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = [TokenInfo]), ApiFailures))]
 pub async fn list(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/users/{username}/tokens", operation_id = "create_user_token", tag = "tokens",
     params(("username" = String, Path)),
     request_body = NewUserToken,
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 201, body = CreatedToken,
         headers(("location" = String, description = "The new token's URL"))),
         Conflict, ApiFailures))]
@@ -123,7 +123,7 @@ pub async fn create(
 /// One of a user's tokens.
 #[utoipa::path(get, path = "/users/{username}/tokens/{key}", operation_id = "get_token", tag = "tokens",
     params(("username" = String, Path), ("key" = TokenKey, Path)),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = TokenInfo), ApiFailures))]
 pub async fn show(
     State(state): State<AppState>,
@@ -138,7 +138,7 @@ pub async fn show(
 /// Revokes a token, and every token delegated from it.
 #[utoipa::path(delete, path = "/users/{username}/tokens/{key}", operation_id = "revoke_token", tag = "tokens",
     params(("username" = String, Path), ("key" = TokenKey, Path)),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 204, description = "Revoked"), ApiFailures))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -161,7 +161,7 @@ pub async fn revoke(
 #[utoipa::path(patch, path = "/users/{username}/tokens/{key}", operation_id = "modify_token", tag = "tokens",
     params(("username" = String, Path), ("key" = TokenKey, Path)),
     request_body = TokenPatch,
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = TokenInfo), Conflict, ApiFailures))]
 pub async fn modify(
     State(state): State<AppState>,
@@ -187,7 +187,7 @@ pub async fn modify(
 /// Makes a token of any user and type (scope `admin:token`).
 #[utoipa::path(post, path = "/tokens", operation_id = "create_token", tag = "tokens",
     request_body = NewAdminToken,
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     responses((status = 201, body = CreatedToken,
         headers(("location" = String, description = "The new token's URL"))),
         Conflict, ApiFailures))]

@@ -151,6 +151,11 @@ impl TokenService {
         }
     }
 
+    /// Every scope a token may hold, with its description.
+    pub fn known_scopes(&self) -> &std::collections::BTreeMap<Scope, String> {
+        &self.policy.known_scopes
+    }
+
     /// The data of a presented token, or `None` when it is unknown, its
     /// secret does not match (compared in constant time), it has expired,
     /// or it has gone stale (then it is removed, as Boundary does).
