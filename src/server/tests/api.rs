@@ -704,7 +704,7 @@ async fn logout_revokes_the_session_and_its_children_and_clears_the_cookie(backe
         .unwrap();
     let reply = logout(&api, Some(&session_cookie(&api.alice))).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert_eq!(reply.headers["location"], "/");
+    assert_eq!(reply.headers["location"], "/signed-out");
     assert_eq!(
         reply.headers["set-cookie"],
         "portcullis_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure"

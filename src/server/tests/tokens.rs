@@ -277,7 +277,7 @@ async fn create_user_token_is_for_the_owner_with_user_token_scope_and_held_scope
             "alice",
             "soon".into(),
             vec![],
-            Some(START + 299),
+            Some(Some(START + 299)),
             None,
         )
         .await;

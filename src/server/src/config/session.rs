@@ -20,7 +20,8 @@ pub(super) struct RawSession {
     /// plain-http development.
     #[serde(default = "default_secure")]
     secure: bool,
-    /// Where `/logout` sends the browser afterwards. Default: /.
+    /// Where `/logout` sends the browser afterwards. Default: /signed-out,
+    /// the companion's own page saying so.
     #[serde(default = "default_logout_url")]
     logout_url: String,
 }
@@ -30,7 +31,7 @@ fn default_secure() -> bool {
 }
 
 fn default_logout_url() -> String {
-    "/".to_owned()
+    "/signed-out".to_owned()
 }
 
 fn default_cookie_name() -> String {

@@ -108,6 +108,8 @@ pub enum ApiError {
     /// CSRF token.
     #[error("X-CSRF-Token is missing or does not match the session")]
     InvalidCsrf,
+    #[error("this path does not take that method")]
+    MethodNotAllowed,
 }
 
 impl IntoResponse for ApiError {
@@ -116,6 +118,7 @@ impl IntoResponse for ApiError {
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::InvalidCsrf => (StatusCode::FORBIDDEN, "invalid_csrf"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             // Every variant named: a new one must be given its status.
             ApiError::Token(e) => match e {
                 TokenError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod openid;
 mod page;
 mod session;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +78,10 @@ pub fn public_router(state: AppState, request_timeout: Duration) -> Router {
         .route(INTROSPECT_PATH, post(openid::introspect))
         .route(REVOKE_PATH, post(openid::revoke))
         .route(openapi::DOCUMENT_PATH, get(openapi::document))
-        .nest(api::PREFIX, api::router());
+        .nest(api::PREFIX, api::router())
+        .merge(ui::router())
+        .fallback(ui::not_found)
+        .method_not_allowed_fallback(ui::method_not_allowed);
     served(routes, state, request_timeout)
 }
 
@@ -100,7 +104,9 @@ pub fn ingress_router(state: AppState, request_timeout: Duration) -> Router {
             &format!("{}/{{*path}}", ingress::EXT_AUTHZ_PATH),
             any(ingress::ext_authz),
         )
-        .route(CHANGES_PATH, get(changes::changes));
+        .route(CHANGES_PATH, get(changes::changes))
+        .fallback(ui::not_found)
+        .method_not_allowed_fallback(ui::method_not_allowed);
     served(routes, state, request_timeout)
 }
 

@@ -15,6 +15,7 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::error::ErrorBody;
+use super::ui;
 use super::{api, changes, health, ingress, login, openid, session};
 
 pub const DOCUMENT_PATH: &str = "/auth/openapi.json";
@@ -45,6 +46,19 @@ pub const INGRESS_TAG: &str = "ingress";
         login::cli_start,
         login::cli_poll,
         session::logout,
+        ui::home::home,
+        ui::home::signed_out,
+        ui::tokens::list,
+        ui::tokens::new_form,
+        ui::tokens::create,
+        ui::tokens::create_service,
+        ui::tokens::sign_out_others,
+        ui::tokens::show,
+        ui::tokens::confirm_revoke,
+        ui::tokens::revoke,
+        ui::history::search,
+        ui::assets::stylesheet,
+        ui::assets::script,
         openid::discovery,
         openid::jwks,
         openid::authorize,
@@ -63,6 +77,7 @@ pub const INGRESS_TAG: &str = "ingress";
         (name = "oidc-clients", description = "OpenID Connect client registration"),
         (name = "openid", description = "The OpenID Connect provider"),
         (name = "login", description = "Logging in: browsers and the CLI"),
+        (name = "pages", description = "The pages people use: who they are, their tokens, history"),
         (name = "ingress", description = "The checks and the change feed, on the ingress listener"),
         (name = "health", description = "Liveness, readiness, and this document"),
     )
@@ -323,6 +338,23 @@ impl IntoResponses for Pages {
             (404, failure("Not configured, or no such login", true)),
             (502, failure("The identity provider failed", true)),
             (503, failure("A store did not answer", true)),
+        ])
+    }
+}
+
+/// A token page: the page, or a browser with no session sent to sign in
+/// (or, after a form, on to the next page); every refusal is a page too.
+pub struct TokenPages;
+
+impl IntoResponses for TokenPages {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(vec![
+            (200, html_page("The page")),
+            (303, redirect("To sign in, or on after a form")),
+            (400, html_page("The form or query cannot be used")),
+            (403, html_page("Not allowed, or a form not from this site")),
+            (404, html_page("No such token, or no sign-in configured")),
+            (503, html_page("A store did not answer")),
         ])
     }
 }

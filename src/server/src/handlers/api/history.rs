@@ -119,7 +119,7 @@ fn bad(name: &str, reason: &str) -> ApiError {
     ApiError::InvalidRequest(format!("query parameter {name:?} {reason}"))
 }
 
-fn ip_or_cidr(text: &str) -> Option<IpNet> {
+pub fn ip_or_cidr(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>()
         .ok()
         .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))

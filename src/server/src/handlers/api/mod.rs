@@ -2,7 +2,7 @@
 //! or by the browser's session cookie (whose writes need the session's
 //! CSRF token).
 
-mod history;
+pub(super) mod history;
 mod oidc_clients;
 mod tokens;
 mod user;

@@ -22,8 +22,11 @@ pub struct NewUserToken {
     token_name: String,
     #[serde(default)]
     scopes: Vec<Scope>,
-    /// Seconds since the Unix epoch; default: the authenticating token's.
-    expires: Option<u64>,
+    /// Seconds since the Unix epoch; `null`: never expires. Left out: the
+    /// authenticating session's expiry.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    expires: Option<Option<u64>>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -50,14 +50,15 @@ impl TokenService {
 
     /// A user token made by its owner, who needs `user:token`; its scopes
     /// must be held by the authenticating token, and the user details come
-    /// from it.
+    /// from it. `expires`: `None` for the session's expiry, `Some(None)`
+    /// for never.
     pub async fn create_user_token(
         &self,
         actor: &Actor,
         username: &str,
         token_name: String,
         scopes: Vec<Scope>,
-        expires: Option<u64>,
+        expires: Option<Option<u64>>,
         ip: Option<IpAddr>,
     ) -> Result<Token, TokenError> {
         let Actor::Token(auth) = actor else {
@@ -87,7 +88,7 @@ impl TokenService {
         }
         self.validate_scopes(&scopes)?;
         require_held(&scopes, &auth.scopes)?;
-        let expires = expires.or(auth.expires);
+        let expires = expires.unwrap_or(auth.expires);
         self.validate_expires(expires)?;
         let spec = Spec {
             token_type: TokenType::User,

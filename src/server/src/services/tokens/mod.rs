@@ -151,6 +151,11 @@ impl TokenService {
         }
     }
 
+    /// The service's time, in Unix seconds.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
     /// Every scope a token may hold, with its description.
     pub fn known_scopes(&self) -> &std::collections::BTreeMap<Scope, String> {
         &self.policy.known_scopes
