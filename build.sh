@@ -274,6 +274,8 @@ run_tests() {
   need skopeo skopeo
   need umoci umoci
   need docker-registry docker-registry
+  # nginx's auth_request in front of the companion (tests/tests/nginx.rs).
+  need nginx nginx-light
   cargo test --release --workspace --target "$NATIVE"
 }
 

@@ -151,7 +151,7 @@ const ATTEMPTS: usize = 3;
 
 /// The echo upstream on `port`, once it answers; `None` if it could not
 /// take the port.
-async fn start_upstream(
+pub async fn start_upstream(
     artifacts: &Artifacts,
     port: u16,
     dir: &std::path::Path,
