@@ -86,3 +86,32 @@ async fn ext_authz_passes_on_the_companion_s_refusals_and_their_challenges() {
         "{challenge}"
     );
 }
+
+#[tokio::test]
+async fn ext_authz_takes_the_session_cookie_and_keeps_it_from_the_upstream() {
+    let stack = ext_authz_stack().await;
+    let session = stack.companion.session_cookie("bob", &["read:all"]);
+    let reply = stack
+        .client
+        .get(stack.url("/app"))
+        .header("cookie", format!("theme=dark; {session}"))
+        .send()
+        .await
+        .expect("through Envoy");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let headers = upstream_headers(reply).await;
+    assert_eq!(headers["x-auth-request-user"], serde_json::json!(["bob"]));
+    assert_eq!(headers["cookie"], serde_json::json!(["theme=dark"]));
+    // With no other cookie, Envoy removes the header, as it is told.
+    let reply = stack
+        .client
+        .get(stack.url("/app"))
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("through Envoy");
+    assert_eq!(reply.status(), StatusCode::OK);
+    let headers = upstream_headers(reply).await;
+    assert_eq!(headers["x-auth-request-user"], serde_json::json!(["bob"]));
+    assert!(!headers.contains_key("cookie"), "{headers:?}");
+}

@@ -112,6 +112,10 @@ pub fn ext_authz_filters(check: &str) -> Vec<Value> {
             "name": "envoy.filters.http.ext_authz",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+                // Envoy sends the check only these of the client's headers
+                // (Authorization among them always): the cookie too, for
+                // the session cookie.
+                "allowed_headers": {"patterns": [{"exact": "cookie"}]},
                 "http_service": {
                     "server_uri": {"uri": "http://portcullis", "cluster": "portcullis", "timeout": "1s"},
                     "path_prefix": "/ingress/ext-authz",
@@ -119,7 +123,7 @@ pub fn ext_authz_filters(check: &str) -> Vec<Value> {
                         "headers_to_add": [{"key": "x-portcullis-check", "value": check}]
                     },
                     "authorization_response": {
-                        "allowed_upstream_headers": {"patterns": [{"prefix": "x-auth-request-"}]},
+                        "allowed_upstream_headers": {"patterns": [{"prefix": "x-auth-request-"}, {"exact": "cookie"}]},
                         "allowed_client_headers": {"patterns": [{"exact": "www-authenticate"}]}
                     }
                 }

@@ -143,23 +143,24 @@ pub fn see_other(location: &str) -> Response {
 /// site and carries the session's CSRF token. A cross-site form post has
 /// the cookie (SameSite=Lax lets top-level GETs through, and a sibling
 /// site on the cookie's domain is same-site) but never the token.
-pub fn check_write(
+/// `None` when it may; otherwise the refusal to answer with.
+pub fn write_refused(
     state: &AppState,
     headers: &HeaderMap,
     viewer: &Viewer,
     csrf: &str,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let Some(cookie) = state.session.as_deref() else {
-        return Err(home::sign_in_unavailable());
+        return Some(home::sign_in_unavailable());
     };
     if from_this_site(state, headers)
         && cookie
             .csrf
             .verify(viewer.session.token.key(), csrf.as_bytes())
     {
-        return Ok(());
+        return None;
     }
-    Err(refused(
+    Some(refused(
         Some(viewer.nav()),
         StatusCode::FORBIDDEN,
         "Request refused",

@@ -11,7 +11,7 @@ use axum::response::Response;
 use portcullis_core::{Scope, TokenKey, TokenType};
 
 use super::view::{self, HistoryRow, Nav, TokenRow};
-use super::{check_write, refused, render, see_other, token_error, Viewer, TOKENS_PATH};
+use super::{refused, render, see_other, token_error, write_refused, Viewer, TOKENS_PATH};
 use crate::handlers::client_ip::ClientIp;
 use crate::handlers::openapi::TokenPages;
 use crate::handlers::AppState;
@@ -270,7 +270,7 @@ pub async fn create(
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
-    if let Err(refusal) = check_write(&state, &headers, &viewer, fields.one("csrf")) {
+    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
         return refusal;
     }
     let bad = |message: String| {
@@ -331,7 +331,7 @@ pub async fn create_service(
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
-    if let Err(refusal) = check_write(&state, &headers, &viewer, fields.one("csrf")) {
+    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
         return refusal;
     }
     let bad = |message: &str| {
@@ -382,9 +382,8 @@ struct TokenPage {
 }
 
 /// The key in a path: one that cannot be a key names no token.
-fn path_key(viewer: &Viewer, text: &str) -> Result<TokenKey, Response> {
-    text.parse()
-        .map_err(|_| token_error(viewer, TokenError::NotFound))
+fn path_key(text: &str) -> Option<TokenKey> {
+    text.parse().ok()
 }
 
 /// `owner`'s token `key`, and every token of theirs below it (children,
@@ -423,9 +422,8 @@ pub async fn show(
     query: RawQuery,
 ) -> Response {
     let owner = owner(&query, &viewer);
-    let key = match path_key(&viewer, &key) {
-        Ok(key) => key,
-        Err(response) => return response,
+    let Some(key) = path_key(&key) else {
+        return token_error(&viewer, TokenError::NotFound);
     };
     let (info, below) = match token_and_descendants(&state, &viewer, &owner, &key).await {
         Ok(found) => found,
@@ -486,9 +484,8 @@ pub async fn confirm_revoke(
     query: RawQuery,
 ) -> Response {
     let owner = owner(&query, &viewer);
-    let key = match path_key(&viewer, &key) {
-        Ok(key) => key,
-        Err(response) => return response,
+    let Some(key) = path_key(&key) else {
+        return token_error(&viewer, TokenError::NotFound);
     };
     let (info, below) = match token_and_descendants(&state, &viewer, &owner, &key).await {
         Ok(found) => found,
@@ -522,13 +519,12 @@ pub async fn revoke(
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
-    if let Err(refusal) = check_write(&state, &headers, &viewer, fields.one("csrf")) {
+    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
         return refusal;
     }
     let owner = owner(&query, &viewer);
-    let key = match path_key(&viewer, &key) {
-        Ok(key) => key,
-        Err(response) => return response,
+    let Some(key) = path_key(&key) else {
+        return token_error(&viewer, TokenError::NotFound);
     };
     match state
         .tokens
@@ -557,7 +553,7 @@ pub async fn sign_out_others(
     body: Bytes,
 ) -> Response {
     let fields = Fields::parse(&body);
-    if let Err(refusal) = check_write(&state, &headers, &viewer, fields.one("csrf")) {
+    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
         return refusal;
     }
     let actor = viewer.actor();
