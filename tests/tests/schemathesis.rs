@@ -33,24 +33,54 @@ fn schemathesis(root: &Path) -> PathBuf {
     path
 }
 
-/// One bounded run against `base` of the operations `filter` picks, as a
-/// caller holding `token`, held to `checks`; panics with schemathesis's
-/// report on a failure.
+/// What a run authenticates with.
+enum Credentials<'a> {
+    /// A bearer token on every request.
+    Bearer(&'a str),
+    /// A bearer token and a session cookie, each as the document's
+    /// security scheme of that name, so that schemathesis sends one or the
+    /// other and, to test a refusal, spoils the one it sent. (A bearer
+    /// token on every request would stand in for a spoiled cookie.)
+    BySchemes { bearer: &'a str, session: &'a str },
+}
+
+/// One bounded run against `base` of the operations `filter` picks, with
+/// `credentials`, held to `checks`; panics with schemathesis's report on
+/// a failure.
 fn attack(
     artifacts: &Artifacts,
     companion: &Companion,
     base: &str,
     filter: &[&str],
     checks: &str,
-    token: &str,
+    credentials: &Credentials,
 ) {
-    let output = Command::new(schemathesis(&artifacts.root))
+    let mut command = Command::new(schemathesis(&artifacts.root));
+    match credentials {
+        Credentials::Bearer(_) => {}
+        Credentials::BySchemes { bearer, session } => {
+            let config = companion.dir.join("schemathesis-schemes.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "[auth.openapi.bearer]\nbearer = \"{bearer}\"\n\
+                     [auth.openapi.session]\napi_key = \"{session}\"\n"
+                ),
+            )
+            .expect("schemathesis configuration");
+            command.arg("--config-file").arg(config);
+        }
+    }
+    command
         .arg("run")
         .arg(companion.url("/auth/openapi.json"))
         .args(["--url", base])
         .args(filter)
-        .args(["--checks", checks])
-        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--checks", checks]);
+    if let Credentials::Bearer(token) = credentials {
+        command.args(["--header", &format!("Authorization: Bearer {token}")]);
+    }
+    let output = command
         .args(["--max-examples", "100", "--seed", "1"])
         .args(["--max-redirects", "0", "--request-timeout", "10"])
         .args(["--workers", "2", "--no-color"])
@@ -84,18 +114,38 @@ async fn attack_both_listeners(companion: &Companion) {
         "admin",
         &["admin:token", "admin:oidc", "user:token", "read:all"],
     );
+    // The checks take the session cookie too; on the public listener a
+    // session would end at the first `/logout`, so the API is attacked
+    // by bearer token alone.
+    let cookie = companion.session_cookie("admin", &["read:all"]);
+    let session = cookie.split_once('=').map_or("", |(_, v)| v);
+    let schemes = Credentials::BySchemes {
+        bearer: &admin,
+        session,
+    };
     let (public, ingress) = (companion.url(""), companion.ingress_url(""));
     let all = format!("{CHECKS},{ALSO_OFF_EXT_AUTHZ}");
-    for (base, filter, checks) in [
-        (&public, &["--exclude-tag", "ingress"][..], all.as_str()),
+    for (base, filter, checks, credentials) in [
+        (
+            &public,
+            &["--exclude-tag", "ingress"][..],
+            all.as_str(),
+            &Credentials::Bearer(&admin),
+        ),
         (
             &ingress,
             &["--include-tag", "ingress", "--exclude-path", EXT_AUTHZ][..],
             &all,
+            &schemes,
         ),
-        (&ingress, &["--include-path", EXT_AUTHZ][..], CHECKS),
+        (
+            &ingress,
+            &["--include-path", EXT_AUTHZ][..],
+            CHECKS,
+            &schemes,
+        ),
     ] {
-        attack(&artifacts, companion, base, filter, checks, &admin);
+        attack(&artifacts, companion, base, filter, checks, credentials);
     }
 
     let client = reqwest::Client::new();

@@ -310,3 +310,118 @@ async fn signing_out_everywhere_else_keeps_only_this_browser(backend: Backend) {
     assert!(f.app.tokens.get_data(&phone).await.unwrap().is_none());
     assert!(f.app.tokens.get_data(&f.alice).await.unwrap().is_some());
 }
+
+#[apply(backends)]
+#[tokio::test]
+async fn a_person_sees_and_touches_only_their_own_tokens_whatever_the_query_says(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let bob = f
+        .app
+        .tokens
+        .create_session_token(
+            &UserInfo {
+                username: "bob".into(),
+                ..UserInfo::default()
+            },
+            vec!["user:token".parse().unwrap()],
+            None,
+        )
+        .await
+        .unwrap();
+    let bobs_key = bob.key().as_str();
+    for path in [
+        "/auth/tokens?user=bob".to_owned(),
+        format!("/auth/tokens/{bobs_key}?user=bob"),
+        format!("/auth/tokens/{bobs_key}/revoke?user=bob"),
+    ] {
+        let page = f.get(&path, Some(&f.alice)).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!page.html.contains(bobs_key), "{path}");
+    }
+    // Without ?user=, bob's key is no token of alice's.
+    let page = f
+        .get(&format!("/auth/tokens/{bobs_key}"), Some(&f.alice))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let csrf = f.csrf().await;
+    let refused = f
+        .post(
+            &format!("/auth/tokens/{bobs_key}/revoke?user=bob"),
+            &format!("csrf={csrf}"),
+            &[SAME_ORIGIN],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(f.app.tokens.get_data(&bob).await.unwrap().is_some());
+    // History by someone else's name is one's own history.
+    let history = f
+        .get("/auth/tokens/history?username=bob", Some(&f.alice))
+        .await;
+    assert_eq!(history.status, StatusCode::OK);
+    assert!(!history.html.contains(bobs_key));
+    assert!(history.html.contains(f.alice.key().as_str()));
+}
+
+#[apply(backends)]
+#[tokio::test]
+async fn hostile_queries_paths_and_forms_get_a_refusal_page_and_change_nothing(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    for (query, what) in [
+        ("since=yesterday", "date and time"),
+        ("until=2026-13-45T99:99", "date and time"),
+        ("key=not-a-key", "token key"),
+        ("address=300.1.1.1", "IP address"),
+        ("cursor=%FF%FE", "page of history"),
+    ] {
+        let page = f
+            .get(&format!("/auth/tokens/history?{query}"), Some(&f.alice))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(page.html.contains(what), "{query}: {}", page.html);
+    }
+    // A key that cannot be one, as text or not text at all.
+    for path in ["/auth/tokens/short", "/auth/tokens/%FF%FE"] {
+        let page = f.get(path, Some(&f.alice)).await;
+        assert!(page.status.is_client_error(), "{path}: {}", page.status);
+    }
+    let csrf = f.csrf().await;
+    let long = "n".repeat(10_000);
+    for (form, status) in [
+        (
+            format!("csrf={csrf}&name=a&expires=forever"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("csrf={csrf}&name=&expires=30"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("csrf={csrf}&name={long}&expires=30"),
+            StatusCode::BAD_REQUEST,
+        ),
+        // Bytes that are not UTF-8 are read as replacement characters: no
+        // name may hold them.
+        (
+            format!("csrf={csrf}&name=%FF%FE&expires=30"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("csrf={csrf}&name=a&scope=%FF&expires=30"),
+            StatusCode::BAD_REQUEST,
+        ),
+        // The first CSRF field is the one read: a wrong one first fails.
+        (
+            format!("csrf=forged&csrf={csrf}&name=a&expires=30"),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let page = f.post("/auth/tokens/new", &form, &[SAME_ORIGIN]).await;
+        assert_eq!(page.status, status, "{}", &form[..form.len().min(80)]);
+        assert!(!page.html.contains(&long));
+    }
+    assert!(f.user_token_names().await.is_empty());
+}

@@ -193,6 +193,26 @@ async fn the_check_answers_with_every_cookie_but_the_session_s(backend: Backend)
         .headers
         .contains_key("x-envoy-auth-headers-to-remove"));
 
+    // A neighbour's bytes that are not UTF-8 hide nothing and pass on as
+    // they came.
+    let mut request = Request::get("/ingress/auth?scope=read:all");
+    request = request.header(
+        "cookie",
+        axum::http::HeaderValue::from_bytes(&[b"a=\xff; ".as_slice(), sealed.as_bytes()].concat())
+            .unwrap(),
+    );
+    let answer = reply(
+        f.app
+            .ingress_router()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["username"], "alice");
+    assert_eq!(answer.headers["cookie"].as_bytes(), b"a=\xff");
+
     // With no other cookie, ext_authz is told to remove the header.
     let answer = f.check(&[("cookie", sealed.clone())]).await;
     assert_eq!(answer.status, StatusCode::OK);

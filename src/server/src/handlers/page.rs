@@ -43,9 +43,10 @@ pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
         .into_response()
 }
 
-/// A page whose body is one escaped paragraph.
+/// A page whose body is one paragraph: the token pages' message page, so
+/// a refused login looks like the rest of the site.
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    page(status, title, &format!("<p>{}</p>", escape(text)))
+    super::ui::refused(None, status, title, text)
 }
 
 #[cfg(test)]

@@ -61,6 +61,16 @@ impl SessionCookie {
     }
 }
 
+/// Every `Cookie` header's value, as bytes (HTTP/1.1 clients may send
+/// several).
+fn request_cookies(headers: &HeaderMap) -> Vec<&[u8]> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect()
+}
+
 /// The first value of cookie `name` in a request that `open` accepts: a
 /// stale copy sent before a fresh one (or a neighbour's bytes that are not
 /// UTF-8) does not hide it.
@@ -69,12 +79,7 @@ pub fn open_cookie<T>(
     name: &str,
     open: impl Fn(&str) -> Option<T>,
 ) -> Option<T> {
-    let cookies: Vec<&[u8]> = headers
-        .get_all(COOKIE)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    cookie::take(&cookies, name)
+    cookie::take(&request_cookies(headers), name)
         .values
         .into_iter()
         .filter_map(|v| std::str::from_utf8(v).ok())
@@ -95,11 +100,7 @@ pub struct TakenSession {
 /// is taken out, whether or not it opens, as the filter does.
 pub fn take_session(state: &AppState, headers: &HeaderMap) -> Option<TakenSession> {
     let session = state.session.as_deref()?;
-    let cookies: Vec<&[u8]> = headers
-        .get_all(COOKIE)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+    let cookies = request_cookies(headers);
     if cookies.is_empty() {
         return None;
     }

@@ -24,7 +24,7 @@ impl Actor {
     pub fn is_admin(&self) -> bool {
         match self {
             Actor::Bootstrap | Actor::Cli => true,
-            Actor::Token(data) => has_scope(&data.scopes, ADMIN_SCOPE),
+            Actor::Token(data) => holds_admin(&data.scopes),
         }
     }
 
@@ -53,6 +53,11 @@ impl Actor {
             || matches!(self, Actor::Token(data)
                 if data.username == username && has_scope(&data.scopes, USER_TOKEN_SCOPE))
     }
+}
+
+/// Whether a token with `scopes` is an administrator.
+pub fn holds_admin(scopes: &[Scope]) -> bool {
+    has_scope(scopes, ADMIN_SCOPE)
 }
 
 pub fn has_scope(scopes: &[Scope], wanted: &str) -> bool {

@@ -17,5 +17,5 @@ pub use authenticate::{AuthError, Authenticator};
 pub use check::{CheckError, CheckService};
 pub use oidc::OidcProvider;
 pub use tokens::{
-    AdminTokenRequest, AuditReport, StateMetrics, TokenError, TokenService, UserInfo,
+    AdminTokenRequest, AuditReport, StateMetrics, TokenError, TokenService, UserInfo, MAX_NAME_LEN,
 };

@@ -61,7 +61,7 @@ pub async fn search(State(state): State<AppState>, viewer: Viewer, query: RawQue
         field("address"),
         field("cursor"),
     );
-    let admin = viewer.is_admin();
+    let admin = viewer.admin;
     // A person sees their own history; an administrator anyone's, or with
     // no name given, everyone's.
     let username = match (admin, field("username")) {

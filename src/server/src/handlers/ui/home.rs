@@ -11,7 +11,7 @@ use super::{render, AppState};
 use crate::handlers::error::ApiError;
 use crate::handlers::openapi::TokenPages;
 use crate::handlers::session::browser_session;
-use crate::services::Actor;
+use crate::services::actor::holds_admin;
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -44,7 +44,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
             let known = state.tokens.known_scopes();
             let nav = Nav {
                 username: Some(data.username.clone()),
-                admin: Actor::Token(Box::new(data.clone())).is_admin(),
+                admin: holds_admin(&data.scopes),
             };
             Home {
                 nav,

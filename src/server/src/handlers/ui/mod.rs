@@ -23,12 +23,13 @@ use axum::http::header::{
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use super::session::{browser_session, from_this_site};
 use super::AppState;
 use crate::model::TokenData;
+use crate::services::actor::holds_admin;
 use crate::services::{Actor, TokenError};
 
 pub use home::{method_not_allowed, not_found};
@@ -48,10 +49,10 @@ pub fn router() -> Router<AppState> {
             "/auth/tokens/new",
             get(tokens::new_form).post(tokens::create),
         )
-        .route("/auth/tokens/service", post_only(tokens::create_service))
+        .route("/auth/tokens/service", post(tokens::create_service))
         .route(
             "/auth/tokens/sign-out-others",
-            post_only(tokens::sign_out_others),
+            post(tokens::sign_out_others),
         )
         .route("/auth/tokens/history", get(history::search))
         .route("/auth/tokens/{key}", get(tokens::show))
@@ -63,18 +64,12 @@ pub fn router() -> Router<AppState> {
         .route(assets::SCRIPT, get(assets::script))
 }
 
-fn post_only<H, T>(handler: H) -> axum::routing::MethodRouter<AppState>
-where
-    H: axum::handler::Handler<T, AppState>,
-    T: 'static,
-{
-    axum::routing::post(handler)
-}
-
 /// The person signed in: their session, and its CSRF token for the forms.
 pub struct Viewer {
     pub session: TokenData,
     pub csrf: String,
+    /// Whether the session holds `admin:token`, decided once.
+    pub admin: bool,
 }
 
 impl Viewer {
@@ -82,15 +77,11 @@ impl Viewer {
         Actor::Token(Box::new(self.session.clone()))
     }
 
-    pub fn is_admin(&self) -> bool {
-        self.actor().is_admin()
-    }
-
     /// The bar every page shows.
     pub fn nav(&self) -> view::Nav {
         view::Nav {
             username: Some(self.session.username.clone()),
-            admin: self.is_admin(),
+            admin: self.admin,
         }
     }
 }
@@ -106,6 +97,7 @@ impl FromRequestParts<AppState> for Viewer {
         match browser_session(state, &parts.headers).await? {
             Some(session) => Ok(Viewer {
                 csrf: cookie.csrf.token_for(session.token.key()),
+                admin: holds_admin(&session.scopes),
                 session,
             }),
             None => {

@@ -16,7 +16,7 @@ use crate::handlers::client_ip::ClientIp;
 use crate::handlers::openapi::TokenPages;
 use crate::handlers::AppState;
 use crate::model::{HistoryFilter, TokenInfo};
-use crate::services::{AdminTokenRequest, TokenError, UserInfo};
+use crate::services::{AdminTokenRequest, TokenError, UserInfo, MAX_NAME_LEN};
 
 const DAY: u64 = 24 * 3600;
 
@@ -59,6 +59,35 @@ impl Fields {
             .map(|(_, v)| v.as_str())
             .collect()
     }
+}
+
+/// The fields of a form post that may act: from this site with the
+/// session's CSRF token, and text throughout. A browser sends a page's form
+/// as UTF-8; bytes that are not (read as U+FFFD) would be saved changed,
+/// so they are refused instead.
+fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    viewer: &Viewer,
+    body: &[u8],
+) -> Result<Fields, Box<Response>> {
+    let fields = Fields::parse(body);
+    if let Some(refusal) = write_refused(state, headers, viewer, fields.one("csrf")) {
+        return Err(Box::new(refusal));
+    }
+    if fields
+        .0
+        .iter()
+        .any(|(n, v)| n.contains('\u{FFFD}') || v.contains('\u{FFFD}'))
+    {
+        return Err(Box::new(refused(
+            Some(viewer.nav()),
+            StatusCode::BAD_REQUEST,
+            "Cannot read that form",
+            "The form held bytes that are not text.",
+        )));
+    }
+    Ok(fields)
 }
 
 /// Whose tokens a page is about: `?user=` (an administrator's choice) or
@@ -126,7 +155,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, query: RawQuery
             "/auth/tokens/history?username={}",
             form_urlencoded::byte_serialize(owner.as_bytes()).collect::<String>()
         ),
-        scopes: match viewer.is_admin() {
+        scopes: match viewer.admin {
             true => choices(&state, None, &[]),
             false => Vec::new(),
         },
@@ -182,6 +211,7 @@ struct NewToken {
     nav: Nav,
     csrf: String,
     name: String,
+    max_name: usize,
     scopes: Vec<ScopeChoice>,
     presets: Vec<Preset>,
     error: Option<String>,
@@ -205,7 +235,12 @@ fn new_token_page(
     let page = NewToken {
         nav: viewer.nav(),
         csrf: viewer.csrf.clone(),
-        name: fields.map(|f| f.one("name").to_owned()).unwrap_or_default(),
+        // What was typed, kept; never more than a name may be, so a huge
+        // field is not sent back.
+        name: fields
+            .map(|f| f.one("name").chars().take(MAX_NAME_LEN).collect())
+            .unwrap_or_default(),
+        max_name: MAX_NAME_LEN,
         scopes: choices(state, Some(&viewer.session.scopes), &checked),
         presets: presets(preset),
         error,
@@ -233,6 +268,15 @@ fn parse_scopes(fields: &Fields) -> Result<Vec<Scope>, String> {
         .into_iter()
         .map(|s| s.parse().map_err(|_| format!("{s:?} is not a scope.")))
         .collect()
+}
+
+/// A refusal that is no fault of the form (not allowed, storage down), so
+/// a page of its own rather than the form again.
+fn is_page_error(e: &TokenError) -> bool {
+    matches!(
+        e,
+        TokenError::PermissionDenied(_) | TokenError::Storage(_) | TokenError::Random(_)
+    )
 }
 
 #[derive(Template)]
@@ -269,10 +313,10 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
-        return refusal;
-    }
+    let fields = match posted(&state, &headers, &viewer, &body) {
+        Ok(fields) => fields,
+        Err(refusal) => return *refusal,
+    };
     let bad = |message: String| {
         new_token_page(
             &state,
@@ -314,9 +358,7 @@ pub async fn create(
             Some(&fields),
             Some((StatusCode::CONFLICT, e.to_string())),
         ),
-        Err(
-            e @ (TokenError::PermissionDenied(_) | TokenError::Storage(_) | TokenError::Random(_)),
-        ) => token_error(&viewer, e),
+        Err(e) if is_page_error(&e) => token_error(&viewer, e),
         Err(e) => bad(e.to_string()),
     }
 }
@@ -330,10 +372,10 @@ pub async fn create_service(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
-        return refusal;
-    }
+    let fields = match posted(&state, &headers, &viewer, &body) {
+        Ok(fields) => fields,
+        Err(refusal) => return *refusal,
+    };
     let bad = |message: &str| {
         refused(
             Some(viewer.nav()),
@@ -363,9 +405,7 @@ pub async fn create_service(
         .await
     {
         Ok(token) => created(&viewer, &username, "service token", &token),
-        Err(
-            e @ (TokenError::PermissionDenied(_) | TokenError::Storage(_) | TokenError::Random(_)),
-        ) => token_error(&viewer, e),
+        Err(e) if is_page_error(&e) => token_error(&viewer, e),
         Err(e) => bad(&e.to_string()),
     }
 }
@@ -381,28 +421,27 @@ struct TokenPage {
     history: Vec<HistoryRow>,
 }
 
-/// The key in a path: one that cannot be a key names no token.
-fn path_key(text: &str) -> Option<TokenKey> {
-    text.parse().ok()
-}
-
-/// `owner`'s token `key`, and every token of theirs below it (children,
-/// their children, …), as the viewer may see them.
+/// `owner`'s token whose key is `key` (text from the path: one that
+/// cannot be a key names no token), and every token of theirs below it
+/// (children, their children, …), from one listing the viewer may see.
 async fn token_and_descendants(
     state: &AppState,
     viewer: &Viewer,
     owner: &str,
-    key: &TokenKey,
+    key: &str,
 ) -> Result<(TokenInfo, Vec<TokenInfo>), TokenError> {
-    let actor = viewer.actor();
-    let info = state
+    let key: TokenKey = key.parse().map_err(|_| TokenError::NotFound)?;
+    let all = state
         .tokens
-        .get_token_info(key, &actor, owner)
-        .await?
+        .list_tokens(&viewer.actor(), Some(owner))
+        .await?;
+    let info = all
+        .iter()
+        .find(|t| t.token == key)
+        .cloned()
         .ok_or(TokenError::NotFound)?;
-    let all = state.tokens.list_tokens(&actor, Some(owner)).await?;
     let mut below: Vec<TokenInfo> = Vec::new();
-    let mut frontier = vec![info.token.clone()];
+    let mut frontier = vec![key];
     while let Some(parent) = frontier.pop() {
         for child in all.iter().filter(|t| t.parent.as_ref() == Some(&parent)) {
             if !below.iter().any(|b| b.token == child.token) {
@@ -422,16 +461,13 @@ pub async fn show(
     query: RawQuery,
 ) -> Response {
     let owner = owner(&query, &viewer);
-    let Some(key) = path_key(&key) else {
-        return token_error(&viewer, TokenError::NotFound);
-    };
     let (info, below) = match token_and_descendants(&state, &viewer, &owner, &key).await {
         Ok(found) => found,
         Err(e) => return token_error(&viewer, e),
     };
     let filter = HistoryFilter {
         username: Some(owner.clone()),
-        token: Some(key.clone()),
+        token: Some(info.token.clone()),
         ..HistoryFilter::default()
     };
     let history = match state
@@ -455,7 +491,7 @@ pub async fn show(
         }),
         children: below
             .iter()
-            .filter(|t| t.parent.as_ref() == Some(&key))
+            .filter(|t| t.parent.as_ref() == Some(&info.token))
             .map(|t| TokenRow::of(t, &suffix, current))
             .collect(),
         history: history.iter().map(|e| HistoryRow::of(e, me)).collect(),
@@ -484,9 +520,6 @@ pub async fn confirm_revoke(
     query: RawQuery,
 ) -> Response {
     let owner = owner(&query, &viewer);
-    let Some(key) = path_key(&key) else {
-        return token_error(&viewer, TokenError::NotFound);
-    };
     let (info, below) = match token_and_descendants(&state, &viewer, &owner, &key).await {
         Ok(found) => found,
         Err(e) => return token_error(&viewer, e),
@@ -518,12 +551,11 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
-        return refusal;
+    if let Err(refusal) = posted(&state, &headers, &viewer, &body) {
+        return *refusal;
     }
     let owner = owner(&query, &viewer);
-    let Some(key) = path_key(&key) else {
+    let Ok(key) = key.parse::<TokenKey>() else {
         return token_error(&viewer, TokenError::NotFound);
     };
     match state
@@ -552,9 +584,8 @@ pub async fn sign_out_others(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if let Some(refusal) = write_refused(&state, &headers, &viewer, fields.one("csrf")) {
-        return refusal;
+    if let Err(refusal) = posted(&state, &headers, &viewer, &body) {
+        return *refusal;
     }
     let actor = viewer.actor();
     let me = viewer.session.username.clone();

@@ -29,7 +29,8 @@ pub const MIN_LIFETIME: u64 = 5 * 60;
 pub const MAX_EXPIRES: u64 = 253_402_300_799;
 
 const MAX_USERNAME_LEN: usize = 64;
-const MAX_NAME_LEN: usize = 64;
+/// The longest token name, in characters.
+pub const MAX_NAME_LEN: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
